@@ -1,0 +1,81 @@
+//! The `log` capability: plugin log lines go to the host's `tracing` output, with the
+//! plugin's name on every line, cut to a size limit and to a number of lines per event.
+
+use crate::{
+    capabilities::Capability,
+    runtime::{HostState, bindings::wasmbot::plugin::log},
+};
+
+/// Longest message kept, in bytes; the rest is cut.
+const MAX_MESSAGE_BYTES: usize = 4 * 1024;
+/// Most fields kept per line.
+const MAX_FIELDS: usize = 16;
+
+impl log::Host for HostState {
+    fn write(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
+        if !self.allowed.contains(Capability::Log) {
+            self.note_denied(Capability::Log);
+            return;
+        }
+        if !self.take_log_line() {
+            return;
+        }
+        let plugin = &*self.plugin;
+        let message = truncate(&message, MAX_MESSAGE_BYTES);
+        let fields = format_fields(&fields);
+        match level {
+            log::Level::Trace => tracing::trace!(target: "plugin", plugin, fields, "{message}"),
+            log::Level::Debug => tracing::debug!(target: "plugin", plugin, fields, "{message}"),
+            log::Level::Info => tracing::info!(target: "plugin", plugin, fields, "{message}"),
+            log::Level::Warn => tracing::warn!(target: "plugin", plugin, fields, "{message}"),
+            log::Level::Error => tracing::error!(target: "plugin", plugin, fields, "{message}"),
+        }
+    }
+}
+
+fn format_fields(fields: &[(String, String)]) -> String {
+    let mut out = String::new();
+    for (key, value) in fields.iter().take(MAX_FIELDS) {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        out.push_str(truncate(key, 64));
+        out.push('=');
+        out.push_str(truncate(value, 256));
+    }
+    out
+}
+
+/// Cuts `text` to at most `max` bytes on a character boundary.
+pub(crate) fn truncate(text: &str, max: usize) -> &str {
+    if text.len() <= max {
+        return text;
+    }
+    let mut end = max;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn truncate_keeps_whole_characters() {
+        assert_eq!(truncate("héllo", 2), "h");
+        assert_eq!(truncate("héllo", 3), "hé");
+        assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn fields_are_capped() {
+        let fields: Vec<(String, String)> = (0..40)
+            .map(|i| (format!("k{i}"), "v".repeat(1000)))
+            .collect();
+        let line = format_fields(&fields);
+        assert_eq!(line.matches('=').count(), MAX_FIELDS);
+        assert!(line.len() < MAX_FIELDS * (64 + 256 + 2));
+    }
+}

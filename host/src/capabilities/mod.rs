@@ -1,0 +1,120 @@
+//! Host capabilities: one module per WIT interface, each with its grant check.
+//!
+//! A plugin may use a capability when its manifest asks for it and the operator granted it;
+//! the allowed set is computed once per load ([`Allowed`]) and checked at every call.
+
+mod log;
+
+use std::fmt;
+
+use wasmtime::component::{HasSelf, Linker};
+
+use crate::runtime::{HostState, bindings};
+
+/// A capability a plugin can ask for in its manifest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Capability {
+    /// `wasmbot:plugin/log`: log lines attributed to the plugin.
+    Log,
+}
+
+impl Capability {
+    /// Every capability this host provides.
+    pub const ALL: &'static [Capability] = &[Capability::Log];
+
+    /// The name used in manifests and in the operator's grants.
+    pub fn name(self) -> &'static str {
+        match self {
+            Capability::Log => "log",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|c| c.name() == name)
+    }
+
+    /// The known names, for error messages.
+    pub fn names() -> String {
+        let names: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();
+        names.join(", ")
+    }
+
+    fn bit(self) -> u64 {
+        1 << (self as u32)
+    }
+}
+
+impl fmt::Display for Capability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// The capabilities one plugin may use: asked for in its manifest and granted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Allowed(u64);
+
+impl Allowed {
+    pub fn contains(self, capability: Capability) -> bool {
+        self.0 & capability.bit() != 0
+    }
+
+    pub fn insert(&mut self, capability: Capability) {
+        self.0 |= capability.bit();
+    }
+}
+
+/// Why a manifest's capabilities were refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GrantError {
+    #[error("its manifest asks for unknown capability {0:?} (this host provides: {known})", known = Capability::names())]
+    Unknown(String),
+    #[error("its manifest asks for capability \"{0}\", which the operator has not granted it")]
+    NotGranted(Capability),
+}
+
+/// Checks what a manifest asks for against the operator's grants.
+pub fn allowed(asked: &[String], granted: &[String]) -> Result<Allowed, GrantError> {
+    let mut allowed = Allowed::default();
+    for name in asked {
+        let capability =
+            Capability::from_name(name).ok_or_else(|| GrantError::Unknown(name.clone()))?;
+        if !granted.iter().any(|grant| grant == name) {
+            return Err(GrantError::NotGranted(capability));
+        }
+        allowed.insert(capability);
+    }
+    Ok(allowed)
+}
+
+/// Links every capability's interface (and the WASI basics plugins are built against).
+pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
+}
+
+impl bindings::wasmbot::plugin::types::Host for HostState {}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn allowed_set_is_the_granted_part_of_the_manifest() {
+        let allowed = allowed(&["log".into()], &["log".into()]).unwrap();
+        assert!(allowed.contains(Capability::Log));
+        assert!(!Allowed::default().contains(Capability::Log));
+    }
+
+    #[test]
+    fn unknown_and_ungranted_capabilities_are_refused_by_name() {
+        assert_eq!(
+            allowed(&["teleport".into()], &["log".into()]),
+            Err(GrantError::Unknown("teleport".into()))
+        );
+        assert_eq!(
+            allowed(&["log".into()], &[]),
+            Err(GrantError::NotGranted(Capability::Log))
+        );
+    }
+}

@@ -1,0 +1,219 @@
+//! Operator configuration: a TOML file, every key overridable by the environment.
+//!
+//! Each key has its default here, in one place. The environment overrides the file with
+//! `WASMBOT_<SECTION>__<KEY>`, e.g. `WASMBOT_BOT__PREFIX=?` or
+//! `WASMBOT_PLUGIN_DEFAULTS__CPU_MS=50`.
+
+use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+
+use anyhow::Context;
+use figment::{
+    Figment,
+    providers::{Env, Format, Serialized, Toml},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::Capability;
+
+/// The whole operator configuration.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Config {
+    pub bot: BotConfig,
+    pub runtime: RuntimeConfig,
+    /// Limits and grants for every plugin that has no section of its own.
+    pub plugin_defaults: PluginPolicy,
+    /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
+    pub plugins: BTreeMap<String, PluginOverride>,
+}
+
+/// How the bot reads messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotConfig {
+    /// The command prefix, `!` by default.
+    pub prefix: String,
+    /// Ignore messages written by bots (the default), so two bots cannot loop.
+    pub ignore_bots: bool,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "!".to_owned(),
+            ignore_bots: true,
+        }
+    }
+}
+
+/// The plugin runtime.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Every `*.wasm` in this folder is loaded as a plugin.
+    pub plugins_dir: PathBuf,
+    /// Compiled components, so a restart does not recompile. Empty: no disk cache.
+    pub cache_dir: PathBuf,
+    /// Watch `plugins_dir` and swap changed plugins in without a restart.
+    pub hot_reload: bool,
+    /// How long a file must be quiet before a change is picked up, in milliseconds.
+    pub reload_debounce_ms: u64,
+    /// Instances that can run at once: the pooling allocator's slots. Events beyond it wait.
+    pub max_instances: u32,
+    /// The largest memory cap a plugin may be given, in MiB (the size of a pool slot).
+    pub max_memory_mib: u64,
+    /// Granularity of CPU-budget checks, in milliseconds.
+    pub epoch_tick_ms: u64,
+    /// Actions one event may return.
+    pub max_actions: usize,
+    /// Bytes of text (all texts of all actions) one event may return.
+    pub max_output_bytes: usize,
+    /// Log lines one event may write; later ones are dropped.
+    pub max_log_lines: u32,
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        Self {
+            plugins_dir: PathBuf::from("plugins"),
+            cache_dir: PathBuf::from(".wasmbot/cache"),
+            hot_reload: true,
+            reload_debounce_ms: 200,
+            max_instances: 256,
+            max_memory_mib: 256,
+            epoch_tick_ms: 5,
+            max_actions: 25,
+            max_output_bytes: 64 * 1024,
+            max_log_lines: 100,
+        }
+    }
+}
+
+/// What one plugin may use and how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginPolicy {
+    /// CPU time one event may use, in milliseconds.
+    pub cpu_ms: u64,
+    /// Wall-clock time one event may take, host calls included, in milliseconds.
+    pub wall_ms: u64,
+    /// Memory one instance may grow to, in MiB.
+    pub memory_mib: u64,
+    /// The capabilities the plugin may use.
+    pub grants: Vec<String>,
+    /// Set to false to keep the plugin's file in the folder without loading it.
+    pub enabled: bool,
+}
+
+impl Default for PluginPolicy {
+    fn default() -> Self {
+        Self {
+            cpu_ms: 100,
+            wall_ms: 30_000,
+            memory_mib: 64,
+            grants: vec![Capability::Log.name().to_owned()],
+            enabled: true,
+        }
+    }
+}
+
+/// A `[plugins.NAME]` section: only the keys it sets override the defaults.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct PluginOverride {
+    pub cpu_ms: Option<u64>,
+    pub wall_ms: Option<u64>,
+    pub memory_mib: Option<u64>,
+    pub grants: Option<Vec<String>>,
+    pub enabled: Option<bool>,
+}
+
+impl PluginPolicy {
+    pub fn cpu_budget(&self) -> Duration {
+        Duration::from_millis(self.cpu_ms)
+    }
+
+    pub fn wall_budget(&self) -> Duration {
+        Duration::from_millis(self.wall_ms)
+    }
+
+    pub fn memory_bytes(&self) -> usize {
+        usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
+    }
+}
+
+impl Config {
+    /// Reads the file (when it exists) and the environment over the defaults.
+    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+        let mut figment = Figment::from(Serialized::defaults(Config::default()));
+        if let Some(file) = file {
+            anyhow::ensure!(file.is_file(), "config file {} not found", file.display());
+            figment = figment.merge(Toml::file(file));
+        }
+        let config: Config = figment
+            .merge(Env::prefixed("WASMBOT_").split("__"))
+            .extract()
+            .context("invalid configuration")?;
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// The policy of the plugin called `name`: its section over the defaults.
+    pub fn policy(&self, name: &str) -> PluginPolicy {
+        let defaults = &self.plugin_defaults;
+        let Some(over) = self.plugins.get(name) else {
+            return defaults.clone();
+        };
+        PluginPolicy {
+            cpu_ms: over.cpu_ms.unwrap_or(defaults.cpu_ms),
+            wall_ms: over.wall_ms.unwrap_or(defaults.wall_ms),
+            memory_mib: over.memory_mib.unwrap_or(defaults.memory_mib),
+            grants: over
+                .grants
+                .clone()
+                .unwrap_or_else(|| defaults.grants.clone()),
+            enabled: over.enabled.unwrap_or(defaults.enabled),
+        }
+    }
+
+    /// Rejects values that would make the runtime useless or unbounded.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        let rt = &self.runtime;
+        anyhow::ensure!(!self.bot.prefix.is_empty(), "bot.prefix must not be empty");
+        anyhow::ensure!(
+            rt.max_instances > 0,
+            "runtime.max_instances must be at least 1"
+        );
+        anyhow::ensure!(
+            rt.epoch_tick_ms > 0,
+            "runtime.epoch_tick_ms must be at least 1"
+        );
+        anyhow::ensure!(
+            rt.max_memory_mib > 0,
+            "runtime.max_memory_mib must be at least 1"
+        );
+        let policies =
+            std::iter::once(("plugin_defaults".to_owned(), self.plugin_defaults.clone())).chain(
+                self.plugins
+                    .keys()
+                    .map(|name| (format!("plugins.{name}"), self.policy(name))),
+            );
+        for (section, policy) in policies {
+            anyhow::ensure!(policy.cpu_ms > 0, "{section}.cpu_ms must be at least 1");
+            anyhow::ensure!(policy.wall_ms > 0, "{section}.wall_ms must be at least 1");
+            anyhow::ensure!(
+                (1..=rt.max_memory_mib).contains(&policy.memory_mib),
+                "{section}.memory_mib must be between 1 and runtime.max_memory_mib ({})",
+                rt.max_memory_mib
+            );
+            for grant in &policy.grants {
+                anyhow::ensure!(
+                    Capability::from_name(grant).is_some(),
+                    "{section}.grants names an unknown capability {grant:?}; known: {}",
+                    Capability::names()
+                );
+            }
+        }
+        Ok(())
+    }
+}

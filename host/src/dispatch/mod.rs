@@ -1,0 +1,293 @@
+//! From a normalized event to the plugins that handle it, and from their actions to the
+//! platforms: commands go to the plugin that declared them (arguments parsed and typed
+//! here), other events to the plugins subscribed to their kind, button clicks back to the
+//! plugin that sent the buttons.
+
+pub mod args;
+
+use std::sync::{
+    Arc,
+    atomic::{AtomicU64, Ordering},
+};
+
+use futures::future::{BoxFuture, join_all};
+
+use crate::{
+    config::BotConfig,
+    runtime::{
+        Failure, Plugin, Registry,
+        bindings::types::{
+            Action, Command, CommandSource, Event, EventKind, EventType, Outgoing, Platform,
+            PluginError,
+        },
+    },
+};
+
+/// The name the host uses for its own replies (usage, apologies).
+pub const HOST: &str = "wasmbot";
+
+/// Separates the plugin name from a plugin's own id in button and menu ids.
+const ID_SEPARATOR: char = '/';
+
+/// Where a platform adapter carries out actions.
+pub trait Outlet: Send + Sync {
+    /// The platform this outlet reaches.
+    fn platform(&self) -> Platform;
+
+    /// Carries out one action of `plugin`, answering `origin`.
+    fn deliver<'a>(
+        &'a self,
+        origin: &'a Event,
+        plugin: &'a str,
+        action: Action,
+    ) -> BoxFuture<'a, anyhow::Result<()>>;
+}
+
+/// What one plugin made of one event.
+#[derive(Debug)]
+pub struct Outcome {
+    pub plugin: String,
+    pub result: Result<Vec<Action>, Failure>,
+}
+
+/// Routes events to plugins and their actions to outlets.
+pub struct Dispatcher {
+    registry: Arc<Registry>,
+    outlets: Vec<Arc<dyn Outlet>>,
+    bot: BotConfig,
+    next_id: AtomicU64,
+}
+
+impl Dispatcher {
+    pub fn new(registry: Arc<Registry>, bot: BotConfig) -> Self {
+        Self {
+            registry,
+            outlets: Vec::new(),
+            bot,
+            next_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Connects a platform's outlet; actions for platforms without one are dropped and logged.
+    pub fn with_outlet(mut self, outlet: Arc<dyn Outlet>) -> Self {
+        self.outlets.push(outlet);
+        self
+    }
+
+    pub fn registry(&self) -> &Arc<Registry> {
+        &self.registry
+    }
+
+    /// A fresh event id, for platforms that have none of their own.
+    pub fn next_event_id(&self) -> String {
+        format!("ev-{}", self.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    /// Handles one event: runs the plugins it concerns and delivers their actions. Returns
+    /// what each plugin did; failures have already been logged and counted.
+    pub async fn dispatch(&self, mut event: Event) -> Vec<Outcome> {
+        if event.author.is_bot && self.bot.ignore_bots {
+            return Vec::new();
+        }
+        if event.id.is_empty() {
+            event.id = self.next_event_id();
+        }
+        let snapshot = self.registry.snapshot();
+        let targets: Vec<Arc<Plugin>> = match &mut event.kind {
+            EventKind::Message(message) => {
+                let Some((name, raw)) = split_command(&message.text, &self.bot.prefix) else {
+                    return self.broadcast(&snapshot, EventType::Message, &event).await;
+                };
+                let Some((plugin, spec)) = snapshot.command(&name.to_lowercase()) else {
+                    return self.broadcast(&snapshot, EventType::Message, &event).await;
+                };
+                match args::parse(spec, &self.bot.prefix, raw) {
+                    Ok(args) => {
+                        event.kind = EventKind::Command(Command {
+                            name: spec.name.clone(),
+                            args,
+                            raw_args: raw.trim().to_owned(),
+                            source: CommandSource::Prefix(self.bot.prefix.clone()),
+                            message_id: Some(message.id.clone()),
+                        });
+                        vec![Arc::clone(plugin)]
+                    }
+                    Err(usage) => {
+                        self.host_reply(&event, usage).await;
+                        return Vec::new();
+                    }
+                }
+            }
+            EventKind::Command(command) => match snapshot.command(&command.name) {
+                Some((plugin, _)) => vec![Arc::clone(plugin)],
+                None => return Vec::new(),
+            },
+            EventKind::Interaction(interaction) => {
+                let Some((owner, id)) = interaction.custom_id.split_once(ID_SEPARATOR) else {
+                    tracing::debug!(id = %interaction.custom_id, "interaction for no plugin ignored");
+                    return Vec::new();
+                };
+                let Some(plugin) = snapshot.plugin(owner).cloned() else {
+                    tracing::info!(
+                        plugin = owner,
+                        "interaction for a plugin that is not loaded ignored"
+                    );
+                    return Vec::new();
+                };
+                interaction.custom_id = id.to_owned();
+                vec![plugin]
+            }
+            EventKind::MemberJoined => {
+                return self
+                    .broadcast(&snapshot, EventType::MemberJoined, &event)
+                    .await;
+            }
+            EventKind::MemberLeft => {
+                return self
+                    .broadcast(&snapshot, EventType::MemberLeft, &event)
+                    .await;
+            }
+            EventKind::Reaction(_) => {
+                return self.broadcast(&snapshot, EventType::Reaction, &event).await;
+            }
+            EventKind::Delivery(_) => {
+                return self.broadcast(&snapshot, EventType::Delivery, &event).await;
+            }
+        };
+        self.run(targets, &event).await
+    }
+
+    async fn broadcast(
+        &self,
+        snapshot: &crate::runtime::registry::Snapshot,
+        kind: EventType,
+        event: &Event,
+    ) -> Vec<Outcome> {
+        let targets = snapshot.subscribers(kind).cloned().collect();
+        self.run(targets, event).await
+    }
+
+    /// Runs the plugins side by side; each one's failure stays its own.
+    async fn run(&self, plugins: Vec<Arc<Plugin>>, event: &Event) -> Vec<Outcome> {
+        join_all(plugins.iter().map(|plugin| async move {
+            let result = plugin.handle(event).await;
+            match &result {
+                Ok(actions) => self.deliver(event, plugin.name(), actions.clone()).await,
+                Err(failure) => self.explain(event, plugin.name(), failure).await,
+            }
+            Outcome {
+                plugin: plugin.name().to_owned(),
+                result,
+            }
+        }))
+        .await
+    }
+
+    /// Tells the user of a failed command what happened, without internals.
+    async fn explain(&self, event: &Event, plugin: &str, failure: &Failure) {
+        let EventKind::Command(command) = &event.kind else {
+            return;
+        };
+        let text = match failure {
+            Failure::Plugin(PluginError::InvalidInput(message)) => message.clone(),
+            Failure::Plugin(PluginError::Unavailable(_)) => format!(
+                "`{}` is unavailable right now; please try again later.",
+                command.name
+            ),
+            _ => format!(
+                "Sorry, `{}` failed. The operator can find why in the logs ({plugin}, event {}).",
+                command.name, event.id
+            ),
+        };
+        self.host_reply(event, text).await;
+    }
+
+    async fn host_reply(&self, event: &Event, text: String) {
+        self.deliver(event, HOST, vec![Action::Reply(Outgoing::text_only(text))])
+            .await;
+    }
+
+    /// Sends each action to its platform's outlet, in order. One that cannot go (no outlet
+    /// for its platform, or the platform refused it) is logged and the rest still go.
+    async fn deliver(&self, event: &Event, plugin: &str, actions: Vec<Action>) {
+        for mut action in actions {
+            namespace_ids(&mut action, plugin);
+            let platform = target_platform(event, &action);
+            let Some(outlet) = self.outlets.iter().find(|o| o.platform() == platform) else {
+                tracing::warn!(
+                    plugin,
+                    event = %event.id,
+                    "action dropped: no {platform:?} connection in this host"
+                );
+                continue;
+            };
+            if let Err(error) = outlet.deliver(event, plugin, action).await {
+                tracing::warn!(plugin, event = %event.id, "action not delivered to {platform:?}: {error:#}");
+            }
+        }
+    }
+}
+
+/// `!roll 2 6` → `("roll", " 2 6")` when the text starts with the prefix and a name.
+fn split_command<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
+    let after = text.trim_start().strip_prefix(prefix)?;
+    let end = after.find(char::is_whitespace).unwrap_or(after.len());
+    let name = &after[..end];
+    (!name.is_empty()).then(|| (name, &after[end..]))
+}
+
+fn target_platform(event: &Event, action: &Action) -> Platform {
+    match action {
+        Action::Send(send) => match &send.to {
+            crate::runtime::bindings::types::Destination::Channel(channel) => channel.platform,
+            crate::runtime::bindings::types::Destination::Direct(user) => user.platform,
+        },
+        _ => event.platform,
+    }
+}
+
+/// Prefixes button and menu ids with the plugin's name, so clicks find their way back.
+fn namespace_ids(action: &mut Action, plugin: &str) {
+    let message = match action {
+        Action::Reply(message) => message,
+        Action::Send(send) => &mut send.message,
+        _ => return,
+    };
+    for button in &mut message.buttons {
+        if button.url.is_none() {
+            button.id = format!("{plugin}{ID_SEPARATOR}{}", button.id);
+        }
+    }
+    if let Some(menu) = &mut message.menu {
+        menu.id = format!("{plugin}{ID_SEPARATOR}{}", menu.id);
+    }
+}
+
+impl Outgoing {
+    /// A message with text only.
+    pub fn text_only(text: impl Into<String>) -> Self {
+        Outgoing {
+            text: text.into(),
+            embeds: Vec::new(),
+            buttons: Vec::new(),
+            menu: None,
+            media: Vec::new(),
+            template: None,
+            ephemeral: false,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commands_need_the_prefix_and_a_name() {
+        assert_eq!(split_command("!roll 2 6", "!"), Some(("roll", " 2 6")));
+        assert_eq!(split_command("  !ping", "!"), Some(("ping", "")));
+        assert_eq!(split_command("! ping", "!"), None);
+        assert_eq!(split_command("ping", "!"), None);
+        assert_eq!(split_command("bot, ping", "bot, "), Some(("ping", "")));
+    }
+}

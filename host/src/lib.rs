@@ -1,0 +1,15 @@
+//! The wasmbot host: runs chat bots whose behaviour lives in sandboxed WebAssembly plugins.
+//!
+//! - [`runtime`]: the engine, plugin loading, per-event instances with budgets, the registry
+//!   and hot reload;
+//! - [`capabilities`]: what plugins may call, one module per WIT interface, with grants;
+//! - [`dispatch`]: events to plugins, actions to platforms;
+//! - [`platforms`]: the adapters (the console, for now);
+//! - [`config`]: the operator's configuration.
+
+pub mod capabilities;
+pub mod config;
+pub mod dispatch;
+pub mod platforms;
+pub mod runtime;
+pub mod telemetry;

@@ -1,0 +1,115 @@
+//! `wasmbot`: runs the bot. With no platform credentials configured it runs a console
+//! session on this terminal.
+
+use std::{path::PathBuf, sync::Arc};
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use tokio::io::BufReader;
+use wasmbot::{
+    config::Config,
+    dispatch::Dispatcher,
+    platforms::console::{self, ConsoleOutlet},
+    runtime::{Registry, Runtime, watch},
+};
+
+#[derive(Parser)]
+#[command(
+    name = "wasmbot",
+    version,
+    about = "Chat bots whose behaviour lives in WebAssembly plugins"
+)]
+struct Cli {
+    /// The configuration file (TOML); `WASMBOT_*` variables override it.
+    #[arg(long, env = "WASMBOT_CONFIG", global = true)]
+    config: Option<PathBuf>,
+    /// The plugins folder (overrides `runtime.plugins_dir`).
+    #[arg(long, global = true)]
+    plugins_dir: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Option<Commands>,
+}
+
+#[derive(Subcommand)]
+enum Commands {
+    /// Run the bot (the default).
+    Run,
+    /// Load plugin files and print their manifests, or why they cannot load.
+    Check {
+        /// `.wasm` files.
+        files: Vec<PathBuf>,
+    },
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    wasmbot::telemetry::init();
+    match run(Cli::parse()).await {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(dir) = cli.plugins_dir {
+        config.runtime.plugins_dir = dir;
+    }
+    let config = Arc::new(config);
+    let runtime = Runtime::new(Arc::clone(&config))?;
+    let registry = Registry::new(runtime);
+    match cli.command.unwrap_or(Commands::Run) {
+        Commands::Run => run_bot(config, registry).await,
+        Commands::Check { files } => check(&registry, &files).await,
+    }
+}
+
+async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result<()> {
+    let dir = &config.runtime.plugins_dir;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating the plugins folder {}", dir.display()))?;
+    let loaded = registry.load_dir(dir).await?;
+    tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
+    let _watcher = if config.runtime.hot_reload {
+        let quiet = std::time::Duration::from_millis(config.runtime.reload_debounce_ms);
+        Some(watch::watch(Arc::clone(&registry), dir.clone(), quiet)?)
+    } else {
+        None
+    };
+
+    let outlet = ConsoleOutlet::new(tokio::io::stdout());
+    let dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
+    println!(
+        "wasmbot console: type a message, e.g. {}ping; /press ID to click a button; /quit to leave.",
+        config.bot.prefix
+    );
+    let input = BufReader::new(tokio::io::stdin());
+    tokio::select! {
+        result = console::run(&dispatcher, input) => result,
+        _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+async fn check(registry: &Registry, files: &[PathBuf]) -> anyhow::Result<()> {
+    let mut failed = 0;
+    for file in files {
+        match registry.load_file(file).await {
+            Ok(_) => {
+                let snapshot = registry.snapshot();
+                if let Some(plugin) = snapshot.plugins().find(|p| p.source() == file) {
+                    println!("{}: {:#?}", file.display(), plugin.manifest());
+                }
+            }
+            Err(_) => failed += 1,
+        }
+    }
+    anyhow::ensure!(
+        failed == 0,
+        "{failed} of {} file(s) cannot be loaded",
+        files.len()
+    );
+    Ok(())
+}

@@ -1,0 +1,4 @@
+//! Platform adapters: each turns its platform's traffic into normalized events for the
+//! dispatcher and carries out actions as its platform's [`Outlet`](crate::dispatch::Outlet).
+
+pub mod console;

@@ -1,0 +1,10 @@
+//! The host side of the plugin contract, generated from `wit/`.
+
+wasmtime::component::bindgen!({
+    world: "plugin",
+    path: "../wit",
+    exports: { default: async },
+    additional_derives: [PartialEq],
+});
+
+pub use wasmbot::plugin::types;

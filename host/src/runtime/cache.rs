@@ -1,0 +1,87 @@
+//! Compiled components on disk, keyed by content hash and engine, so a restart does not
+//! recompile.
+
+use std::{
+    fs,
+    hash::{DefaultHasher, Hash, Hasher},
+    path::{Path, PathBuf},
+    sync::atomic::{AtomicU64, Ordering},
+};
+
+use anyhow::Context;
+use sha2::{Digest, Sha256};
+use wasmtime::{Engine, component::Component};
+
+/// The compiled-component cache of one engine.
+pub struct ComponentCache {
+    /// `<cache_dir>/<engine key>`, or none when caching is off.
+    dir: Option<PathBuf>,
+    hits: AtomicU64,
+    misses: AtomicU64,
+}
+
+impl ComponentCache {
+    /// A cache under `root`; an empty path turns caching off.
+    pub fn new(engine: &Engine, root: &Path) -> Self {
+        let dir = (!root.as_os_str().is_empty()).then(|| {
+            // Artifacts of another wasmtime version or configuration must never be loaded:
+            // the engine's compatibility hash names the folder.
+            let mut hasher = DefaultHasher::new();
+            engine.precompile_compatibility_hash().hash(&mut hasher);
+            root.join(format!("{:016x}", hasher.finish()))
+        });
+        Self {
+            dir,
+            hits: AtomicU64::new(0),
+            misses: AtomicU64::new(0),
+        }
+    }
+
+    /// Loads the compiled form of `wasm` from disk, or compiles and stores it.
+    pub fn get_or_compile(&self, engine: &Engine, wasm: &[u8]) -> anyhow::Result<Component> {
+        let Some(dir) = &self.dir else {
+            self.misses.fetch_add(1, Ordering::Relaxed);
+            return Ok(Component::new(engine, wasm)?);
+        };
+        let path = dir.join(format!("{}.cwasm", hex::encode(Sha256::digest(wasm))));
+        if path.is_file() {
+            // SAFETY: files in this folder are written only by `store` below, from
+            // `precompile_component` of an engine with the same compatibility hash.
+            match unsafe { Component::deserialize_file(engine, &path) } {
+                Ok(component) => {
+                    self.hits.fetch_add(1, Ordering::Relaxed);
+                    return Ok(component);
+                }
+                Err(error) => tracing::warn!(
+                    path = %path.display(),
+                    "cache.unreadable: recompiling: {error:#}"
+                ),
+            }
+        }
+        self.misses.fetch_add(1, Ordering::Relaxed);
+        let compiled = engine.precompile_component(wasm)?;
+        if let Err(error) = store(dir, &path, &compiled) {
+            tracing::warn!(path = %path.display(), "cache.write_failed: {error:#}");
+        }
+        // SAFETY: `compiled` was produced just above by this engine.
+        Ok(unsafe { Component::deserialize(engine, &compiled) }?)
+    }
+
+    /// Components loaded from disk since start.
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    /// Components compiled since start.
+    pub fn misses(&self) -> u64 {
+        self.misses.load(Ordering::Relaxed)
+    }
+}
+
+/// Writes through a temporary file and a rename, so a reader never sees half a file.
+fn store(dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    fs::write(&temporary, bytes).with_context(|| format!("writing {}", temporary.display()))?;
+    fs::rename(&temporary, path).with_context(|| format!("renaming to {}", path.display()))
+}

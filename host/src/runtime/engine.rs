@@ -1,0 +1,65 @@
+//! The one wasmtime [`Engine`] of a host: pooling allocator, epoch interruption, and the
+//! ticker thread that drives the epochs.
+
+use std::{thread, time::Duration};
+
+use anyhow::Context;
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
+
+use crate::config::RuntimeConfig;
+
+/// Core instances, memories and tables one component may hold: a Rust `wasm32-wasip2`
+/// component has a handful of each (the program, the WASI adapter, shims).
+const CORE_INSTANCES_PER_COMPONENT: u32 = 16;
+const MEMORIES_PER_COMPONENT: u32 = 2;
+const TABLES_PER_COMPONENT: u32 = 4;
+
+/// Builds the engine. Every instance comes from a fixed pool of `max_instances` slots sized
+/// for the largest memory cap, so instantiation is a few microseconds and memory is bounded.
+pub fn build(config: &RuntimeConfig) -> anyhow::Result<Engine> {
+    let slots = config.max_instances;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(slots)
+        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
+        .total_memories(slots * MEMORIES_PER_COMPONENT)
+        .total_tables(slots * TABLES_PER_COMPONENT)
+        .total_stacks(slots)
+        .max_memories_per_module(1)
+        .max_memories_per_component(MEMORIES_PER_COMPONENT)
+        .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
+        .max_tables_per_component(TABLES_PER_COMPONENT)
+        .max_memory_size(mib(config.max_memory_mib)?);
+
+    let mut wasm = Config::new();
+    wasm.wasm_component_model(true)
+        .epoch_interruption(true)
+        .max_wasm_stack(512 * 1024)
+        .async_stack_size(2 * 1024 * 1024)
+        .allocation_strategy(InstanceAllocationStrategy::Pooling(pool));
+    Engine::new(&wasm)
+        .map_err(anyhow::Error::from)
+        .context("configuring the wasmtime engine")
+}
+
+fn mib(value: u64) -> anyhow::Result<usize> {
+    value
+        .checked_mul(1 << 20)
+        .and_then(|bytes| usize::try_from(bytes).ok())
+        .with_context(|| format!("{value} MiB does not fit this machine's address space"))
+}
+
+/// Advances the engine's epoch every `tick` until the engine is dropped.
+pub fn start_epoch_ticker(engine: &Engine, tick: Duration) -> anyhow::Result<()> {
+    let weak = engine.weak();
+    thread::Builder::new()
+        .name("wasmbot-epoch".into())
+        .spawn(move || {
+            while let Some(engine) = weak.upgrade() {
+                engine.increment_epoch();
+                drop(engine);
+                thread::sleep(tick);
+            }
+        })
+        .context("starting the epoch ticker thread")?;
+    Ok(())
+}

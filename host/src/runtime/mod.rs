@@ -1,0 +1,95 @@
+//! The sandbox: one engine, plugins compiled once into a pre-linked `InstancePre`, a fresh
+//! pooled instance per event with CPU, wall-clock and memory budgets.
+
+pub mod bindings;
+mod cache;
+mod engine;
+mod failure;
+mod load;
+mod output;
+mod plugin;
+pub mod registry;
+mod state;
+mod stats;
+mod stderr;
+pub mod watch;
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Semaphore;
+use wasmtime::{Engine, Store, UpdateDeadline, component::Linker};
+
+pub use cache::ComponentCache;
+pub use failure::Failure;
+pub use load::LoadError;
+pub use plugin::Plugin;
+pub use registry::Registry;
+pub use state::HostState;
+pub use stats::PluginStats;
+
+use crate::{
+    capabilities::{self, Allowed},
+    config::{Config, PluginPolicy},
+};
+
+/// Everything plugins share in one host: the engine, the linker with every capability, the
+/// compiled-component cache and the instance slots.
+pub struct Runtime {
+    engine: Engine,
+    linker: Linker<HostState>,
+    cache: ComponentCache,
+    config: Arc<Config>,
+    slots: Semaphore,
+    tick: Duration,
+}
+
+impl Runtime {
+    /// Builds the engine and links the capabilities; starts the epoch ticker.
+    pub fn new(config: Arc<Config>) -> anyhow::Result<Arc<Self>> {
+        let engine = engine::build(&config.runtime)?;
+        let tick = Duration::from_millis(config.runtime.epoch_tick_ms);
+        engine::start_epoch_ticker(&engine, tick)?;
+        let mut linker = Linker::new(&engine);
+        capabilities::add_to_linker(&mut linker)?;
+        let cache = ComponentCache::new(&engine, &config.runtime.cache_dir);
+        let slots = Semaphore::new(config.runtime.max_instances as usize);
+        Ok(Arc::new(Self {
+            engine,
+            linker,
+            cache,
+            config,
+            slots,
+            tick,
+        }))
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    pub fn cache(&self) -> &ComponentCache {
+        &self.cache
+    }
+
+    /// A store for one call: its memory cap, and a CPU clock checked at every epoch tick.
+    fn store(&self, plugin: Arc<str>, allowed: Allowed, policy: &PluginPolicy) -> Store<HostState> {
+        let state = HostState::new(
+            plugin,
+            allowed,
+            policy.memory_bytes(),
+            policy.cpu_budget(),
+            self.tick,
+            self.config.runtime.max_log_lines,
+        );
+        let mut store = Store::new(&self.engine, state);
+        store.limiter(|state| &mut state.memory);
+        store.set_epoch_deadline(1);
+        store.epoch_deadline_callback(|mut context| {
+            Ok(match context.data_mut().cpu.tick() {
+                true => UpdateDeadline::Continue(1),
+                false => UpdateDeadline::Interrupt,
+            })
+        });
+        store
+    }
+}

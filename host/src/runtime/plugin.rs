@@ -1,0 +1,137 @@
+//! A loaded plugin: its manifest, its policy and its pre-linked instance; each event runs on
+//! a fresh instance from the pool.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
+
+use crate::{
+    capabilities::Allowed,
+    config::PluginPolicy,
+    runtime::{
+        Failure, HostState, PluginStats, Runtime,
+        bindings::{
+            PluginPre,
+            types::{Action, Event, Manifest},
+        },
+        output,
+    },
+};
+
+/// One loaded version of a plugin. Events in flight keep their version alive (`Arc`), so a
+/// reload never cuts one short.
+pub struct Plugin {
+    runtime: Arc<Runtime>,
+    name: Arc<str>,
+    manifest: Manifest,
+    policy: PluginPolicy,
+    allowed: Allowed,
+    pre: PluginPre<HostState>,
+    source: PathBuf,
+    stats: Arc<PluginStats>,
+}
+
+impl Plugin {
+    pub(crate) fn new(
+        runtime: Arc<Runtime>,
+        manifest: Manifest,
+        policy: PluginPolicy,
+        allowed: Allowed,
+        pre: PluginPre<HostState>,
+        source: PathBuf,
+        stats: Arc<PluginStats>,
+    ) -> Self {
+        Self {
+            runtime,
+            name: Arc::from(manifest.name.as_str()),
+            manifest,
+            policy,
+            allowed,
+            pre,
+            source,
+            stats,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn manifest(&self) -> &Manifest {
+        &self.manifest
+    }
+
+    pub fn policy(&self) -> &PluginPolicy {
+        &self.policy
+    }
+
+    /// The file it was loaded from.
+    pub fn source(&self) -> &Path {
+        &self.source
+    }
+
+    pub fn stats(&self) -> &Arc<PluginStats> {
+        &self.stats
+    }
+
+    /// Handles one event on a fresh instance. A failure is logged with the plugin's name and
+    /// the reason, counted, and returned; nothing else is affected.
+    pub async fn handle(&self, event: &Event) -> Result<Vec<Action>, Failure> {
+        let started = Instant::now();
+        let (result, peak_memory) = self.run(event).await;
+        let failure = result.as_ref().err().map(Failure::kind);
+        self.stats.record(started.elapsed(), peak_memory, failure);
+        if let Err(failure) = &result {
+            match failure {
+                Failure::Plugin(_) => tracing::info!(
+                    plugin = &*self.name,
+                    event = %event.id,
+                    reason = failure.kind(),
+                    "event refused: {failure}"
+                ),
+                _ => tracing::warn!(
+                    plugin = &*self.name,
+                    event = %event.id,
+                    reason = failure.kind(),
+                    "event failed: {failure}"
+                ),
+            }
+        }
+        result
+    }
+
+    async fn run(&self, event: &Event) -> (Result<Vec<Action>, Failure>, usize) {
+        let runtime = &*self.runtime;
+        let mut store = runtime.store(Arc::clone(&self.name), self.allowed, &self.policy);
+        let Ok(_slot) = runtime.slots.acquire().await else {
+            return (
+                Err(Failure::Instantiate("the runtime is shutting down".into())),
+                0,
+            );
+        };
+        let call = async {
+            let instance = match self.pre.instantiate_async(&mut store).await {
+                Ok(instance) => instance,
+                Err(error) => return Err(Failure::Instantiate(format!("{error:#}"))),
+            };
+            instance
+                .call_handle(&mut store, event)
+                .await
+                .map_err(|error| Failure::of_call(error, store.data(), self.policy.memory_mib))
+        };
+        let outcome = match tokio::time::timeout(self.policy.wall_budget(), call).await {
+            Err(_) => Err(Failure::WallClock(self.policy.wall_budget())),
+            Ok(Err(failure)) => Err(failure),
+            Ok(Ok(Err(error))) => Err(Failure::Plugin(error)),
+            Ok(Ok(Ok(actions))) => {
+                let limits = &runtime.config.runtime;
+                output::check(&actions, limits.max_actions, limits.max_output_bytes)
+                    .map(|()| actions)
+                    .map_err(Failure::Malformed)
+            }
+        };
+        (outcome, store.data().memory.peak)
+    }
+}

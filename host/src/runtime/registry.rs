@@ -1,0 +1,233 @@
+//! The plugins of one host, swapped atomically: readers take a snapshot and keep the
+//! versions they hold until they are done with them.
+
+use std::{
+    collections::{BTreeMap, HashMap},
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use arc_swap::ArcSwap;
+
+use crate::runtime::{
+    LoadError, Plugin, PluginStats, Runtime,
+    bindings::types::{CommandSpec, EventType},
+};
+
+/// The plugins loaded at one moment.
+#[derive(Default, Clone)]
+pub struct Snapshot {
+    plugins: BTreeMap<String, Arc<Plugin>>,
+    files: HashMap<PathBuf, String>,
+    commands: HashMap<String, (String, usize)>,
+}
+
+impl Snapshot {
+    pub fn plugin(&self, name: &str) -> Option<&Arc<Plugin>> {
+        self.plugins.get(name)
+    }
+
+    pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins.values()
+    }
+
+    /// The plugin and declaration behind a command name or alias.
+    pub fn command(&self, name: &str) -> Option<(&Arc<Plugin>, &CommandSpec)> {
+        let (plugin, index) = self.commands.get(name)?;
+        let plugin = self.plugins.get(plugin)?;
+        Some((plugin, plugin.manifest().commands.get(*index)?))
+    }
+
+    /// The plugins subscribed to an event type.
+    pub fn subscribers(&self, event: EventType) -> impl Iterator<Item = &Arc<Plugin>> {
+        self.plugins
+            .values()
+            .filter(move |plugin| plugin.manifest().events.contains(&event))
+    }
+
+    fn insert(&mut self, plugin: Arc<Plugin>) {
+        self.remove(plugin.name());
+        for (index, command) in plugin.manifest().commands.iter().enumerate() {
+            for name in std::iter::once(&command.name).chain(&command.aliases) {
+                self.commands
+                    .insert(name.clone(), (plugin.name().to_owned(), index));
+            }
+        }
+        self.files
+            .insert(plugin.source().to_owned(), plugin.name().to_owned());
+        self.plugins.insert(plugin.name().to_owned(), plugin);
+    }
+
+    fn remove(&mut self, name: &str) -> Option<Arc<Plugin>> {
+        let plugin = self.plugins.remove(name)?;
+        self.commands.retain(|_, (owner, _)| owner != name);
+        self.files.retain(|_, owner| owner != name);
+        Some(plugin)
+    }
+
+    /// Refuses a plugin whose name or commands another file already provides.
+    fn check_conflicts(&self, plugin: &Plugin) -> Result<(), LoadError> {
+        if let Some(existing) = self.plugins.get(plugin.name())
+            && existing.source() != plugin.source()
+        {
+            return Err(LoadError::Duplicate {
+                plugin: plugin.name().to_owned(),
+                other: existing.source().display().to_string(),
+            });
+        }
+        for command in &plugin.manifest().commands {
+            for name in std::iter::once(&command.name).chain(&command.aliases) {
+                if let Some((owner, _)) = self.commands.get(name)
+                    && owner != plugin.name()
+                {
+                    return Err(LoadError::CommandTaken {
+                        command: name.clone(),
+                        owner: owner.clone(),
+                    });
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// What a change to the registry did, for logs and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Change {
+    Loaded {
+        plugin: String,
+        version: String,
+    },
+    Replaced {
+        plugin: String,
+        old: String,
+        new: String,
+    },
+    Unloaded {
+        plugin: String,
+    },
+}
+
+/// The registry of plugins of one host.
+pub struct Registry {
+    runtime: Arc<Runtime>,
+    current: ArcSwap<Snapshot>,
+    /// Serializes changes: two reloads never build snapshots from the same base.
+    changes: tokio::sync::Mutex<()>,
+    stats: Mutex<HashMap<String, Arc<PluginStats>>>,
+}
+
+impl Registry {
+    pub fn new(runtime: Arc<Runtime>) -> Arc<Self> {
+        Arc::new(Self {
+            runtime,
+            current: ArcSwap::from_pointee(Snapshot::default()),
+            changes: tokio::sync::Mutex::new(()),
+            stats: Mutex::default(),
+        })
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.runtime
+    }
+
+    /// The plugins now; cheap, never blocks.
+    pub fn snapshot(&self) -> Arc<Snapshot> {
+        self.current.load_full()
+    }
+
+    /// The counters of a plugin, kept across reloads.
+    pub fn stats(&self, plugin: &str) -> Arc<PluginStats> {
+        let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(stats.entry(plugin.to_owned()).or_default())
+    }
+
+    /// Loads every `*.wasm` in `dir`. A file that fails is logged and skipped.
+    pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<Vec<Change>> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .map_err(|e| anyhow::anyhow!("cannot read plugins folder {}: {e}", dir.display()))?
+            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+            .filter(|path| is_plugin_file(path))
+            .collect();
+        files.sort();
+        let mut changes = Vec::new();
+        for file in files {
+            if let Ok(change) = self.load_file(&file).await {
+                changes.push(change);
+            }
+        }
+        Ok(changes)
+    }
+
+    /// Loads or reloads the plugin in `path`. On failure the previous version (if any) keeps
+    /// serving and the reason is logged once, naming the file.
+    pub async fn load_file(&self, path: &Path) -> Result<Change, LoadError> {
+        let result = self.try_load_file(path).await;
+        match &result {
+            Ok(change) => tracing::info!(file = %path.display(), "{change}"),
+            Err(error) => tracing::error!(file = %path.display(), "plugin not loaded: {error}"),
+        }
+        result
+    }
+
+    async fn try_load_file(&self, path: &Path) -> Result<Change, LoadError> {
+        let wasm = tokio::fs::read(path).await?;
+        let plugin = self
+            .runtime
+            .load(path, wasm, |name| self.stats(name))
+            .await?;
+        let _change = self.changes.lock().await;
+        let mut next = Snapshot::clone(&self.current.load());
+        // The file may have held another plugin before: that one goes.
+        let previous_owner = next.files.get(path).cloned();
+        if let Some(owner) = previous_owner.filter(|owner| owner != plugin.name()) {
+            next.remove(&owner);
+        }
+        next.check_conflicts(&plugin)?;
+        let new = plugin.manifest().version.clone();
+        let name = plugin.name().to_owned();
+        let old = next.plugin(&name).map(|p| p.manifest().version.clone());
+        next.insert(Arc::new(plugin));
+        self.current.store(Arc::new(next));
+        Ok(match old {
+            Some(old) => Change::Replaced {
+                plugin: name,
+                old,
+                new,
+            },
+            None => Change::Loaded {
+                plugin: name,
+                version: new,
+            },
+        })
+    }
+
+    /// Unloads the plugin that was loaded from `path`, if any.
+    pub async fn unload_file(&self, path: &Path) -> Option<Change> {
+        let _change = self.changes.lock().await;
+        let mut next = Snapshot::clone(&self.current.load());
+        let name = next.files.get(path)?.clone();
+        next.remove(&name);
+        self.current.store(Arc::new(next));
+        let change = Change::Unloaded { plugin: name };
+        tracing::info!(file = %path.display(), "{change}");
+        Some(change)
+    }
+}
+
+/// Plugins are the `*.wasm` files of the folder; anything else there is ignored.
+pub fn is_plugin_file(path: &Path) -> bool {
+    path.extension().is_some_and(|ext| ext == "wasm")
+}
+
+impl std::fmt::Display for Change {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Change::Loaded { plugin, version } => write!(f, "plugin {plugin} {version} loaded"),
+            Change::Replaced { plugin, old, new } => {
+                write!(f, "plugin {plugin} {old} replaced by {new}")
+            }
+            Change::Unloaded { plugin } => write!(f, "plugin {plugin} unloaded"),
+        }
+    }
+}

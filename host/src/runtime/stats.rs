@@ -1,0 +1,66 @@
+//! Counters of one plugin, kept across its reloads.
+
+use std::{
+    collections::BTreeMap,
+    sync::{
+        Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
+
+/// What a plugin has done since the host started.
+#[derive(Debug, Default)]
+pub struct PluginStats {
+    events: AtomicU64,
+    failures: Mutex<BTreeMap<&'static str, u64>>,
+    busy_nanos: AtomicU64,
+    peak_memory: AtomicU64,
+}
+
+impl PluginStats {
+    pub(crate) fn record(
+        &self,
+        elapsed: Duration,
+        peak_memory: usize,
+        failure: Option<&'static str>,
+    ) {
+        self.events.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
+        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
+        self.peak_memory
+            .fetch_max(peak_memory as u64, Ordering::Relaxed);
+        if let Some(kind) = failure {
+            let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+            *failures.entry(kind).or_default() += 1;
+        }
+    }
+
+    /// Events handled, failed ones included.
+    pub fn events(&self) -> u64 {
+        self.events.load(Ordering::Relaxed)
+    }
+
+    /// Failed events by [`Failure::kind`](crate::runtime::Failure::kind).
+    pub fn failures(&self) -> BTreeMap<&'static str, u64> {
+        self.failures
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Failed events, all kinds.
+    pub fn failed(&self) -> u64 {
+        self.failures().values().sum()
+    }
+
+    /// Time spent in the plugin, instantiation included.
+    pub fn busy(&self) -> Duration {
+        Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed))
+    }
+
+    /// The most memory one instance has used, in bytes.
+    pub fn peak_memory(&self) -> u64 {
+        self.peak_memory.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,70 @@
+//! Hot reload: watches the plugins folder and applies each settled change to the registry.
+//! A changed file is compiled in the background and swapped in; a deleted one is unloaded; a
+//! broken one is refused while the previous version keeps serving.
+
+use std::{collections::BTreeSet, path::PathBuf, sync::Arc, time::Duration};
+
+use anyhow::Context;
+use notify_debouncer_full::{
+    DebounceEventResult, Debouncer, RecommendedCache, new_debouncer,
+    notify::{RecommendedWatcher, RecursiveMode},
+};
+use tokio::sync::mpsc;
+
+use crate::runtime::{Registry, registry::is_plugin_file};
+
+/// Keeps the watch alive; dropping it stops hot reload.
+pub struct Watcher {
+    _debouncer: Debouncer<RecommendedWatcher, RecommendedCache>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Drop for Watcher {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts watching `dir`; changes are applied one batch at a time, in path order.
+pub fn watch(registry: Arc<Registry>, dir: PathBuf, quiet: Duration) -> anyhow::Result<Watcher> {
+    let (sender, mut receiver) = mpsc::unbounded_channel::<DebounceEventResult>();
+    let mut debouncer = new_debouncer(quiet, None, move |result| {
+        // The receiver only goes away with the watcher itself.
+        let _ = sender.send(result);
+    })
+    .context("starting the plugins folder watcher")?;
+    debouncer
+        .watch(&dir, RecursiveMode::NonRecursive)
+        .with_context(|| format!("watching {}", dir.display()))?;
+    let task = tokio::spawn(async move {
+        while let Some(result) = receiver.recv().await {
+            let events = match result {
+                Ok(events) => events,
+                Err(errors) => {
+                    for error in errors {
+                        tracing::warn!(folder = %dir.display(), "plugins folder watch error: {error}");
+                    }
+                    continue;
+                }
+            };
+            let paths: BTreeSet<PathBuf> = events
+                .iter()
+                .flat_map(|event| event.paths.iter())
+                .filter(|path| is_plugin_file(path))
+                .cloned()
+                .collect();
+            for path in paths {
+                if path.is_file() {
+                    // A failure is logged by the registry; the previous version stays.
+                    let _ = registry.load_file(&path).await;
+                } else {
+                    registry.unload_file(&path).await;
+                }
+            }
+        }
+    });
+    Ok(Watcher {
+        _debouncer: debouncer,
+        task,
+    })
+}

@@ -1,0 +1,28 @@
+//! `!ping`: answers pong and the time since the platform received the message.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use wasmbot_sdk::prelude::*;
+
+struct Ping;
+
+impl Plugin for Ping {
+    fn manifest() -> Manifest {
+        Manifest::new("ping", env!("CARGO_PKG_VERSION"))
+            .description("Answers pong and how long it took")
+            .command(CommandSpec::new("ping", "Check that the bot is alive"))
+            .capability("log")
+    }
+
+    fn handle(event: Event) -> Handled {
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|elapsed| elapsed.as_millis() as u64)
+            .unwrap_or(event.timestamp_ms);
+        let took = now_ms.saturating_sub(event.timestamp_ms);
+        log::debug(&format!("pong after {took} ms"));
+        Ok(vec![Action::reply(format!("pong ({took} ms)"))])
+    }
+}
+
+export_plugin!(Ping);

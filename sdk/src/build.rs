@@ -1,0 +1,150 @@
+//! Builds plugin crates for `wasm32-wasip2`, from build tooling or from tests.
+//!
+//! ```no_run
+//! use wasmbot_sdk::build::PluginBuild;
+//!
+//! let wasm = PluginBuild::new("path/to/workspace")
+//!     .package("my-plugin")
+//!     .run()
+//!     .expect("plugin builds");
+//! println!("built {}", wasm[0].display());
+//! ```
+
+use std::{
+    env, fmt, io,
+    path::{Path, PathBuf},
+    process::Command,
+};
+
+/// The target plugins are built for.
+pub const TARGET: &str = "wasm32-wasip2";
+
+/// Why a plugin build failed.
+#[derive(Debug)]
+pub enum BuildError {
+    /// A tool (cargo, rustc, rustup) could not be started.
+    Spawn(&'static str, io::Error),
+    /// A tool ran and failed; the text says which and why.
+    Failed(String),
+}
+
+impl fmt::Display for BuildError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            BuildError::Spawn(tool, error) => write!(f, "could not run {tool}: {error}"),
+            BuildError::Failed(reason) => f.write_str(reason),
+        }
+    }
+}
+
+impl std::error::Error for BuildError {}
+
+/// A `cargo build --target wasm32-wasip2` of some packages of a workspace.
+#[derive(Debug, Clone)]
+pub struct PluginBuild {
+    workspace: PathBuf,
+    packages: Vec<String>,
+    profile: String,
+}
+
+impl PluginBuild {
+    /// A build in the workspace (or package) whose `Cargo.toml` is in `workspace`.
+    pub fn new(workspace: impl Into<PathBuf>) -> Self {
+        Self {
+            workspace: workspace.into(),
+            packages: Vec::new(),
+            profile: "release".to_owned(),
+        }
+    }
+
+    /// Adds a package to build (a crate with `crate-type = ["cdylib"]`).
+    pub fn package(mut self, name: impl Into<String>) -> Self {
+        self.packages.push(name.into());
+        self
+    }
+
+    /// The cargo profile to build with; `release` by default.
+    pub fn profile(mut self, profile: impl Into<String>) -> Self {
+        self.profile = profile.into();
+        self
+    }
+
+    /// Where the `.wasm` of `package` lands.
+    pub fn artifact(&self, package: &str) -> PathBuf {
+        let target_dir = env::var_os("CARGO_TARGET_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| self.workspace.join("target"));
+        let target_dir = if target_dir.is_absolute() {
+            target_dir
+        } else {
+            self.workspace.join(target_dir)
+        };
+        target_dir
+            .join(TARGET)
+            .join(&self.profile)
+            .join(format!("{}.wasm", package.replace('-', "_")))
+    }
+
+    /// Installs the target when missing, builds, and returns the `.wasm` of each package in
+    /// the order they were added. Cargo's output goes to this process's stderr.
+    pub fn run(&self) -> Result<Vec<PathBuf>, BuildError> {
+        ensure_target()?;
+        let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+        let mut command = Command::new(cargo);
+        command
+            .current_dir(&self.workspace)
+            .args(["build", "--quiet", "--target", TARGET, "--profile"])
+            .arg(&self.profile);
+        for package in &self.packages {
+            command.args(["--package", package]);
+        }
+        run(&mut command, "cargo build")?;
+        let artifacts: Vec<PathBuf> = self.packages.iter().map(|p| self.artifact(p)).collect();
+        match artifacts.iter().find(|path| !path.is_file()) {
+            Some(missing) => Err(BuildError::Failed(format!(
+                "cargo build succeeded but {} is missing: is the crate a cdylib?",
+                missing.display()
+            ))),
+            None => Ok(artifacts),
+        }
+    }
+}
+
+/// Adds the `wasm32-wasip2` target through rustup when the toolchain lacks it.
+pub fn ensure_target() -> Result<(), BuildError> {
+    let rustc = env::var("RUSTC").unwrap_or_else(|_| "rustc".to_owned());
+    let output = Command::new(rustc)
+        .args(["--print", "target-libdir", "--target", TARGET])
+        .output()
+        .map_err(|error| BuildError::Spawn("rustc", error))?;
+    let libdir = String::from_utf8_lossy(&output.stdout).trim().to_owned();
+    if output.status.success() && has_std(Path::new(&libdir)) {
+        return Ok(());
+    }
+    run(
+        Command::new("rustup").args(["target", "add", TARGET]),
+        "rustup target add",
+    )
+}
+
+fn has_std(libdir: &Path) -> bool {
+    libdir
+        .read_dir()
+        .map(|mut entries| {
+            entries.any(|entry| {
+                entry.is_ok_and(|entry| entry.file_name().to_string_lossy().starts_with("libstd-"))
+            })
+        })
+        .unwrap_or(false)
+}
+
+fn run(command: &mut Command, what: &'static str) -> Result<(), BuildError> {
+    let status = command
+        .status()
+        .map_err(|error| BuildError::Spawn(what, error))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(BuildError::Failed(format!("{what} failed ({status})")))
+    }
+}
