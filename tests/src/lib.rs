@@ -1,1 +1,121 @@
+//! What the end-to-end tests share: the plugins, built once per test run, a configuration
+//! for tests, and a capture of log lines to assert on.
 
+use std::{
+    io::Write,
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex, OnceLock},
+};
+
+use wasmbot::config::Config;
+use wasmbot_sdk::build::PluginBuild;
+
+/// First-party and test plugins, as `(package, file stem)`.
+const PLUGINS: &[&str] = &[
+    "ping",
+    "dice",
+    "echo",
+    "misbehave",
+    "ping-v2",
+    "unknown-capability",
+    "other-world",
+];
+
+/// The built `.wasm` of a workspace plugin package; the first call builds them all.
+pub fn plugin(package: &str) -> PathBuf {
+    static BUILT: OnceLock<Vec<PathBuf>> = OnceLock::new();
+    let built = BUILT.get_or_init(|| {
+        let build = PLUGINS
+            .iter()
+            .fold(PluginBuild::new(workspace()).profile("plugin"), |b, p| {
+                b.package(*p)
+            });
+        match build.run() {
+            Ok(files) => files,
+            Err(error) => panic!("building the test plugins failed: {error}"),
+        }
+    });
+    let index = PLUGINS
+        .iter()
+        .position(|p| *p == package)
+        .unwrap_or_else(|| panic!("{package} is not in the test plugins list"));
+    built[index].clone()
+}
+
+/// The workspace root.
+pub fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+/// A configuration for tests: no disk cache, no hot reload, the given plugins folder.
+pub fn config(plugins_dir: &Path) -> Config {
+    let mut config = Config::default();
+    config.runtime.plugins_dir = plugins_dir.to_owned();
+    config.runtime.cache_dir = PathBuf::new();
+    config.runtime.hot_reload = false;
+    config.runtime.max_instances = 32;
+    config
+}
+
+/// Copies plugins into `dir` under their package names (`ping.wasm`, ...).
+pub fn install(dir: &Path, packages: &[&str]) -> Vec<PathBuf> {
+    packages
+        .iter()
+        .map(|package| {
+            let to = dir.join(format!("{package}.wasm"));
+            if let Err(error) = std::fs::copy(plugin(package), &to) {
+                panic!("copying {package} into {}: {error}", dir.display());
+            }
+            to
+        })
+        .collect()
+}
+
+/// Log lines written on this thread while the guard lives (tests run on a current-thread
+/// runtime, so the host's tasks log here too).
+#[derive(Clone, Default)]
+pub struct Logs(Arc<Mutex<Vec<u8>>>);
+
+impl Logs {
+    /// Starts capturing this thread's log lines, at debug level and above.
+    pub fn capture() -> (Self, tracing::subscriber::DefaultGuard) {
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::DEBUG)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        (logs, tracing::subscriber::set_default(subscriber))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned()
+    }
+
+    /// The captured lines that contain every one of `needles`.
+    pub fn lines_with(&self, needles: &[&str]) -> Vec<String> {
+        self.text()
+            .lines()
+            .filter(|line| needles.iter().all(|needle| line.contains(needle)))
+            .map(str::to_owned)
+            .collect()
+    }
+}
+
+impl Write for Logs {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

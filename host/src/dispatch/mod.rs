@@ -217,12 +217,13 @@ impl Dispatcher {
                 tracing::warn!(
                     plugin,
                     event = %event.id,
-                    "action dropped: no {platform:?} connection in this host"
+                    "action dropped: no {} connection in this host",
+                    platform.name()
                 );
                 continue;
             };
             if let Err(error) = outlet.deliver(event, plugin, action).await {
-                tracing::warn!(plugin, event = %event.id, "action not delivered to {platform:?}: {error:#}");
+                tracing::warn!(plugin, event = %event.id, "action not delivered to {}: {error:#}", platform.name());
             }
         }
     }
@@ -260,6 +261,17 @@ fn namespace_ids(action: &mut Action, plugin: &str) {
     }
     if let Some(menu) = &mut message.menu {
         menu.id = format!("{plugin}{ID_SEPARATOR}{}", menu.id);
+    }
+}
+
+impl Platform {
+    /// The platform's name in logs and configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Platform::Discord => "discord",
+            Platform::Whatsapp => "whatsapp",
+            Platform::Console => "console",
+        }
     }
 }
 

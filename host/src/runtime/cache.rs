@@ -37,17 +37,26 @@ impl ComponentCache {
         }
     }
 
-    /// Loads the compiled form of `wasm` from disk, or compiles and stores it.
-    pub fn get_or_compile(&self, engine: &Engine, wasm: &[u8]) -> anyhow::Result<Component> {
+    /// Loads the compiled form of `wasm` (whose [`digest`] is `digest`) from disk, or
+    /// compiles and stores it.
+    pub fn get_or_compile(
+        &self,
+        engine: &Engine,
+        wasm: &[u8],
+        digest: &str,
+    ) -> anyhow::Result<Component> {
         let Some(dir) = &self.dir else {
             self.misses.fetch_add(1, Ordering::Relaxed);
             return Ok(Component::new(engine, wasm)?);
         };
-        let path = dir.join(format!("{}.cwasm", hex::encode(Sha256::digest(wasm))));
-        if path.is_file() {
+        let path = dir.join(format!("{digest}.cwasm"));
+        // Read into memory rather than mapping the file: a cache file changed under a
+        // mapping would crash the host (SIGBUS), a changed copy only fails to load.
+        if let Ok(bytes) = fs::read(&path) {
             // SAFETY: files in this folder are written only by `store` below, from
-            // `precompile_component` of an engine with the same compatibility hash.
-            match unsafe { Component::deserialize_file(engine, &path) } {
+            // `precompile_component` of an engine with the same compatibility hash, and
+            // wasmtime checks the header and engine settings before using the code.
+            match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
                     return Ok(component);
@@ -78,10 +87,17 @@ impl ComponentCache {
     }
 }
 
+/// The content hash that identifies a component, in the cache and across reloads.
+pub fn digest(wasm: &[u8]) -> String {
+    hex::encode(Sha256::digest(wasm))
+}
+
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 fn store(dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    let temporary = path.with_extension(format!("tmp{}", std::process::id()));
+    static WRITES: AtomicU64 = AtomicU64::new(0);
+    let unique = WRITES.fetch_add(1, Ordering::Relaxed);
+    let temporary = path.with_extension(format!("tmp{}-{unique}", std::process::id()));
     fs::write(&temporary, bytes).with_context(|| format!("writing {}", temporary.display()))?;
     fs::rename(&temporary, path).with_context(|| format!("renaming to {}", path.display()))
 }

@@ -50,12 +50,14 @@ impl Runtime {
         self: &Arc<Self>,
         source: &Path,
         wasm: Vec<u8>,
+        digest: String,
         stats: impl FnOnce(&str) -> Arc<PluginStats>,
     ) -> Result<Plugin, LoadError> {
         check_header(&wasm)?;
         let runtime = Arc::clone(self);
+        let key = digest.clone();
         let component = tokio::task::spawn_blocking(move || {
-            runtime.cache.get_or_compile(&runtime.engine, &wasm)
+            runtime.cache.get_or_compile(&runtime.engine, &wasm, &key)
         })
         .await
         .map_err(|join| LoadError::Compile(join.to_string()))?
@@ -83,6 +85,7 @@ impl Runtime {
             allowed,
             pre,
             source.to_owned(),
+            digest,
             stats,
         ))
     }

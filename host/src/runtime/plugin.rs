@@ -30,6 +30,7 @@ pub struct Plugin {
     allowed: Allowed,
     pre: PluginPre<HostState>,
     source: PathBuf,
+    digest: String,
     stats: Arc<PluginStats>,
 }
 
@@ -41,6 +42,7 @@ impl Plugin {
         allowed: Allowed,
         pre: PluginPre<HostState>,
         source: PathBuf,
+        digest: String,
         stats: Arc<PluginStats>,
     ) -> Self {
         Self {
@@ -51,6 +53,7 @@ impl Plugin {
             allowed,
             pre,
             source,
+            digest,
             stats,
         }
     }
@@ -70,6 +73,11 @@ impl Plugin {
     /// The file it was loaded from.
     pub fn source(&self) -> &Path {
         &self.source
+    }
+
+    /// The content hash of its `.wasm`.
+    pub fn digest(&self) -> &str {
+        &self.digest
     }
 
     pub fn stats(&self) -> &Arc<PluginStats> {

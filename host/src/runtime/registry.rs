@@ -8,10 +8,12 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use tokio::sync::broadcast;
 
 use crate::runtime::{
     LoadError, Plugin, PluginStats, Runtime,
     bindings::types::{CommandSpec, EventType},
+    cache::digest,
 };
 
 /// The plugins loaded at one moment.
@@ -91,7 +93,7 @@ impl Snapshot {
     }
 }
 
-/// What a change to the registry did, for logs and tests.
+/// What a change to the registry did, for logs, watchers and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
     Loaded {
@@ -106,6 +108,15 @@ pub enum Change {
     Unloaded {
         plugin: String,
     },
+    /// The file changed on disk but its bytes did not.
+    Unchanged {
+        plugin: String,
+    },
+    /// A file was refused; the previous version, if any, keeps serving.
+    Refused {
+        file: PathBuf,
+        reason: String,
+    },
 }
 
 /// The registry of plugins of one host.
@@ -115,6 +126,7 @@ pub struct Registry {
     /// Serializes changes: two reloads never build snapshots from the same base.
     changes: tokio::sync::Mutex<()>,
     stats: Mutex<HashMap<String, Arc<PluginStats>>>,
+    changed: broadcast::Sender<Change>,
 }
 
 impl Registry {
@@ -124,7 +136,18 @@ impl Registry {
             current: ArcSwap::from_pointee(Snapshot::default()),
             changes: tokio::sync::Mutex::new(()),
             stats: Mutex::default(),
+            changed: broadcast::channel(64).0,
         })
+    }
+
+    /// Every change from now on, as it happens (a slow reader misses the oldest ones).
+    pub fn changes(&self) -> broadcast::Receiver<Change> {
+        self.changed.subscribe()
+    }
+
+    fn announce(&self, change: Change) {
+        // Nobody listening is fine: the log line has been written.
+        let _ = self.changed.send(change);
     }
 
     pub fn runtime(&self) -> &Arc<Runtime> {
@@ -164,17 +187,40 @@ impl Registry {
     pub async fn load_file(&self, path: &Path) -> Result<Change, LoadError> {
         let result = self.try_load_file(path).await;
         match &result {
-            Ok(change) => tracing::info!(file = %path.display(), "{change}"),
-            Err(error) => tracing::error!(file = %path.display(), "plugin not loaded: {error}"),
+            Ok(change @ Change::Unchanged { .. }) => {
+                tracing::debug!(file = %path.display(), "{change}");
+            }
+            Ok(change) => {
+                tracing::info!(file = %path.display(), "{change}");
+                self.announce(change.clone());
+            }
+            Err(error) => {
+                tracing::error!(file = %path.display(), "plugin not loaded: {error}");
+                self.announce(Change::Refused {
+                    file: path.to_owned(),
+                    reason: error.to_string(),
+                });
+            }
         }
         result
     }
 
     async fn try_load_file(&self, path: &Path) -> Result<Change, LoadError> {
         let wasm = tokio::fs::read(path).await?;
+        let digest = digest(&wasm);
+        // Watchers report one write as several events: the same bytes are not reloaded.
+        let current = self.snapshot();
+        if let Some(name) = current.files.get(path)
+            && let Some(plugin) = current.plugin(name)
+            && plugin.digest() == digest
+        {
+            return Ok(Change::Unchanged {
+                plugin: name.clone(),
+            });
+        }
         let plugin = self
             .runtime
-            .load(path, wasm, |name| self.stats(name))
+            .load(path, wasm, digest, |name| self.stats(name))
             .await?;
         let _change = self.changes.lock().await;
         let mut next = Snapshot::clone(&self.current.load());
@@ -211,6 +257,7 @@ impl Registry {
         self.current.store(Arc::new(next));
         let change = Change::Unloaded { plugin: name };
         tracing::info!(file = %path.display(), "{change}");
+        self.announce(change.clone());
         Some(change)
     }
 }
@@ -228,6 +275,10 @@ impl std::fmt::Display for Change {
                 write!(f, "plugin {plugin} {old} replaced by {new}")
             }
             Change::Unloaded { plugin } => write!(f, "plugin {plugin} unloaded"),
+            Change::Unchanged { plugin } => write!(f, "plugin {plugin} unchanged"),
+            Change::Refused { file, reason } => {
+                write!(f, "{} refused: {reason}", file.display())
+            }
         }
     }
 }

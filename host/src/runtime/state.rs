@@ -24,6 +24,7 @@ pub struct HostState {
     table: ResourceTable,
     stderr: CappedStderr,
     log_lines_left: u32,
+    log_limit_noted: bool,
     denied_noted: Allowed,
 }
 
@@ -53,6 +54,7 @@ impl HostState {
             table: ResourceTable::new(),
             stderr,
             log_lines_left: max_log_lines,
+            log_limit_noted: false,
             denied_noted: Allowed::default(),
         }
     }
@@ -64,21 +66,18 @@ impl HostState {
 
     /// Counts one log line against the per-event allowance; says so once when it runs out.
     pub(crate) fn take_log_line(&mut self) -> bool {
-        match self.log_lines_left {
-            0 => false,
-            1 => {
-                self.log_lines_left = 0;
-                tracing::warn!(
-                    plugin = &*self.plugin,
-                    "log line limit reached; dropping the rest of this event's lines"
-                );
-                false
-            }
-            _ => {
-                self.log_lines_left -= 1;
-                true
-            }
+        if self.log_lines_left > 0 {
+            self.log_lines_left -= 1;
+            return true;
         }
+        if !self.log_limit_noted {
+            self.log_limit_noted = true;
+            tracing::warn!(
+                plugin = &*self.plugin,
+                "log line limit reached; dropping the rest of this event's lines"
+            );
+        }
+        false
     }
 
     /// Logs, once per event and capability, a call the plugin was not allowed to make.

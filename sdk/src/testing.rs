@@ -1,0 +1,152 @@
+//! Run a plugin against an in-process host from an ordinary `cargo test`.
+//!
+//! ```no_run
+//! use wasmbot_sdk::{build::PluginBuild, testing::TestHost};
+//!
+//! #[tokio::test]
+//! async fn ping_answers_pong() {
+//!     let wasm = PluginBuild::new(env!("CARGO_MANIFEST_DIR")).package("ping").run().unwrap();
+//!     let host = TestHost::load(&wasm).await.unwrap();
+//!     let replies = host.say("!ping").await;
+//!     assert!(replies[0].starts_with("pong"));
+//! }
+//! ```
+//!
+//! The host is the real one (sandbox, budgets, dispatch, argument parsing) with the console
+//! platform's conventions: a local user in a local guild, and `/press ID` for buttons.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use futures::future::BoxFuture;
+pub use wasmbot::{
+    config::Config,
+    dispatch::Outcome,
+    runtime::bindings::types::{Action, Outgoing},
+};
+use wasmbot::{
+    dispatch::{Dispatcher, Outlet},
+    platforms::console,
+    runtime::{
+        Registry, Runtime,
+        bindings::types::{Event, Platform},
+    },
+};
+
+/// An in-process host with some plugins loaded, recording what they send.
+pub struct TestHost {
+    dispatcher: Dispatcher,
+    outlet: Arc<Recorder>,
+}
+
+impl TestHost {
+    /// A host with the default configuration (no disk cache) and these plugin files.
+    pub async fn load(files: &[PathBuf]) -> anyhow::Result<Self> {
+        let mut config = Config::default();
+        config.runtime.cache_dir = PathBuf::new();
+        Self::with_config(config, files).await
+    }
+
+    /// A host with `config` and these plugin files; a file that does not load is an error.
+    pub async fn with_config(config: Config, files: &[PathBuf]) -> anyhow::Result<Self> {
+        let bot = config.bot.clone();
+        let registry = Registry::new(Runtime::new(Arc::new(config))?);
+        for file in files {
+            registry
+                .load_file(file)
+                .await
+                .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+        }
+        let outlet = Arc::new(Recorder::default());
+        let dispatcher = Dispatcher::new(registry, bot).with_outlet(outlet.clone());
+        Ok(Self { dispatcher, outlet })
+    }
+
+    /// The dispatcher, for loading more plugins or reading the registry.
+    pub fn dispatcher(&self) -> &Dispatcher {
+        &self.dispatcher
+    }
+
+    /// Types a console line (a message, or `/press ID`) and returns the actions delivered.
+    pub async fn send(&self, line: &str) -> Vec<Action> {
+        match console::event_for_line(&self.dispatcher, line) {
+            Some(event) => self.event(event).await.1,
+            None => Vec::new(),
+        }
+    }
+
+    /// Types a console line and returns the texts of the replies and sends delivered.
+    pub async fn say(&self, line: &str) -> Vec<String> {
+        texts(&self.send(line).await)
+    }
+
+    /// Dispatches any event; returns what each plugin made of it and the actions delivered.
+    pub async fn event(&self, event: Event) -> (Vec<Outcome>, Vec<Action>) {
+        let start = self.outlet.len();
+        let outcomes = self.dispatcher.dispatch(event).await;
+        (outcomes, self.outlet.since(start))
+    }
+}
+
+/// The texts of the replies and sends among `actions`.
+pub fn texts(actions: &[Action]) -> Vec<String> {
+    actions
+        .iter()
+        .filter_map(|action| match action {
+            Action::Reply(message) => Some(message.text.clone()),
+            Action::Send(send) => Some(send.message.text.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The console outlet of a test host: keeps every action.
+#[derive(Default)]
+struct Recorder {
+    actions: Mutex<Vec<Action>>,
+}
+
+impl Recorder {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Action>> {
+        self.actions.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn len(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn since(&self, start: usize) -> Vec<Action> {
+        self.lock()
+            .get(start..)
+            .map(<[Action]>::to_vec)
+            .unwrap_or_default()
+    }
+}
+
+impl Outlet for Recorder {
+    fn platform(&self) -> Platform {
+        Platform::Console
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        _origin: &'a Event,
+        _plugin: &'a str,
+        action: Action,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        self.lock().push(action);
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// The `.wasm` files in a folder, for [`TestHost::load`].
+pub fn wasm_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
+        .collect();
+    files.sort();
+    Ok(files)
+}

@@ -1,0 +1,8 @@
+//! End-to-end tests: the real host, real plugins built for wasm32-wasip2 by the tests
+//! themselves, on the console platform.
+
+mod console;
+mod loading;
+mod plugins;
+mod reload;
+mod sandbox;

@@ -1,0 +1,100 @@
+//! The first-party plugins, through the SDK's test harness.
+
+use wasmbot::runtime::bindings::types::{Action, Outgoing};
+use wasmbot_sdk::testing::{TestHost, texts};
+use wasmbot_tests::plugin;
+
+async fn host() -> TestHost {
+    TestHost::load(&[plugin("ping"), plugin("dice"), plugin("echo")])
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn ping_answers_pong_and_the_time_it_took() {
+    let host = host().await;
+    let answer = host.say("!ping").await;
+    assert_eq!(answer.len(), 1);
+    let millis = answer[0]
+        .strip_prefix("pong (")
+        .and_then(|rest| rest.strip_suffix(" ms)"))
+        .unwrap_or_else(|| panic!("unexpected answer {:?}", answer[0]));
+    assert!(millis.parse::<u64>().is_ok(), "{millis}");
+}
+
+/// `3d6: 4 + 1 + 6 = 11` → the rolls and the total.
+fn rolls(text: &str, dice: usize, sides: i64) -> Vec<i64> {
+    let (head, sum) = text.split_once(" = ").unwrap();
+    let (kind, rolls) = head.split_once(": ").unwrap();
+    assert_eq!(kind, format!("{dice}d{sides}"));
+    let rolls: Vec<i64> = rolls.split(" + ").map(|r| r.parse().unwrap()).collect();
+    assert_eq!(rolls.len(), dice);
+    assert!(rolls.iter().all(|r| (1..=sides).contains(r)), "{rolls:?}");
+    assert_eq!(rolls.iter().sum::<i64>(), sum.parse::<i64>().unwrap());
+    rolls
+}
+
+#[tokio::test]
+async fn dice_reacts_replies_and_offers_a_button_that_comes_back() {
+    let host = host().await;
+    let actions = host.send("!roll 3 6").await;
+    assert_eq!(actions.len(), 2, "{actions:?}");
+    assert!(matches!(&actions[0], Action::React(react) if react.emoji == "🎲"));
+    let Action::Reply(Outgoing { text, buttons, .. }) = &actions[1] else {
+        panic!("expected a reply, got {:?}", actions[1]);
+    };
+    rolls(text, 3, 6);
+    assert_eq!(buttons.len(), 1);
+    assert_eq!(
+        buttons[0].id, "dice/again:3:6",
+        "ids carry the plugin's name"
+    );
+
+    let again = host.send(&format!("/press {}", buttons[0].id)).await;
+    assert_eq!(
+        again.len(),
+        1,
+        "a click gets a reply, no reaction: {again:?}"
+    );
+    rolls(&texts(&again)[0], 3, 6);
+}
+
+#[tokio::test]
+async fn dice_defaults_and_alias() {
+    let host = host().await;
+    rolls(&host.say("!dice").await[0], 1, 6);
+}
+
+#[tokio::test]
+async fn bad_arguments_get_usage_or_the_plugins_own_message() {
+    let host = host().await;
+    assert_eq!(
+        host.say("!roll two").await,
+        vec!["<dice> must be a whole number, not \"two\". Usage: !roll [dice] [sides]"]
+    );
+    assert_eq!(
+        host.say("!roll 1 2 3").await,
+        vec!["Too many arguments. Usage: !roll [dice] [sides]"]
+    );
+    assert_eq!(
+        host.say("!roll 99").await,
+        vec!["Roll 1 to 20 dice of 2 to 1000 sides."]
+    );
+}
+
+#[tokio::test]
+async fn unknown_commands_and_plain_messages_get_no_answer() {
+    let host = host().await;
+    assert!(host.send("!nosuchcommand").await.is_empty());
+    assert!(host.send("hello there").await.is_empty());
+    assert!(host.send("/press nobody/x").await.is_empty());
+}
+
+#[tokio::test]
+async fn echo_repeats_the_rest_of_the_line() {
+    let host = host().await;
+    assert_eq!(
+        host.say("!echo  hello   world ").await,
+        vec!["hello   world"]
+    );
+}
