@@ -4,7 +4,11 @@
 //! `WASMBOT_<SECTION>__<KEY>`, e.g. `WASMBOT_BOT__PREFIX=?` or
 //! `WASMBOT_PLUGIN_DEFAULTS__CPU_MS=50`.
 
-use std::{collections::BTreeMap, path::PathBuf, time::Duration};
+use std::{
+    collections::BTreeMap,
+    path::{Path, PathBuf},
+    time::Duration,
+};
 
 use anyhow::Context;
 use figment::{
@@ -144,7 +148,7 @@ impl PluginPolicy {
 
 impl Config {
     /// Reads the file (when it exists) and the environment over the defaults.
-    pub fn load(file: Option<&std::path::Path>) -> anyhow::Result<Self> {
+    pub fn load(file: Option<&Path>) -> anyhow::Result<Self> {
         let mut figment = Figment::from(Serialized::defaults(Config::default()));
         if let Some(file) = file {
             anyhow::ensure!(file.is_file(), "config file {} not found", file.display());
@@ -215,5 +219,90 @@ impl Config {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_documented_ones() {
+        let config = Config::default();
+        let policy = config.policy("anything");
+        assert_eq!(policy.cpu_budget(), Duration::from_millis(100));
+        assert_eq!(policy.wall_budget(), Duration::from_secs(30));
+        assert_eq!(policy.memory_bytes(), 64 << 20);
+        assert_eq!(policy.grants, vec!["log"]);
+        assert_eq!(config.bot.prefix, "!");
+        config.validate().unwrap();
+    }
+
+    #[test]
+    fn a_plugin_section_overrides_only_what_it_sets() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file(
+                "wasmbot.toml",
+                r#"
+                [plugin_defaults]
+                cpu_ms = 50
+
+                [plugins.ping]
+                memory_mib = 8
+                grants = []
+                "#,
+            )?;
+            let config =
+                Config::load(Some(Path::new("wasmbot.toml"))).map_err(|e| e.to_string())?;
+            let ping = config.policy("ping");
+            assert_eq!(
+                (ping.cpu_ms, ping.memory_mib, ping.wall_ms),
+                (50, 8, 30_000)
+            );
+            assert!(ping.grants.is_empty());
+            assert_eq!(config.policy("dice").memory_mib, 64);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn the_environment_overrides_the_file() {
+        figment::Jail::expect_with(|jail| {
+            jail.create_file("wasmbot.toml", "[bot]\nprefix = \"?\"\n")?;
+            jail.set_env("WASMBOT_BOT__PREFIX", "$");
+            jail.set_env("WASMBOT_PLUGIN_DEFAULTS__CPU_MS", "25");
+            let config =
+                Config::load(Some(Path::new("wasmbot.toml"))).map_err(|e| e.to_string())?;
+            assert_eq!(config.bot.prefix, "$");
+            assert_eq!(config.plugin_defaults.cpu_ms, 25);
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn bad_values_are_refused_with_the_key_named() {
+        let error = |toml: &str| {
+            let mut result = String::new();
+            figment::Jail::expect_with(|jail| {
+                jail.create_file("wasmbot.toml", toml)?;
+                result = Config::load(Some(Path::new("wasmbot.toml")))
+                    .map(|_| String::new())
+                    .unwrap_or_else(|e| format!("{e:#}"));
+                Ok(())
+            });
+            result
+        };
+        assert!(error("[plugins.x]\ncpu_ms = 0\n").contains("plugins.x.cpu_ms must be at least 1"));
+        assert!(
+            error("[plugin_defaults]\nmemory_mib = 9999\n").contains("memory_mib must be between")
+        );
+        assert!(
+            error("[plugin_defaults]\ngrants = [\"teleport\"]\n")
+                .contains("unknown capability \"teleport\"")
+        );
+        assert!(error("[bot]\nprefx = \"!\"\n").contains("prefx"));
+        assert!(error("[plugin_defaults]\ncpu_ms = -5\n").contains("invalid configuration"));
+        assert!(Config::load(Some(Path::new("/nonexistent/wasmbot.toml"))).is_err());
     }
 }

@@ -1,1 +1,91 @@
-fn main() {}
+//! `cargo xtask run [ARGS]`: builds the first-party plugins for `wasm32-wasip2` (adding the
+//! target when missing), puts them in `target/plugins`, and starts the bot on them; `ARGS`
+//! go to `wasmbot`.
+//! `cargo xtask plugins`: only builds them.
+
+use std::{
+    env, fs,
+    path::{Path, PathBuf},
+    process::{Command, ExitCode},
+};
+
+use wasmbot_sdk::build::PluginBuild;
+
+fn main() -> ExitCode {
+    let args: Vec<String> = env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("run") => build_plugins().and_then(|dir| run(&dir, &args[1..])),
+        Some("plugins") => build_plugins().map(|dir| println!("plugins in {}", dir.display())),
+        _ => Err("usage: cargo xtask run [wasmbot args...] | cargo xtask plugins".to_owned()),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("xtask: {error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .map(Path::to_owned)
+        .unwrap_or_default()
+}
+
+/// Builds every crate in `plugins/` and copies the results into `target/plugins`.
+fn build_plugins() -> Result<PathBuf, String> {
+    let root = root();
+    let mut packages: Vec<String> = fs::read_dir(root.join("plugins"))
+        .map_err(|e| format!("reading plugins/: {e}"))?
+        .filter_map(|entry| entry.ok())
+        .filter(|entry| entry.path().join("Cargo.toml").is_file())
+        .map(|entry| entry.file_name().to_string_lossy().into_owned())
+        .collect();
+    packages.sort();
+    let build = packages
+        .iter()
+        .fold(PluginBuild::new(&root).profile("plugin"), |b, p| {
+            b.package(p)
+        });
+    eprintln!("xtask: building plugins {}", packages.join(", "));
+    let built = build.run().map_err(|e| e.to_string())?;
+
+    let out = root.join("target").join("plugins");
+    fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    for (package, wasm) in packages.iter().zip(built) {
+        // Copy then rename, so a running bot's hot reload never reads half a file.
+        let to = out.join(format!("{package}.wasm"));
+        let partial = out.join(format!("{package}.wasm.partial"));
+        fs::copy(&wasm, &partial)
+            .and_then(|_| fs::rename(&partial, &to))
+            .map_err(|e| format!("installing {}: {e}", to.display()))?;
+    }
+    Ok(out)
+}
+
+fn run(plugins: &Path, args: &[String]) -> Result<(), String> {
+    let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
+    let status = Command::new(cargo)
+        .current_dir(root())
+        .args([
+            "run",
+            "--quiet",
+            "--package",
+            "wasmbot-host",
+            "--bin",
+            "wasmbot",
+            "--",
+        ])
+        .arg("--plugins-dir")
+        .arg(plugins)
+        .args(args)
+        .status()
+        .map_err(|e| format!("starting cargo: {e}"))?;
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("wasmbot exited with {status}"))
+    }
+}

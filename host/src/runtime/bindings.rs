@@ -7,4 +7,4 @@ wasmtime::component::bindgen!({
     additional_derives: [PartialEq],
 });
 
-pub use wasmbot::plugin::types;
+pub use self::wasmbot::plugin::types;

@@ -78,16 +78,17 @@ impl Runtime {
                 }
             })?;
         let stats = stats(&manifest.name);
-        Ok(Plugin::new(
-            Arc::clone(self),
+        Ok(Plugin {
+            runtime: Arc::clone(self),
+            name: Arc::from(manifest.name.as_str()),
             manifest,
             policy,
             allowed,
             pre,
-            source.to_owned(),
+            source: source.to_owned(),
             digest,
             stats,
-        ))
+        })
     }
 
     fn prelink(

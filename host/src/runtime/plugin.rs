@@ -23,41 +23,18 @@ use crate::{
 /// One loaded version of a plugin. Events in flight keep their version alive (`Arc`), so a
 /// reload never cuts one short.
 pub struct Plugin {
-    runtime: Arc<Runtime>,
-    name: Arc<str>,
-    manifest: Manifest,
-    policy: PluginPolicy,
-    allowed: Allowed,
-    pre: PluginPre<HostState>,
-    source: PathBuf,
-    digest: String,
-    stats: Arc<PluginStats>,
+    pub(super) runtime: Arc<Runtime>,
+    pub(super) name: Arc<str>,
+    pub(super) manifest: Manifest,
+    pub(super) policy: PluginPolicy,
+    pub(super) allowed: Allowed,
+    pub(super) pre: PluginPre<HostState>,
+    pub(super) source: PathBuf,
+    pub(super) digest: String,
+    pub(super) stats: Arc<PluginStats>,
 }
 
 impl Plugin {
-    pub(crate) fn new(
-        runtime: Arc<Runtime>,
-        manifest: Manifest,
-        policy: PluginPolicy,
-        allowed: Allowed,
-        pre: PluginPre<HostState>,
-        source: PathBuf,
-        digest: String,
-        stats: Arc<PluginStats>,
-    ) -> Self {
-        Self {
-            runtime,
-            name: Arc::from(manifest.name.as_str()),
-            manifest,
-            policy,
-            allowed,
-            pre,
-            source,
-            digest,
-            stats,
-        }
-    }
-
     pub fn name(&self) -> &str {
         &self.name
     }

@@ -1,0 +1,165 @@
+//! Events through a trivial plugin (`echo`), each on a fresh pooled instance, against the
+//! same logic as a native Rust handler, in one run.
+//!
+//! `cargo bench -p wasmbot-host --bench events` prints events/s, p50 and p99 per event for
+//! both, and the ratios. `EVENTS=N` changes the number of events per measurement.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use wasmbot::{
+    config::Config,
+    runtime::{
+        Plugin, Registry, Runtime,
+        bindings::types::{
+            Action, Command, CommandSource, Event, EventKind, Outgoing, Platform, User,
+        },
+    },
+};
+use wasmbot_sdk::build::PluginBuild;
+
+/// The native twin of the `echo` plugin.
+fn native_echo(event: &Event) -> Vec<Action> {
+    let text = match &event.kind {
+        EventKind::Command(command) => command.raw_args.clone(),
+        _ => String::new(),
+    };
+    vec![Action::Reply(Outgoing::text_only(text))]
+}
+
+fn event(n: u64) -> Event {
+    Event {
+        id: format!("bench-{n}"),
+        platform: Platform::Console,
+        guild_id: Some("local".into()),
+        channel_id: "console".into(),
+        author: User {
+            id: "you".into(),
+            name: "you".into(),
+            is_bot: false,
+            roles: vec![],
+        },
+        timestamp_ms: 0,
+        kind: EventKind::Command(Command {
+            name: "echo".into(),
+            args: vec![],
+            raw_args: "hello benchmark".into(),
+            source: CommandSource::Prefix("!".into()),
+            message_id: None,
+        }),
+    }
+}
+
+struct Figures {
+    per_second: f64,
+    p50: Duration,
+    p99: Duration,
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    sorted[((sorted.len() as f64 * p) as usize).min(sorted.len() - 1)]
+}
+
+/// One event at a time for latency, then `workers` concurrent streams for throughput.
+async fn measure<F, Fut>(events: u64, workers: u64, handle: F) -> Figures
+where
+    F: Fn(Event) -> Fut + Clone + Send + Sync + 'static,
+    Fut: std::future::Future<Output = usize> + Send,
+{
+    let mut latencies = Vec::with_capacity(events as usize);
+    for n in 0..events {
+        let event = event(n);
+        let started = Instant::now();
+        let actions = handle(event).await;
+        latencies.push(started.elapsed());
+        assert_eq!(actions, 1, "every event gets its reply");
+    }
+    latencies.sort();
+
+    let started = Instant::now();
+    let tasks: Vec<_> = (0..workers)
+        .map(|w| {
+            let handle = handle.clone();
+            tokio::spawn(async move {
+                for n in 0..events / workers {
+                    assert_eq!(handle(event(w * events + n)).await, 1);
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.expect("worker finished");
+    }
+    let elapsed = started.elapsed();
+    Figures {
+        per_second: (events / workers * workers) as f64 / elapsed.as_secs_f64(),
+        p50: percentile(&latencies, 0.50),
+        p99: percentile(&latencies, 0.99),
+    }
+}
+
+fn build_echo() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    match PluginBuild::new(root)
+        .profile("plugin")
+        .package("echo")
+        .run()
+    {
+        Ok(mut files) => files.remove(0),
+        Err(error) => panic!("building the echo plugin: {error}"),
+    }
+}
+
+fn main() {
+    let events: u64 = std::env::var("EVENTS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(50_000);
+    let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
+    let wasm = build_echo();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(workers as usize)
+        .enable_all()
+        .build()
+        .expect("tokio runtime");
+    runtime.block_on(async move {
+        let mut config = Config::default();
+        config.runtime.cache_dir = PathBuf::new();
+        let registry = Registry::new(Runtime::new(Arc::new(config)).expect("runtime"));
+        registry.load_file(&wasm).await.expect("echo loads");
+        let plugin: Arc<Plugin> = Arc::clone(registry.snapshot().plugin("echo").expect("echo"));
+
+        // Warm up both paths (allocator pools, caches).
+        for n in 0..2_000 {
+            let _ = plugin.handle(&event(n)).await;
+            std::hint::black_box(native_echo(&event(n)));
+        }
+
+        let wasm_plugin = Arc::clone(&plugin);
+        let sandboxed = measure(events, workers, move |event| {
+            let plugin = Arc::clone(&wasm_plugin);
+            async move { plugin.handle(&event).await.map_or(0, |actions| actions.len()) }
+        })
+        .await;
+        let native = measure(events, workers, |event| async move {
+            std::hint::black_box(native_echo(std::hint::black_box(&event))).len()
+        })
+        .await;
+
+        let overhead = sandboxed.p50.saturating_sub(native.p50);
+        println!("events per measurement: {events}, concurrent workers: {workers}");
+        println!("| path | events/s | p50 | p99 |");
+        println!("|---|---|---|---|");
+        for (name, f) in [("wasm plugin, fresh instance per event", &sandboxed), ("native Rust handler", &native)] {
+            println!("| {name} | {:.0} | {:.2?} | {:.2?} |", f.per_second, f.p50, f.p99);
+        }
+        println!(
+            "p50 host overhead (wasm p50 - native p50): {overhead:.2?}; p50 ratio wasm/native: {:.1}x; throughput ratio native/wasm: {:.1}x",
+            sandboxed.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9),
+            native.per_second / sandboxed.per_second
+        );
+    });
+}
