@@ -64,6 +64,9 @@ impl Runtime {
         .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
         let pre = self.prelink(&component)?;
         let manifest = self.describe(&pre).await?;
+        let handle = component
+            .get_export_index(None, "handle")
+            .ok_or_else(|| LoadError::Exports("no `handle` export".into()))?;
         check_manifest(&manifest)?;
 
         let policy = self.config.policy(&manifest.name);
@@ -84,7 +87,8 @@ impl Runtime {
             manifest,
             policy,
             allowed,
-            pre,
+            pre: pre.instance_pre().clone(),
+            handle,
             source: source.to_owned(),
             digest,
             stats,
@@ -103,7 +107,8 @@ impl Runtime {
     }
 
     /// Calls `describe` on a fresh instance under the default budgets; no capability is
-    /// usable before the manifest has been checked.
+    /// usable before the manifest has been checked. Binding the instance type-checks every
+    /// export once, here, so events can skip it.
     async fn describe(
         &self,
         pre: &PluginPre<crate::runtime::HostState>,
@@ -112,8 +117,9 @@ impl Runtime {
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy);
         let _slot = self.slots.acquire().await;
         let call = async {
-            let instance = pre.instantiate_async(&mut store).await?;
-            instance.call_describe(&mut store).await
+            let instance = pre.instance_pre().instantiate_async(&mut store).await?;
+            let plugin = crate::runtime::bindings::Plugin::new(&mut store, &instance)?;
+            plugin.call_describe(&mut store).await
         };
         match tokio::time::timeout(policy.wall_budget(), call).await {
             Ok(Ok(manifest)) => Ok(manifest),

@@ -7,18 +7,20 @@ use std::{
     time::Instant,
 };
 
+use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
+
 use crate::{
     capabilities::Allowed,
     config::PluginPolicy,
     runtime::{
         Failure, HostState, PluginStats, Runtime,
-        bindings::{
-            PluginPre,
-            types::{Action, Event, Manifest},
-        },
+        bindings::types::{Action, Event, Manifest, PluginError},
         output,
     },
 };
+
+/// The `handle` export's signature.
+type HandleFn<'a> = TypedFunc<(&'a Event,), (Result<Vec<Action>, PluginError>,)>;
 
 /// One loaded version of a plugin. Events in flight keep their version alive (`Arc`), so a
 /// reload never cuts one short.
@@ -28,7 +30,9 @@ pub struct Plugin {
     pub(super) manifest: Manifest,
     pub(super) policy: PluginPolicy,
     pub(super) allowed: Allowed,
-    pub(super) pre: PluginPre<HostState>,
+    pub(super) pre: InstancePre<HostState>,
+    /// The `handle` export, type-checked at load.
+    pub(super) handle: ComponentExportIndex,
     pub(super) source: PathBuf,
     pub(super) digest: String,
     pub(super) stats: Arc<PluginStats>,
@@ -101,9 +105,19 @@ impl Plugin {
                 Ok(instance) => instance,
                 Err(error) => return Err(Failure::Instantiate(format!("{error:#}"))),
             };
-            instance
-                .call_handle(&mut store, event)
+            let Some(func) = instance.get_func(&mut store, self.handle) else {
+                return Err(Failure::Instantiate(
+                    "the `handle` export is missing".into(),
+                ));
+            };
+            // SAFETY: the export's type was checked against this signature when the
+            // component was loaded (`bindings::Plugin::new` in `describe`), and every
+            // instance of a component has the same export types.
+            let handle = unsafe { HandleFn::new_unchecked(func) };
+            handle
+                .call_async(&mut store, (event,))
                 .await
+                .map(|(result,)| result)
                 .map_err(|error| Failure::of_call(error, store.data(), self.policy.memory_mib))
         };
         let outcome = match tokio::time::timeout(self.policy.wall_budget(), call).await {
