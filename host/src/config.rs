@@ -23,7 +23,9 @@ use crate::capabilities::Capability;
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct Config {
+    /// How the bot reads messages.
     pub bot: BotConfig,
+    /// The plugin runtime.
     pub runtime: RuntimeConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
@@ -125,22 +127,30 @@ impl Default for PluginPolicy {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct PluginOverride {
+    /// Overrides [`PluginPolicy::cpu_ms`].
     pub cpu_ms: Option<u64>,
+    /// Overrides [`PluginPolicy::wall_ms`].
     pub wall_ms: Option<u64>,
+    /// Overrides [`PluginPolicy::memory_mib`].
     pub memory_mib: Option<u64>,
+    /// Overrides [`PluginPolicy::grants`].
     pub grants: Option<Vec<String>>,
+    /// Overrides [`PluginPolicy::enabled`].
     pub enabled: Option<bool>,
 }
 
 impl PluginPolicy {
+    /// CPU time one event may use.
     pub fn cpu_budget(&self) -> Duration {
         Duration::from_millis(self.cpu_ms)
     }
 
+    /// Wall-clock time one event may take.
     pub fn wall_budget(&self) -> Duration {
         Duration::from_millis(self.wall_ms)
     }
 
+    /// Memory one instance may use, in bytes.
     pub fn memory_bytes(&self) -> usize {
         usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
     }
@@ -155,7 +165,8 @@ impl Config {
             figment = figment.merge(Toml::file(file));
         }
         let config: Config = figment
-            .merge(Env::prefixed("WASMBOT_").split("__"))
+            // WASMBOT_CONFIG names the file itself (the CLI reads it), it is no key.
+            .merge(Env::prefixed("WASMBOT_").ignore(&["config"]).split("__"))
             .extract()
             .context("invalid configuration")?;
         config.validate()?;
@@ -185,16 +196,25 @@ impl Config {
         let rt = &self.runtime;
         anyhow::ensure!(!self.bot.prefix.is_empty(), "bot.prefix must not be empty");
         anyhow::ensure!(
-            rt.max_instances > 0,
-            "runtime.max_instances must be at least 1"
+            (1..=100_000).contains(&rt.max_instances),
+            "runtime.max_instances must be between 1 and 100000"
         );
         anyhow::ensure!(
-            rt.epoch_tick_ms > 0,
-            "runtime.epoch_tick_ms must be at least 1"
+            (1..=100).contains(&rt.epoch_tick_ms),
+            "runtime.epoch_tick_ms must be between 1 and 100"
         );
         anyhow::ensure!(
             rt.max_memory_mib > 0,
             "runtime.max_memory_mib must be at least 1"
+        );
+        anyhow::ensure!(
+            rt.reload_debounce_ms >= 10,
+            "runtime.reload_debounce_ms must be at least 10"
+        );
+        anyhow::ensure!(rt.max_actions > 0, "runtime.max_actions must be at least 1");
+        anyhow::ensure!(
+            rt.max_output_bytes > 0,
+            "runtime.max_output_bytes must be at least 1"
         );
         let policies =
             std::iter::once(("plugin_defaults".to_owned(), self.plugin_defaults.clone())).chain(
@@ -203,7 +223,11 @@ impl Config {
                     .map(|name| (format!("plugins.{name}"), self.policy(name))),
             );
         for (section, policy) in policies {
-            anyhow::ensure!(policy.cpu_ms > 0, "{section}.cpu_ms must be at least 1");
+            anyhow::ensure!(
+                policy.cpu_ms >= rt.epoch_tick_ms,
+                "{section}.cpu_ms must be at least runtime.epoch_tick_ms ({})",
+                rt.epoch_tick_ms
+            );
             anyhow::ensure!(policy.wall_ms > 0, "{section}.wall_ms must be at least 1");
             anyhow::ensure!(
                 (1..=rt.max_memory_mib).contains(&policy.memory_mib),
@@ -272,6 +296,7 @@ mod tests {
             jail.create_file("wasmbot.toml", "[bot]\nprefix = \"?\"\n")?;
             jail.set_env("WASMBOT_BOT__PREFIX", "$");
             jail.set_env("WASMBOT_PLUGIN_DEFAULTS__CPU_MS", "25");
+            jail.set_env("WASMBOT_CONFIG", "wasmbot.toml");
             let config =
                 Config::load(Some(Path::new("wasmbot.toml"))).map_err(|e| e.to_string())?;
             assert_eq!(config.bot.prefix, "$");
@@ -293,7 +318,9 @@ mod tests {
             });
             result
         };
-        assert!(error("[plugins.x]\ncpu_ms = 0\n").contains("plugins.x.cpu_ms must be at least 1"));
+        assert!(error("[plugins.x]\ncpu_ms = 0\n").contains("plugins.x.cpu_ms must be at least"));
+        assert!(error("[runtime]\nmax_instances = 4000000000\n").contains("max_instances"));
+        assert!(error("[runtime]\nreload_debounce_ms = 0\n").contains("reload_debounce_ms"));
         assert!(
             error("[plugin_defaults]\nmemory_mib = 9999\n").contains("memory_mib must be between")
         );

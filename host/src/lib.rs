@@ -7,6 +7,8 @@
 //! - [`platforms`]: the adapters (the console, for now);
 //! - [`config`]: the operator's configuration.
 
+#![warn(missing_docs)]
+
 pub mod capabilities;
 pub mod config;
 pub mod dispatch;

@@ -71,14 +71,16 @@ async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result
     let dir = &config.runtime.plugins_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the plugins folder {}", dir.display()))?;
-    let loaded = registry.load_dir(dir).await?;
-    tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
+    // Watch before the first load, so a file changed meanwhile is not missed (loading the
+    // same bytes twice is a no-op).
     let _watcher = if config.runtime.hot_reload {
         let quiet = std::time::Duration::from_millis(config.runtime.reload_debounce_ms);
         Some(watch::watch(Arc::clone(&registry), dir.clone(), quiet)?)
     } else {
         None
     };
+    let loaded = registry.load_dir(dir).await?;
+    tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
 
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
     let dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);

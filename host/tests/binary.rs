@@ -53,7 +53,7 @@ fn a_bad_configuration_is_a_clear_error_and_a_failing_exit() {
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
-        stderr.contains("plugin_defaults.cpu_ms must be at least 1"),
+        stderr.contains("plugin_defaults.cpu_ms must be at least runtime.epoch_tick_ms"),
         "{stderr}"
     );
 }

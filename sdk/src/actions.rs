@@ -27,6 +27,15 @@ impl Action {
         })
     }
 
+    /// Replaces the content of a message the bot sent, e.g. the one whose button was clicked
+    /// (`Interaction::message_id`).
+    pub fn edit(message_id: impl Into<String>, message: impl Into<Outgoing>) -> Self {
+        Action::Edit(crate::Edit {
+            message_id: message_id.into(),
+            message: message.into(),
+        })
+    }
+
     /// Reacts to the event's message with an emoji.
     pub fn react(emoji: impl Into<String>) -> Self {
         Action::React(React {
@@ -57,6 +66,19 @@ impl Outgoing {
             label: label.into(),
             style: ButtonStyle::Primary,
             url: None,
+            disabled: false,
+        });
+        self
+    }
+
+    /// Adds a button that opens `url` instead of coming back as an interaction.
+    pub fn link(mut self, url: impl Into<String>, label: impl Into<String>) -> Self {
+        let url = url.into();
+        self.buttons.push(Button {
+            id: url.clone(),
+            label: label.into(),
+            style: ButtonStyle::Secondary,
+            url: Some(url),
             disabled: false,
         });
         self

@@ -13,7 +13,7 @@
 use std::{
     env, fmt, io,
     path::{Path, PathBuf},
-    process::Command,
+    process::{Command, Stdio},
 };
 
 /// The target plugins are built for.
@@ -69,45 +69,70 @@ impl PluginBuild {
         self
     }
 
-    /// Where the `.wasm` of `package` lands.
-    pub fn artifact(&self, package: &str) -> PathBuf {
-        let target_dir = env::var_os("CARGO_TARGET_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|| self.workspace.join("target"));
-        let target_dir = if target_dir.is_absolute() {
-            target_dir
-        } else {
-            self.workspace.join(target_dir)
-        };
-        target_dir
-            .join(TARGET)
-            .join(&self.profile)
-            .join(format!("{}.wasm", package.replace('-', "_")))
-    }
-
     /// Installs the target when missing, builds, and returns the `.wasm` of each package in
-    /// the order they were added. Cargo's output goes to this process's stderr.
+    /// the order they were added. Cargo's diagnostics go to this process's stderr.
     pub fn run(&self) -> Result<Vec<PathBuf>, BuildError> {
         ensure_target()?;
         let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
         let mut command = Command::new(cargo);
         command
             .current_dir(&self.workspace)
-            .args(["build", "--quiet", "--target", TARGET, "--profile"])
-            .arg(&self.profile);
+            .args([
+                "build",
+                "--quiet",
+                "--message-format=json-render-diagnostics",
+            ])
+            .args(["--target", TARGET])
+            .args(["--profile", &self.profile])
+            .stderr(Stdio::inherit());
         for package in &self.packages {
             command.args(["--package", package]);
         }
-        run(&mut command, "cargo build")?;
-        let artifacts: Vec<PathBuf> = self.packages.iter().map(|p| self.artifact(p)).collect();
-        match artifacts.iter().find(|path| !path.is_file()) {
-            Some(missing) => Err(BuildError::Failed(format!(
-                "cargo build succeeded but {} is missing: is the crate a cdylib?",
-                missing.display()
-            ))),
-            None => Ok(artifacts),
+        let output = command
+            .output()
+            .map_err(|error| BuildError::Spawn("cargo build", error))?;
+        if !output.status.success() {
+            return Err(BuildError::Failed(format!(
+                "cargo build failed ({})",
+                output.status
+            )));
         }
+        // Cargo says where each artifact landed: no guessing at target dirs or lib names.
+        let built = wasm_artifacts(&String::from_utf8_lossy(&output.stdout));
+        self.packages
+            .iter()
+            .map(|package| {
+                let lib = package.replace('-', "_");
+                built
+                    .iter()
+                    .find(|(target, _)| *target == lib || target == package)
+                    .map(|(_, path)| path.clone())
+                    .ok_or_else(|| {
+                        BuildError::Failed(format!(
+                            "cargo built no .wasm for {package}: is it a cdylib?"
+                        ))
+                    })
+            })
+            .collect()
     }
+}
+
+/// `(target name, .wasm path)` of each artifact in cargo's JSON messages.
+fn wasm_artifacts(messages: &str) -> Vec<(String, PathBuf)> {
+    messages
+        .lines()
+        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
+        .filter(|message| message["reason"] == "compiler-artifact")
+        .filter_map(|message| {
+            let target = message["target"]["name"].as_str()?.to_owned();
+            let wasm = message["filenames"]
+                .as_array()?
+                .iter()
+                .filter_map(|file| file.as_str())
+                .find(|file| file.ends_with(".wasm"))?;
+            Some((target, PathBuf::from(wasm)))
+        })
+        .collect()
 }
 
 /// Adds the `wasm32-wasip2` target through rustup when the toolchain lacks it.
@@ -121,7 +146,7 @@ pub fn ensure_target() -> Result<(), BuildError> {
     if output.status.success() && has_std(Path::new(&libdir)) {
         return Ok(());
     }
-    run(
+    run_tool(
         Command::new("rustup").args(["target", "add", TARGET]),
         "rustup target add",
     )
@@ -138,7 +163,7 @@ fn has_std(libdir: &Path) -> bool {
         .unwrap_or(false)
 }
 
-fn run(command: &mut Command, what: &'static str) -> Result<(), BuildError> {
+fn run_tool(command: &mut Command, what: &'static str) -> Result<(), BuildError> {
     let status = command
         .status()
         .map_err(|error| BuildError::Spawn(what, error))?;
@@ -146,5 +171,25 @@ fn run(command: &mut Command, what: &'static str) -> Result<(), BuildError> {
         Ok(())
     } else {
         Err(BuildError::Failed(format!("{what} failed ({status})")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn artifacts_are_read_from_cargo_messages() {
+        let messages = concat!(
+            r#"{"reason":"compiler-artifact","target":{"name":"wit_bindgen"},"filenames":["/t/libwit_bindgen.rlib"]}"#,
+            "\n",
+            r#"{"reason":"compiler-artifact","target":{"name":"ping_v2"},"filenames":["/t/ping_v2.wasm"]}"#,
+            "\nnot json\n",
+            r#"{"reason":"build-finished","success":true}"#,
+        );
+        assert_eq!(
+            wasm_artifacts(messages),
+            vec![("ping_v2".to_owned(), PathBuf::from("/t/ping_v2.wasm"))]
+        );
     }
 }

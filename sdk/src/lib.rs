@@ -1,4 +1,4 @@
-//! Write [wasmbot](https://github.com/wasmbot) plugins in Rust.
+//! Write wasmbot plugins in Rust.
 //!
 //! A plugin is a WebAssembly component built for `wasm32-wasip2`. The host asks it once for its
 //! [`Manifest`] (name, commands, the events and capabilities it wants), then hands it one
@@ -20,6 +20,7 @@
 //!                 CommandSpec::new("hello", "Say hello")
 //!                     .option(OptionSpec::new("name", "Who to greet", OptionKind::Rest)),
 //!             )
+//!             .capability("log")
 //!     }
 //!
 //!     fn handle(event: Event) -> Handled {
@@ -35,6 +36,8 @@
 //!
 //! The `testing` feature (on `[dev-dependencies]`) runs the built `.wasm` against an
 //! in-process host from an ordinary `cargo test`; see `testing::TestHost`.
+
+#![warn(missing_docs)]
 
 /// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.0`.
 ///
@@ -62,9 +65,10 @@ pub mod testing;
 
 pub use bindings::wasmbot::plugin::types::{
     Action, Argument, Attachment, Button, ButtonStyle, ChannelRef, Choice, Command, CommandSource,
-    CommandSpec, Destination, Embed, EmbedField, Event, EventKind, EventType, Interaction,
-    Manifest, Media, MediaKind, MediaSource, Menu, MenuOption, Message, OptionKind, OptionSpec,
-    Outgoing, Platform, PluginError, React, Send, Template, User, UserRef, Value,
+    CommandSpec, Contact, Delivery, DeliveryState, Destination, Edit, Embed, EmbedField, Event,
+    EventKind, EventType, Interaction, Location, Manifest, Media, MediaKind, MediaSource, Menu,
+    MenuOption, Message, OptionKind, OptionSpec, Outgoing, Platform, PluginError, React, Reaction,
+    Send, Template, User, UserRef, Value,
 };
 
 /// What a handler returns: the actions to carry out, or why it could not.

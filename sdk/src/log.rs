@@ -1,6 +1,8 @@
-//! Log lines attributed to the plugin by the host (the `log` capability).
+//! Log lines attributed to the plugin by the host: the `log` capability, which the manifest
+//! must ask for (`.capability("log")`) and the operator grant.
 
-use crate::bindings::wasmbot::plugin::log::{Level, write};
+pub use crate::bindings::wasmbot::plugin::log::Level;
+use crate::bindings::wasmbot::plugin::log::write;
 
 /// Writes a line at `level` with key-value fields.
 pub fn log(level: Level, message: &str, fields: &[(&str, &str)]) {

@@ -16,7 +16,8 @@
 //! platform's conventions: a local user in a local guild, and `/press ID` for buttons.
 
 use std::{
-    path::{Path, PathBuf},
+    collections::HashMap,
+    path::PathBuf,
     sync::{Arc, Mutex},
 };
 
@@ -82,11 +83,12 @@ impl TestHost {
         texts(&self.send(line).await)
     }
 
-    /// Dispatches any event; returns what each plugin made of it and the actions delivered.
+    /// Dispatches any event; returns what each plugin made of it and the actions delivered
+    /// in answer to it (other events' actions are not mixed in, however many run at once).
     pub async fn event(&self, event: Event) -> (Vec<Outcome>, Vec<Action>) {
-        let start = self.outlet.len();
+        let id = event.id.clone();
         let outcomes = self.dispatcher.dispatch(event).await;
-        (outcomes, self.outlet.since(start))
+        (outcomes, self.outlet.take(&id))
     }
 }
 
@@ -102,26 +104,16 @@ pub fn texts(actions: &[Action]) -> Vec<String> {
         .collect()
 }
 
-/// The console outlet of a test host: keeps every action.
+/// The console outlet of a test host: keeps each event's actions until they are taken.
 #[derive(Default)]
 struct Recorder {
-    actions: Mutex<Vec<Action>>,
+    actions: Mutex<HashMap<String, Vec<Action>>>,
 }
 
 impl Recorder {
-    fn lock(&self) -> std::sync::MutexGuard<'_, Vec<Action>> {
-        self.actions.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    fn len(&self) -> usize {
-        self.lock().len()
-    }
-
-    fn since(&self, start: usize) -> Vec<Action> {
-        self.lock()
-            .get(start..)
-            .map(<[Action]>::to_vec)
-            .unwrap_or_default()
+    fn take(&self, event_id: &str) -> Vec<Action> {
+        let mut actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
+        actions.remove(event_id).unwrap_or_default()
     }
 }
 
@@ -132,21 +124,12 @@ impl Outlet for Recorder {
 
     fn deliver<'a>(
         &'a self,
-        _origin: &'a Event,
+        origin: &'a Event,
         _plugin: &'a str,
         action: Action,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
-        self.lock().push(action);
+        let mut actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
+        actions.entry(origin.id.clone()).or_default().push(action);
         Box::pin(async { Ok(()) })
     }
-}
-
-/// The `.wasm` files in a folder, for [`TestHost::load`].
-pub fn wasm_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
-        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .filter(|path| path.extension().is_some_and(|ext| ext == "wasm"))
-        .collect();
-    files.sort();
-    Ok(files)
 }

@@ -125,6 +125,20 @@ async fn two_files_cannot_provide_the_same_plugin_or_command() {
 }
 
 #[tokio::test]
+async fn a_command_another_plugin_provides_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let files = install(dir.path(), &["echo", "listener"]);
+    let registry = registry(config(dir.path()));
+    registry.load_file(&files[0]).await.unwrap();
+    let error = registry.load_file(&files[1]).await.unwrap_err();
+    assert!(
+        matches!(&error, LoadError::CommandTaken { command, owner } if command == "echo" && owner == "echo"),
+        "{error}"
+    );
+    assert!(registry.snapshot().plugin("listener").is_none());
+}
+
+#[tokio::test]
 async fn compiled_components_are_cached_on_disk_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();

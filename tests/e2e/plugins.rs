@@ -98,3 +98,41 @@ async fn echo_repeats_the_rest_of_the_line() {
         vec!["hello   world"]
     );
 }
+
+#[tokio::test]
+async fn message_subscribers_hear_other_plugins_commands_but_not_their_own() {
+    let host = TestHost::load(&[plugin("dice"), plugin("listener")])
+        .await
+        .unwrap();
+    let replies = host.say("!roll 1 6").await;
+    assert_eq!(replies.len(), 2, "{replies:?}");
+    assert!(
+        replies.contains(&"heard: !roll 1 6".to_owned()),
+        "{replies:?}"
+    );
+    assert_eq!(host.say("hello").await, vec!["heard: hello"]);
+    assert_eq!(
+        host.say("!secret").await,
+        vec!["secret ok"],
+        "its own command is a command"
+    );
+}
+
+#[tokio::test]
+async fn restricted_commands_run_only_where_the_user_can_be_checked() {
+    let host = TestHost::load(&[plugin("listener")]).await.unwrap();
+    assert_eq!(
+        host.say("!secret").await,
+        vec!["secret ok"],
+        "the console user is the operator"
+    );
+
+    let mut event =
+        wasmbot::platforms::console::event_for_line(host.dispatcher(), "!secret").unwrap();
+    event.platform = wasmbot::runtime::bindings::types::Platform::Discord;
+    let (outcomes, _) = host.event(event).await;
+    assert!(
+        outcomes.is_empty(),
+        "a staff-only command is not run for an unchecked user"
+    );
+}

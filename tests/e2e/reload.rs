@@ -33,7 +33,8 @@ async fn watched_host(dir: &Path) -> (TestHost, watch::Watcher) {
     (host, watcher)
 }
 
-#[tokio::test]
+// Several runtime threads: events run while the watcher swaps the plugin on another.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn replacing_a_plugin_while_events_flow_drops_none() {
     let dir = tempfile::tempdir().unwrap();
     let (host, _watcher) = watched_host(dir.path()).await;

@@ -19,6 +19,7 @@ const PLUGINS: &[&str] = &[
     "ping-v2",
     "unknown-capability",
     "other-world",
+    "listener",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

@@ -21,8 +21,9 @@ impl log::Host for HostState {
             return;
         }
         let plugin = &*self.plugin;
-        let message = truncate(&message, MAX_MESSAGE_BYTES);
-        let fields = format_fields(&fields);
+        // Escaped so a plugin cannot forge host log lines with newlines or terminal codes.
+        let message = escape_controls(truncate(&message, MAX_MESSAGE_BYTES));
+        let fields = escape_controls(&format_fields(&fields)).into_owned();
         match level {
             log::Level::Trace => tracing::trace!(target: "plugin", plugin, fields, "{message}"),
             log::Level::Debug => tracing::debug!(target: "plugin", plugin, fields, "{message}"),
@@ -46,6 +47,20 @@ fn format_fields(fields: &[(String, String)]) -> String {
     out
 }
 
+/// `text` with control characters (newlines, escape sequences) written as `\u{..}`.
+fn escape_controls(text: &str) -> std::borrow::Cow<'_, str> {
+    if !text.chars().any(char::is_control) {
+        return text.into();
+    }
+    text.chars()
+        .map(|c| match c.is_control() {
+            true => c.escape_unicode().to_string(),
+            false => c.to_string(),
+        })
+        .collect::<String>()
+        .into()
+}
+
 /// Cuts `text` to at most `max` bytes on a character boundary.
 pub(crate) fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
@@ -67,6 +82,15 @@ mod tests {
         assert_eq!(truncate("héllo", 2), "h");
         assert_eq!(truncate("héllo", 3), "hé");
         assert_eq!(truncate("abc", 10), "abc");
+    }
+
+    #[test]
+    fn control_characters_cannot_forge_lines() {
+        assert_eq!(escape_controls("plain"), "plain");
+        assert_eq!(
+            escape_controls("a\nINFO fake\u{1b}[31m"),
+            "a\\u{a}INFO fake\\u{1b}[31m"
+        );
     }
 
     #[test]

@@ -5,6 +5,8 @@
 
 mod log;
 
+pub(crate) use log::truncate;
+
 use std::fmt;
 
 use wasmtime::component::{HasSelf, Linker};
@@ -29,6 +31,7 @@ impl Capability {
         }
     }
 
+    /// The capability a manifest or grant names.
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.iter().copied().find(|c| c.name() == name)
     }
@@ -55,10 +58,12 @@ impl fmt::Display for Capability {
 pub struct Allowed(u64);
 
 impl Allowed {
+    /// Whether the plugin may use `capability`.
     pub fn contains(self, capability: Capability) -> bool {
         self.0 & capability.bit() != 0
     }
 
+    /// Allows `capability`.
     pub fn insert(&mut self, capability: Capability) {
         self.0 |= capability.bit();
     }
@@ -67,8 +72,10 @@ impl Allowed {
 /// Why a manifest's capabilities were refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum GrantError {
+    /// No capability of that name exists.
     #[error("its manifest asks for unknown capability {0:?} (this host provides: {known})", known = Capability::names())]
     Unknown(String),
+    /// The operator did not grant it.
     #[error("its manifest asks for capability \"{0}\", which the operator has not granted it")]
     NotGranted(Capability),
 }

@@ -17,9 +17,10 @@ use crate::{
     runtime::{
         Failure, Plugin, Registry,
         bindings::types::{
-            Action, Command, CommandSource, Event, EventKind, EventType, Outgoing, Platform,
-            PluginError,
+            Action, Command, CommandSource, CommandSpec, Destination, Event, EventKind, EventType,
+            Outgoing, Platform, PluginError,
         },
+        registry::Snapshot,
     },
 };
 
@@ -46,7 +47,9 @@ pub trait Outlet: Send + Sync {
 /// What one plugin made of one event.
 #[derive(Debug)]
 pub struct Outcome {
+    /// The plugin's name.
     pub plugin: String,
+    /// Its actions (already delivered), or why it failed (already logged).
     pub result: Result<Vec<Action>, Failure>,
 }
 
@@ -59,6 +62,7 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
+    /// A dispatcher over `registry`, with no platform connected yet.
     pub fn new(registry: Arc<Registry>, bot: BotConfig) -> Self {
         Self {
             registry,
@@ -74,6 +78,7 @@ impl Dispatcher {
         self
     }
 
+    /// The plugins it routes to.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
     }
@@ -93,39 +98,52 @@ impl Dispatcher {
             event.id = self.next_event_id();
         }
         let snapshot = self.registry.snapshot();
-        let targets: Vec<Arc<Plugin>> = match &mut event.kind {
+        match &mut event.kind {
             EventKind::Message(message) => {
                 let Some((name, raw)) = split_command(&message.text, &self.bot.prefix) else {
-                    return self.broadcast(&snapshot, EventType::Message, &event).await;
+                    return self.broadcast(&snapshot, &event, None).await;
                 };
                 let Some((plugin, spec)) = snapshot.command(&name.to_lowercase()) else {
-                    return self.broadcast(&snapshot, EventType::Message, &event).await;
+                    return self.broadcast(&snapshot, &event, None).await;
                 };
-                match args::parse(spec, &self.bot.prefix, raw) {
-                    Ok(args) => {
-                        event.kind = EventKind::Command(Command {
-                            name: spec.name.clone(),
-                            args,
-                            raw_args: raw.trim().to_owned(),
-                            source: CommandSource::Prefix(self.bot.prefix.clone()),
-                            message_id: Some(message.id.clone()),
-                        });
-                        vec![Arc::clone(plugin)]
-                    }
+                let args = match args::parse(spec, &self.bot.prefix, raw) {
+                    Ok(args) => args,
                     Err(usage) => {
                         self.host_reply(&event, usage).await;
                         return Vec::new();
                     }
-                }
+                };
+                let command = Command {
+                    name: spec.name.clone(),
+                    args,
+                    raw_args: raw.trim().to_owned(),
+                    source: CommandSource::Prefix(self.bot.prefix.clone()),
+                    message_id: Some(message.id.clone()),
+                };
+                let owner = Arc::clone(plugin);
+                // The owner gets its command; plugins watching messages still see the text.
+                let as_command = Event {
+                    kind: EventKind::Command(command),
+                    ..event.clone()
+                };
+                let (mut outcomes, others) = tokio::join!(
+                    self.run_command(owner.clone(), spec, &as_command),
+                    self.broadcast(&snapshot, &event, Some(owner.name())),
+                );
+                outcomes.extend(others);
+                outcomes
             }
-            EventKind::Command(command) => match snapshot.command(&command.name) {
-                Some((plugin, _)) => vec![Arc::clone(plugin)],
-                None => return Vec::new(),
-            },
+            EventKind::Command(command) => {
+                let Some((plugin, spec)) = snapshot.command(&command.name) else {
+                    return Vec::new();
+                };
+                command.name = spec.name.clone();
+                self.run_command(Arc::clone(plugin), spec, &event).await
+            }
             EventKind::Interaction(interaction) => {
                 let Some((owner, id)) = interaction.custom_id.split_once(ID_SEPARATOR) else {
-                    tracing::debug!(id = %interaction.custom_id, "interaction for no plugin ignored");
-                    return Vec::new();
+                    // Not one of ours (a platform-native control): for the subscribers.
+                    return self.broadcast(&snapshot, &event, None).await;
                 };
                 let Some(plugin) = snapshot.plugin(owner).cloned() else {
                     tracing::info!(
@@ -135,35 +153,41 @@ impl Dispatcher {
                     return Vec::new();
                 };
                 interaction.custom_id = id.to_owned();
-                vec![plugin]
+                self.run(vec![plugin], &event).await
             }
-            EventKind::MemberJoined => {
-                return self
-                    .broadcast(&snapshot, EventType::MemberJoined, &event)
-                    .await;
-            }
-            EventKind::MemberLeft => {
-                return self
-                    .broadcast(&snapshot, EventType::MemberLeft, &event)
-                    .await;
-            }
-            EventKind::Reaction(_) => {
-                return self.broadcast(&snapshot, EventType::Reaction, &event).await;
-            }
-            EventKind::Delivery(_) => {
-                return self.broadcast(&snapshot, EventType::Delivery, &event).await;
-            }
-        };
-        self.run(targets, &event).await
+            _ => self.broadcast(&snapshot, &event, None).await,
+        }
     }
 
-    async fn broadcast(
+    /// Runs a command on its plugin, once the invoking user is allowed to use it.
+    async fn run_command(
         &self,
-        snapshot: &crate::runtime::registry::Snapshot,
-        kind: EventType,
+        plugin: Arc<Plugin>,
+        spec: &CommandSpec,
         event: &Event,
     ) -> Vec<Outcome> {
-        let targets = snapshot.subscribers(kind).cloned().collect();
+        if let Err(refusal) = authorize(event, spec) {
+            self.host_reply(event, refusal).await;
+            return Vec::new();
+        }
+        self.run(vec![plugin], event).await
+    }
+
+    /// Runs the plugins subscribed to the event's kind, but `except`.
+    async fn broadcast(
+        &self,
+        snapshot: &Snapshot,
+        event: &Event,
+        except: Option<&str>,
+    ) -> Vec<Outcome> {
+        let Some(kind) = EventType::of(&event.kind) else {
+            return Vec::new();
+        };
+        let targets = snapshot
+            .subscribers(kind)
+            .filter(|plugin| Some(plugin.name()) != except)
+            .cloned()
+            .collect();
         self.run(targets, event).await
     }
 
@@ -183,20 +207,22 @@ impl Dispatcher {
         .await
     }
 
-    /// Tells the user of a failed command what happened, without internals.
+    /// Tells the user whose command or click failed what happened, without internals.
+    /// Failures on events nobody asked for (plain messages, joins) stay in the logs.
     async fn explain(&self, event: &Event, plugin: &str, failure: &Failure) {
-        let EventKind::Command(command) = &event.kind else {
-            return;
+        let what = match &event.kind {
+            EventKind::Command(command) => format!("`{}`", command.name),
+            EventKind::Interaction(_) => "That".to_owned(),
+            _ => return,
         };
         let text = match failure {
             Failure::Plugin(PluginError::InvalidInput(message)) => message.clone(),
-            Failure::Plugin(PluginError::Unavailable(_)) => format!(
-                "`{}` is unavailable right now; please try again later.",
-                command.name
-            ),
+            Failure::Plugin(PluginError::Unavailable(_)) => {
+                format!("{what} is unavailable right now; please try again later.")
+            }
             _ => format!(
-                "Sorry, `{}` failed. The operator can find why in the logs ({plugin}, event {}).",
-                command.name, event.id
+                "Sorry, {what} failed. The operator can find why in the logs ({plugin}, event {}).",
+                event.id
             ),
         };
         self.host_reply(event, text).await;
@@ -229,6 +255,17 @@ impl Dispatcher {
     }
 }
 
+/// Checks a command's requirements against the invoking user. The console's user is the
+/// operator at the keyboard; other platforms check roles and permissions in their adapter,
+/// so until one does, a restricted command is refused there rather than run for anyone.
+fn authorize(event: &Event, spec: &CommandSpec) -> Result<(), String> {
+    let restricted = spec.staff_only || !spec.permissions.is_empty();
+    if !restricted || event.platform == Platform::Console {
+        return Ok(());
+    }
+    Err(format!("You are not allowed to use `{}` here.", spec.name))
+}
+
 /// `!roll 2 6` → `("roll", " 2 6")` when the text starts with the prefix and a name.
 fn split_command<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
     let after = text.trim_start().strip_prefix(prefix)?;
@@ -240,8 +277,8 @@ fn split_command<'t>(text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> 
 fn target_platform(event: &Event, action: &Action) -> Platform {
     match action {
         Action::Send(send) => match &send.to {
-            crate::runtime::bindings::types::Destination::Channel(channel) => channel.platform,
-            crate::runtime::bindings::types::Destination::Direct(user) => user.platform,
+            Destination::Channel(channel) => channel.platform,
+            Destination::Direct(user) => user.platform,
         },
         _ => event.platform,
     }
@@ -249,10 +286,8 @@ fn target_platform(event: &Event, action: &Action) -> Platform {
 
 /// Prefixes button and menu ids with the plugin's name, so clicks find their way back.
 fn namespace_ids(action: &mut Action, plugin: &str) {
-    let message = match action {
-        Action::Reply(message) => message,
-        Action::Send(send) => &mut send.message,
-        _ => return,
+    let Some(message) = action.outgoing_mut() else {
+        return;
     };
     for button in &mut message.buttons {
         if button.url.is_none() {
@@ -261,32 +296,6 @@ fn namespace_ids(action: &mut Action, plugin: &str) {
     }
     if let Some(menu) = &mut message.menu {
         menu.id = format!("{plugin}{ID_SEPARATOR}{}", menu.id);
-    }
-}
-
-impl Platform {
-    /// The platform's name in logs and configuration.
-    pub fn name(self) -> &'static str {
-        match self {
-            Platform::Discord => "discord",
-            Platform::Whatsapp => "whatsapp",
-            Platform::Console => "console",
-        }
-    }
-}
-
-impl Outgoing {
-    /// A message with text only.
-    pub fn text_only(text: impl Into<String>) -> Self {
-        Outgoing {
-            text: text.into(),
-            embeds: Vec::new(),
-            buttons: Vec::new(),
-            menu: None,
-            media: Vec::new(),
-            template: None,
-            ephemeral: false,
-        }
     }
 }
 

@@ -23,9 +23,11 @@ use crate::{
     },
 };
 
-/// The guild, channel and user of the console session.
+/// The guild of the console session.
 pub const GUILD: &str = "local";
+/// The channel of the console session.
 pub const CHANNEL: &str = "console";
+/// The user typing at the console.
 pub const USER: &str = "you";
 
 /// Writes the bot's side of the conversation as text lines.
@@ -34,6 +36,7 @@ pub struct ConsoleOutlet<W> {
 }
 
 impl<W: AsyncWrite + Unpin + Send> ConsoleOutlet<W> {
+    /// An outlet writing to `out` (the terminal, or a buffer in tests).
     pub fn new(out: W) -> Arc<Self> {
         Arc::new(Self {
             out: Mutex::new(out),
@@ -66,8 +69,15 @@ impl<W: AsyncWrite + Unpin + Send> Outlet for ConsoleOutlet<W> {
     }
 }
 
-/// One action as console lines.
+/// One action as console lines. Control characters a plugin wrote (terminal escape
+/// sequences) are dropped: they would drive the operator's terminal.
 pub fn render(plugin: &str, action: &Action) -> String {
+    let mut text = render_raw(plugin, action);
+    text.retain(|c| c == '\n' || !c.is_control());
+    text
+}
+
+fn render_raw(plugin: &str, action: &Action) -> String {
     match action {
         Action::Reply(message) => render_message(&format!("{plugin}>"), message),
         Action::Send(send) => {
@@ -79,6 +89,11 @@ pub fn render(plugin: &str, action: &Action) -> String {
         }
         Action::React(react) => format!("{plugin} reacted {}\n", react.emoji),
         Action::Typing => format!("{plugin} is typing...\n"),
+        Action::Edit(edit) => render_message(
+            &format!("{plugin} edited {}>", edit.message_id),
+            &edit.message,
+        ),
+        Action::Delete(id) => format!("{plugin} deleted {id}\n"),
     }
 }
 
@@ -186,4 +201,15 @@ fn now_ms() -> u64 {
         .duration_since(UNIX_EPOCH)
         .map(|elapsed| u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX))
         .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn plugin_text_cannot_drive_the_terminal() {
+        let action = Action::Reply(Outgoing::text_only("red\u{1b}[31m\rtext\nnext"));
+        assert_eq!(render("p", &action), "p> red[31mtext\n  next\n");
+    }
 }

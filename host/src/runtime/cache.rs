@@ -4,6 +4,7 @@
 use std::{
     fs,
     hash::{DefaultHasher, Hash, Hasher},
+    os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
 };
@@ -39,7 +40,7 @@ impl ComponentCache {
 
     /// Loads the compiled form of `wasm` (whose [`digest`] is `digest`) from disk, or
     /// compiles and stores it.
-    pub fn get_or_compile(
+    pub(crate) fn get_or_compile(
         &self,
         engine: &Engine,
         wasm: &[u8],
@@ -53,9 +54,10 @@ impl ComponentCache {
         // Read into memory rather than mapping the file: a cache file changed under a
         // mapping would crash the host (SIGBUS), a changed copy only fails to load.
         if let Ok(bytes) = fs::read(&path) {
-            // SAFETY: files in this folder are written only by `store` below, from
-            // `precompile_component` of an engine with the same compatibility hash, and
-            // wasmtime checks the header and engine settings before using the code.
+            // SAFETY: this runs native code from the cache folder, so the folder must be
+            // writable by the bot alone (`store` creates it 0700). Its files are written
+            // only by `store`, from an engine with the same compatibility hash, and
+            // wasmtime checks their header and settings before using them.
             match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
@@ -68,12 +70,15 @@ impl ComponentCache {
             }
         }
         self.misses.fetch_add(1, Ordering::Relaxed);
-        let compiled = engine.precompile_component(wasm)?;
-        if let Err(error) = store(dir, &path, &compiled) {
+        let component = Component::new(engine, wasm)?;
+        if let Err(error) = component
+            .serialize()
+            .map_err(anyhow::Error::from)
+            .and_then(|compiled| store(dir, &path, &compiled))
+        {
             tracing::warn!(path = %path.display(), "cache.write_failed: {error:#}");
         }
-        // SAFETY: `compiled` was produced just above by this engine.
-        Ok(unsafe { Component::deserialize(engine, &compiled) }?)
+        Ok(component)
     }
 
     /// Components loaded from disk since start.
@@ -94,7 +99,11 @@ pub fn digest(wasm: &[u8]) -> String {
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
 fn store(dir: &Path, path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
-    fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("creating {}", dir.display()))?;
     static WRITES: AtomicU64 = AtomicU64::new(0);
     let unique = WRITES.fetch_add(1, Ordering::Relaxed);
     let temporary = path.with_extension(format!("tmp{}-{unique}", std::process::id()));

@@ -20,11 +20,16 @@ const KEEP_RESIDENT: usize = 1 << 20;
 /// for the largest memory cap, so instantiation is a few microseconds and memory is bounded.
 pub fn build(config: &RuntimeConfig) -> anyhow::Result<Engine> {
     let slots = config.max_instances;
+    let times = |per: u32| {
+        slots
+            .checked_mul(per)
+            .with_context(|| format!("runtime.max_instances {slots} is too large"))
+    };
     let mut pool = PoolingAllocationConfig::default();
     pool.total_component_instances(slots)
-        .total_core_instances(slots * CORE_INSTANCES_PER_COMPONENT)
-        .total_memories(slots * MEMORIES_PER_COMPONENT)
-        .total_tables(slots * TABLES_PER_COMPONENT)
+        .total_core_instances(times(CORE_INSTANCES_PER_COMPONENT)?)
+        .total_memories(times(MEMORIES_PER_COMPONENT)?)
+        .total_tables(times(TABLES_PER_COMPONENT)?)
         .total_stacks(slots)
         .max_memories_per_module(1)
         .max_memories_per_component(MEMORIES_PER_COMPONENT)

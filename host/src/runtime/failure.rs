@@ -9,22 +9,34 @@ use crate::runtime::{HostState, bindings::types::PluginError};
 /// One event's failure in one plugin; the host and every other plugin go on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Failure {
+    /// The guest ran longer than its CPU budget.
     #[error("used more than its CPU budget of {0:?}")]
     CpuBudget(Duration),
+    /// The event took longer than its wall-clock budget, host calls included.
     #[error("took longer than its wall-clock budget of {0:?}")]
     WallClock(Duration),
+    /// The instance asked for more memory than its cap.
     #[error("went over its memory cap of {0} MiB")]
     Memory(u64),
+    /// The guest overflowed its stack.
     #[error("overflowed its stack")]
     StackOverflow,
+    /// The guest panicked; the text is its panic message.
     #[error("panicked: {0}")]
     Panic(String),
+    /// Any other trap.
     #[error("trapped: {0}")]
     Trap(String),
+    /// The result broke the contract or the output limits.
     #[error("returned a malformed result: {0}")]
     Malformed(String),
+    /// No instance could be made.
     #[error("could not be instantiated: {0}")]
     Instantiate(String),
+    /// The guest called `exit`.
+    #[error("exited with status {0}")]
+    Exit(i32),
+    /// The handler returned its own error.
     #[error("returned an error: {0:?}")]
     Plugin(PluginError),
 }
@@ -41,17 +53,28 @@ impl Failure {
             Failure::Trap(_) => "trap",
             Failure::Malformed(_) => "malformed",
             Failure::Instantiate(_) => "instantiate",
+            Failure::Exit(_) => "exit",
             Failure::Plugin(_) => "plugin_error",
         }
     }
 
+    /// Names the cause of a failed instantiation from the error and what the store recorded.
+    pub(crate) fn of_instantiation(
+        error: wasmtime::Error,
+        state: &HostState,
+        memory_mib: u64,
+    ) -> Self {
+        Self::of_limit(state, memory_mib)
+            .unwrap_or_else(|| Failure::Instantiate(format!("{error:#}")))
+    }
+
     /// Names the cause of a failed guest call from the error and what the store recorded.
     pub(crate) fn of_call(error: wasmtime::Error, state: &HostState, memory_mib: u64) -> Self {
-        if state.cpu.exceeded {
-            return Failure::CpuBudget(state.cpu.budget);
+        if let Some(limit) = Self::of_limit(state, memory_mib) {
+            return limit;
         }
-        if state.memory.exceeded {
-            return Failure::Memory(memory_mib);
+        if let Some(exit) = error.downcast_ref::<wasmtime_wasi::I32Exit>() {
+            return Failure::Exit(exit.0);
         }
         let Some(trap) = error.downcast_ref::<Trap>() else {
             // Not a trap: the result could not be lifted or checked.
@@ -63,6 +86,17 @@ impl Failure {
             _ if stderr.contains("panicked") => Failure::Panic(one_line(&stderr)),
             _ if stderr.is_empty() => Failure::Trap(trap.to_string()),
             _ => Failure::Trap(format!("{trap} (stderr: {})", one_line(&stderr))),
+        }
+    }
+
+    /// A budget or cap the host enforced, if one fired.
+    fn of_limit(state: &HostState, memory_mib: u64) -> Option<Self> {
+        if state.cpu.exceeded {
+            Some(Failure::CpuBudget(state.cpu.budget))
+        } else if state.memory.exceeded {
+            Some(Failure::Memory(memory_mib))
+        } else {
+            None
         }
     }
 }

@@ -7,8 +7,9 @@ use wasmtime::component::Component;
 
 use crate::{
     capabilities::{self, Allowed, GrantError},
+    config::PluginPolicy,
     runtime::{
-        Failure, Plugin, PluginStats, Runtime,
+        Failure, HostState, Plugin, PluginStats, Runtime,
         bindings::{PluginPre, types::Manifest},
     },
 };
@@ -16,37 +17,73 @@ use crate::{
 /// Why a file was not loaded as a plugin.
 #[derive(Debug, thiserror::Error)]
 pub enum LoadError {
+    /// The file could not be read.
     #[error("cannot read the file: {0}")]
     Read(#[from] std::io::Error),
+    /// The file is not WebAssembly at all.
     #[error("not a WebAssembly file")]
     NotWasm,
+    /// A core module rather than a component.
     #[error(
         "a core WebAssembly module, not a component: build it for wasm32-wasip2 (or run `wasm-tools component new`)"
     )]
     CoreModule,
+    /// The component does not validate or compile.
     #[error("not a valid component: {0}")]
     Compile(String),
+    /// It imports something this host does not provide.
     #[error("built for another world or version: it needs {0}")]
     Imports(String),
+    /// It lacks the exports of the plugin world, or they have other types.
     #[error("does not export the wasmbot:plugin@0.1.0 world: {0}")]
     Exports(String),
+    /// Asking it for its manifest failed.
     #[error("its describe() failed: {0}")]
     Describe(Failure),
+    /// An instance does not fit the plugin's own limits.
+    #[error("plugin {plugin:?} cannot run within its limits: {failure}")]
+    Limits {
+        /// The plugin's name.
+        plugin: String,
+        /// What failed when instantiating it.
+        failure: Failure,
+    },
+    /// The manifest breaks a rule (names, commands, options).
     #[error("invalid manifest: {0}")]
     Manifest(String),
+    /// The operator disabled it.
     #[error("plugin {0:?} is disabled in the configuration")]
     Disabled(String),
+    /// It asks for capabilities it may not have.
     #[error("plugin {plugin:?} refused: {error}")]
-    Grants { plugin: String, error: GrantError },
+    Grants {
+        /// The plugin's name.
+        plugin: String,
+        /// What was refused.
+        error: GrantError,
+    },
+    /// Another file already provides a plugin of that name.
     #[error("plugin {plugin:?} is already loaded from {other}")]
-    Duplicate { plugin: String, other: String },
+    Duplicate {
+        /// The plugin's name.
+        plugin: String,
+        /// The file that provides it.
+        other: String,
+    },
+    /// Another plugin already provides one of its commands.
     #[error("command {command:?} is already provided by plugin {owner:?}")]
-    CommandTaken { command: String, owner: String },
+    CommandTaken {
+        /// The command (or alias).
+        command: String,
+        /// The plugin that has it.
+        owner: String,
+    },
 }
 
 impl Runtime {
-    /// Loads one plugin from its bytes; `source` names it in logs.
-    pub async fn load(
+    /// Loads one plugin from its bytes (whose content hash is `digest`); `source` names it
+    /// in logs.
+    pub(crate) async fn load(
         self: &Arc<Self>,
         source: &Path,
         wasm: Vec<u8>,
@@ -80,6 +117,14 @@ impl Runtime {
                     error,
                 }
             })?;
+        // The manifest was read under the default limits: an instance must also fit the
+        // plugin's own, or every event would fail.
+        self.trial(&pre, &policy)
+            .await
+            .map_err(|failure| LoadError::Limits {
+                plugin: manifest.name.clone(),
+                failure,
+            })?;
         let stats = stats(&manifest.name);
         Ok(Plugin {
             runtime: Arc::clone(self),
@@ -95,10 +140,7 @@ impl Runtime {
         })
     }
 
-    fn prelink(
-        &self,
-        component: &Component,
-    ) -> Result<PluginPre<crate::runtime::HostState>, LoadError> {
+    fn prelink(&self, component: &Component) -> Result<PluginPre<HostState>, LoadError> {
         let pre = self
             .linker
             .instantiate_pre(component)
@@ -109,10 +151,7 @@ impl Runtime {
     /// Calls `describe` on a fresh instance under the default budgets; no capability is
     /// usable before the manifest has been checked. Binding the instance type-checks every
     /// export once, here, so events can skip it.
-    async fn describe(
-        &self,
-        pre: &PluginPre<crate::runtime::HostState>,
-    ) -> Result<Manifest, LoadError> {
+    async fn describe(&self, pre: &PluginPre<HostState>) -> Result<Manifest, LoadError> {
         let policy = &self.config.plugin_defaults;
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy);
         let _slot = self.slots.acquire().await;
@@ -131,6 +170,26 @@ impl Runtime {
             Err(_) => Err(LoadError::Describe(Failure::WallClock(
                 policy.wall_budget(),
             ))),
+        }
+    }
+}
+
+impl Runtime {
+    /// Instantiates once under `policy`, to refuse at load what could never run.
+    async fn trial(
+        &self,
+        pre: &PluginPre<HostState>,
+        policy: &PluginPolicy,
+    ) -> Result<(), Failure> {
+        let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy);
+        let _slot = self.slots.acquire().await;
+        match pre.instance_pre().instantiate_async(&mut store).await {
+            Ok(_) => Ok(()),
+            Err(error) => Err(Failure::of_instantiation(
+                error,
+                store.data(),
+                policy.memory_mib,
+            )),
         }
     }
 }
@@ -156,9 +215,31 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
     if manifest.version.trim().is_empty() {
         return bad("version is empty".into());
     }
+    if manifest.name == crate::dispatch::HOST {
+        return bad(format!("name {:?} is the host's own", manifest.name));
+    }
+    if manifest.commands.len() > MAX_COMMANDS {
+        return bad(format!(
+            "{} commands; at most {MAX_COMMANDS}",
+            manifest.commands.len()
+        ));
+    }
     let mut seen = std::collections::HashSet::new();
     for command in &manifest.commands {
-        for name in std::iter::once(&command.name).chain(&command.aliases) {
+        if command.options.len() > MAX_OPTIONS {
+            return bad(format!(
+                "command {:?} has {} options; at most {MAX_OPTIONS}",
+                command.name,
+                command.options.len()
+            ));
+        }
+        if command.description.chars().count() > MAX_DESCRIPTION {
+            return bad(format!(
+                "command {:?}: description over {MAX_DESCRIPTION} characters",
+                command.name
+            ));
+        }
+        for name in command.names() {
             if !is_name(name) {
                 return bad(format!(
                     "command {name:?}: use 1 to 32 lowercase letters, digits and '-'"
@@ -169,7 +250,14 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
             }
         }
         let options = &command.options;
+        let mut option_names = std::collections::HashSet::new();
         for (index, option) in options.iter().enumerate() {
+            if !option_names.insert(option.name.as_str()) {
+                return bad(format!(
+                    "command {:?}: option {:?} is declared twice",
+                    command.name, option.name
+                ));
+            }
             if !is_name(&option.name) {
                 return bad(format!(
                     "command {:?}: option {:?}: use lowercase letters, digits and '-'",
@@ -197,12 +285,18 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
     Ok(())
 }
 
+/// Limits a platform puts on command lists (Discord's, the strictest).
+const MAX_COMMANDS: usize = 100;
+const MAX_OPTIONS: usize = 25;
+const MAX_DESCRIPTION: usize = 100;
+
 fn is_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
+        && !name.ends_with('-')
 }
 
 #[cfg(test)]
@@ -229,6 +323,7 @@ mod tests {
         assert!(is_name("user-profile2"));
         assert!(!is_name("Ping"));
         assert!(!is_name("-x"));
+        assert!(!is_name("x-"));
         assert!(!is_name(""));
         assert!(!is_name("a b"));
     }

@@ -63,10 +63,12 @@ impl Runtime {
         }))
     }
 
+    /// The configuration it was built with.
     pub fn config(&self) -> &Config {
         &self.config
     }
 
+    /// The compiled-component cache.
     pub fn cache(&self) -> &ComponentCache {
         &self.cache
     }
@@ -84,9 +86,11 @@ impl Runtime {
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
+        // Yielding at every tick keeps a busy guest from holding a runtime thread: other
+        // events, and this event's wall-clock timeout, get their turn.
         store.epoch_deadline_callback(|mut context| {
             Ok(match context.data_mut().cpu.tick() {
-                true => UpdateDeadline::Continue(1),
+                true => UpdateDeadline::Yield(1),
                 false => UpdateDeadline::Interrupt,
             })
         });

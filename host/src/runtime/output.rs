@@ -1,8 +1,8 @@
 //! Bounds on what one event may return: a plugin cannot flood a platform or the host.
 
-use crate::runtime::bindings::types::{Action, Outgoing};
+use crate::runtime::bindings::types::{Action, Destination, MediaSource, Outgoing};
 
-/// Checks the number of actions and the total bytes of text they carry.
+/// Checks the number of actions and the total bytes of the strings they carry.
 pub(crate) fn check(
     actions: &[Action],
     max_actions: usize,
@@ -26,43 +26,77 @@ pub(crate) fn check(
 fn action_bytes(action: &Action) -> usize {
     match action {
         Action::Reply(message) => outgoing_bytes(message),
-        Action::Send(send) => outgoing_bytes(&send.message),
-        Action::React(react) => react.emoji.len(),
+        Action::Send(send) => {
+            let to = match &send.to {
+                Destination::Channel(channel) => channel.channel_id.len() + len(&channel.guild_id),
+                Destination::Direct(user) => user.user_id.len(),
+            };
+            to + outgoing_bytes(&send.message)
+        }
+        Action::Edit(edit) => edit.message_id.len() + outgoing_bytes(&edit.message),
+        Action::React(react) => react.emoji.len() + len(&react.message_id),
+        Action::Delete(id) => id.len(),
         Action::Typing => 0,
     }
 }
 
+/// Every string a message carries, text or not: ids and links reach the platform too.
 fn outgoing_bytes(message: &Outgoing) -> usize {
     let embeds: usize = message
         .embeds
         .iter()
         .map(|embed| {
-            let fields: usize = embed
-                .fields
-                .iter()
-                .map(|f| f.name.len() + f.value.len())
-                .sum();
-            [&embed.title, &embed.description, &embed.footer]
-                .iter()
-                .map(|text| text.as_deref().map_or(0, str::len))
-                .sum::<usize>()
-                + fields
+            [
+                &embed.title,
+                &embed.description,
+                &embed.url,
+                &embed.footer,
+                &embed.image_url,
+            ]
+            .into_iter()
+            .map(len)
+            .sum::<usize>()
+                + embed
+                    .fields
+                    .iter()
+                    .map(|field| field.name.len() + field.value.len())
+                    .sum::<usize>()
         })
         .sum();
     let buttons: usize = message
         .buttons
         .iter()
-        .map(|b| b.id.len() + b.label.len())
+        .map(|button| button.id.len() + button.label.len() + len(&button.url))
         .sum();
     let menu = message.menu.as_ref().map_or(0, |menu| {
-        menu.label.len()
+        menu.id.len()
+            + menu.label.len()
             + menu
                 .options
                 .iter()
-                .map(|o| o.label.len() + o.value.len())
+                .map(|option| option.value.len() + option.label.len() + len(&option.description))
                 .sum::<usize>()
     });
-    message.text.len() + embeds + buttons + menu
+    let media: usize = message
+        .media
+        .iter()
+        .map(|media| {
+            let source = match &media.source {
+                MediaSource::Id(id) | MediaSource::Url(id) => id.len(),
+            };
+            source + len(&media.caption) + len(&media.filename)
+        })
+        .sum();
+    let template = message.template.as_ref().map_or(0, |template| {
+        template.name.len()
+            + template.language.len()
+            + template.parameters.iter().map(String::len).sum::<usize>()
+    });
+    message.text.len() + embeds + buttons + menu + media + template
+}
+
+fn len(text: &Option<String>) -> usize {
+    text.as_deref().map_or(0, str::len)
 }
 
 #[cfg(test)]

@@ -39,14 +39,17 @@ pub struct Plugin {
 }
 
 impl Plugin {
+    /// Its name, from the manifest.
     pub fn name(&self) -> &str {
         &self.name
     }
 
+    /// What it declared at load.
     pub fn manifest(&self) -> &Manifest {
         &self.manifest
     }
 
+    /// Its limits and grants.
     pub fn policy(&self) -> &PluginPolicy {
         &self.policy
     }
@@ -61,6 +64,7 @@ impl Plugin {
         &self.digest
     }
 
+    /// Its counters, shared by all its versions.
     pub fn stats(&self) -> &Arc<PluginStats> {
         &self.stats
     }
@@ -103,7 +107,10 @@ impl Plugin {
         let call = async {
             let instance = match self.pre.instantiate_async(&mut store).await {
                 Ok(instance) => instance,
-                Err(error) => return Err(Failure::Instantiate(format!("{error:#}"))),
+                Err(error) => {
+                    let memory_mib = self.policy.memory_mib;
+                    return Err(Failure::of_instantiation(error, store.data(), memory_mib));
+                }
             };
             let Some(func) = instance.get_func(&mut store, self.handle) else {
                 return Err(Failure::Instantiate(
@@ -123,7 +130,7 @@ impl Plugin {
         let outcome = match tokio::time::timeout(self.policy.wall_budget(), call).await {
             Err(_) => Err(Failure::WallClock(self.policy.wall_budget())),
             Ok(Err(failure)) => Err(failure),
-            Ok(Ok(Err(error))) => Err(Failure::Plugin(error)),
+            Ok(Ok(Err(error))) => Err(Failure::Plugin(bounded(error))),
             Ok(Ok(Ok(actions))) => {
                 let limits = &runtime.config.runtime;
                 output::check(&actions, limits.max_actions, limits.max_output_bytes)
@@ -132,5 +139,16 @@ impl Plugin {
             }
         };
         (outcome, store.data().memory.peak)
+    }
+}
+
+/// A plugin's error with its text cut to a size fit for logs and users.
+fn bounded(error: PluginError) -> PluginError {
+    const MAX: usize = 2000;
+    let cut = |text: String| crate::capabilities::truncate(&text, MAX).to_owned();
+    match error {
+        PluginError::InvalidInput(text) => PluginError::InvalidInput(cut(text)),
+        PluginError::Unavailable(text) => PluginError::Unavailable(cut(text)),
+        PluginError::Internal(text) => PluginError::Internal(cut(text)),
     }
 }

@@ -25,10 +25,12 @@ pub struct Snapshot {
 }
 
 impl Snapshot {
+    /// The plugin called `name`.
     pub fn plugin(&self, name: &str) -> Option<&Arc<Plugin>> {
         self.plugins.get(name)
     }
 
+    /// Every plugin, by name.
     pub fn plugins(&self) -> impl Iterator<Item = &Arc<Plugin>> {
         self.plugins.values()
     }
@@ -50,7 +52,7 @@ impl Snapshot {
     fn insert(&mut self, plugin: Arc<Plugin>) {
         self.remove(plugin.name());
         for (index, command) in plugin.manifest().commands.iter().enumerate() {
-            for name in std::iter::once(&command.name).chain(&command.aliases) {
+            for name in command.names() {
                 self.commands
                     .insert(name.clone(), (plugin.name().to_owned(), index));
             }
@@ -69,8 +71,10 @@ impl Snapshot {
 
     /// Refuses a plugin whose name or commands another file already provides.
     fn check_conflicts(&self, plugin: &Plugin) -> Result<(), LoadError> {
+        // A file that is gone (renamed to the new one) does not hold its plugin.
         if let Some(existing) = self.plugins.get(plugin.name())
             && existing.source() != plugin.source()
+            && existing.source().exists()
         {
             return Err(LoadError::Duplicate {
                 plugin: plugin.name().to_owned(),
@@ -78,7 +82,7 @@ impl Snapshot {
             });
         }
         for command in &plugin.manifest().commands {
-            for name in std::iter::once(&command.name).chain(&command.aliases) {
+            for name in command.names() {
                 if let Some((owner, _)) = self.commands.get(name)
                     && owner != plugin.name()
                 {
@@ -96,25 +100,37 @@ impl Snapshot {
 /// What a change to the registry did, for logs, watchers and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Change {
+    /// A plugin that was not loaded is now.
     Loaded {
+        /// Its name.
         plugin: String,
+        /// Its version.
         version: String,
     },
+    /// A new version of a loaded plugin replaced the old one.
     Replaced {
+        /// Its name.
         plugin: String,
+        /// The version that was serving.
         old: String,
+        /// The version that serves now.
         new: String,
     },
+    /// A plugin's file is gone, and the plugin with it.
     Unloaded {
+        /// Its name.
         plugin: String,
     },
     /// The file changed on disk but its bytes did not.
     Unchanged {
+        /// Its name.
         plugin: String,
     },
     /// A file was refused; the previous version, if any, keeps serving.
     Refused {
+        /// The file.
         file: PathBuf,
+        /// Why, as logged.
         reason: String,
     },
 }
@@ -130,6 +146,7 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// An empty registry on `runtime`.
     pub fn new(runtime: Arc<Runtime>) -> Arc<Self> {
         Arc::new(Self {
             runtime,
@@ -150,6 +167,7 @@ impl Registry {
         let _ = self.changed.send(change);
     }
 
+    /// The runtime its plugins run on.
     pub fn runtime(&self) -> &Arc<Runtime> {
         &self.runtime
     }

@@ -53,13 +53,17 @@ pub fn watch(registry: Arc<Registry>, dir: PathBuf, quiet: Duration) -> anyhow::
                 .filter(|path| is_plugin_file(path))
                 .cloned()
                 .collect();
-            for path in paths {
-                if path.is_file() {
-                    // A failure is logged by the registry; the previous version stays.
-                    let _ = registry.load_file(&path).await;
-                } else {
-                    registry.unload_file(&path).await;
-                }
+            // Loads first: a plugin renamed from a.wasm to b.wasm is replaced by b.wasm
+            // (a.wasm no longer exists, so it is no duplicate), then a.wasm holds nothing
+            // to unload, and the plugin never stops serving.
+            let (present, gone): (Vec<PathBuf>, Vec<PathBuf>) =
+                paths.into_iter().partition(|path| path.is_file());
+            for path in present {
+                // A failure is logged by the registry; the previous version stays.
+                let _ = registry.load_file(&path).await;
+            }
+            for path in gone {
+                registry.unload_file(&path).await;
             }
         }
     });

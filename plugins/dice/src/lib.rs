@@ -26,7 +26,6 @@ impl Plugin for Dice {
                         OptionKind::Integer,
                     )),
             )
-            .on(EventType::Interaction)
     }
 
     fn handle(event: Event) -> Handled {
