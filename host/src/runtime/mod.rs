@@ -25,6 +25,7 @@ pub use load::LoadError;
 pub use plugin::Plugin;
 pub use registry::Registry;
 pub use state::HostState;
+use state::WasiPool;
 pub use stats::PluginStats;
 
 use crate::{
@@ -40,6 +41,7 @@ pub struct Runtime {
     cache: ComponentCache,
     config: Arc<Config>,
     slots: Semaphore,
+    wasi: WasiPool,
     tick: Duration,
 }
 
@@ -53,12 +55,14 @@ impl Runtime {
         capabilities::add_to_linker(&mut linker)?;
         let cache = ComponentCache::new(&engine, &config.runtime.cache_dir);
         let slots = Semaphore::new(config.runtime.max_instances as usize);
+        let wasi = WasiPool::new(config.runtime.max_instances as usize);
         Ok(Arc::new(Self {
             engine,
             linker,
             cache,
             config,
             slots,
+            wasi,
             tick,
         }))
     }
@@ -82,6 +86,7 @@ impl Runtime {
             policy.cpu_budget(),
             self.tick,
             self.config.runtime.max_log_lines,
+            self.wasi.take(),
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);

@@ -138,7 +138,9 @@ impl Plugin {
                     .map_err(Failure::Malformed)
             }
         };
-        (outcome, store.data().memory.peak)
+        let peak = store.data().memory.peak;
+        runtime.wasi.give(store.into_data().into_wasi());
+        (outcome, peak)
     }
 }
 

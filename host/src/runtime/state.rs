@@ -1,7 +1,10 @@
 //! What one instance carries while it handles one event: its WASI context, its memory cap,
 //! its CPU clock and what it is allowed to call.
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
@@ -20,9 +23,8 @@ pub struct HostState {
     pub(crate) allowed: Allowed,
     pub(crate) memory: MemoryCap,
     pub(crate) cpu: CpuClock,
-    wasi: WasiCtx,
+    wasi: Wasi,
     table: ResourceTable,
-    stderr: CappedStderr,
     log_lines_left: u32,
     log_limit_noted: bool,
     denied_noted: Allowed,
@@ -36,15 +38,8 @@ impl HostState {
         cpu_budget: Duration,
         tick: Duration,
         max_log_lines: u32,
+        wasi: Wasi,
     ) -> Self {
-        let stderr = CappedStderr::new(STDERR_BYTES);
-        // No files, no environment, no network: a plugin reaches the world only through
-        // the capabilities it was granted.
-        let wasi = WasiCtx::builder()
-            .stderr(stderr.clone())
-            .allow_tcp(false)
-            .allow_udp(false)
-            .build();
         Self {
             plugin,
             allowed,
@@ -52,7 +47,6 @@ impl HostState {
             cpu: CpuClock::new(cpu_budget, tick),
             wasi,
             table: ResourceTable::new(),
-            stderr,
             log_lines_left: max_log_lines,
             log_limit_noted: false,
             denied_noted: Allowed::default(),
@@ -61,7 +55,7 @@ impl HostState {
 
     /// What the plugin wrote to stderr (a Rust panic message lands there), lossy UTF-8.
     pub(crate) fn stderr(&self) -> String {
-        self.stderr.contents()
+        self.wasi.stderr.contents()
     }
 
     /// Counts one log line against the per-event allowance; says so once when it runs out.
@@ -96,8 +90,66 @@ impl HostState {
 impl WasiView for HostState {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
-            ctx: &mut self.wasi,
+            ctx: &mut self.wasi.ctx,
             table: &mut self.table,
+        }
+    }
+}
+
+impl HostState {
+    /// Gives back the WASI context for another event.
+    pub(crate) fn into_wasi(self) -> Wasi {
+        self.wasi
+    }
+}
+
+/// A WASI context and the stderr it writes to. No files, no environment, no network: a
+/// plugin reaches the world only through the capabilities it was granted.
+pub(crate) struct Wasi {
+    ctx: WasiCtx,
+    stderr: CappedStderr,
+}
+
+impl Wasi {
+    fn new() -> Self {
+        let stderr = CappedStderr::new(STDERR_BYTES);
+        let ctx = WasiCtx::builder()
+            .stderr(stderr.clone())
+            .allow_tcp(false)
+            .allow_udp(false)
+            .build();
+        Self { ctx, stderr }
+    }
+}
+
+/// WASI contexts of finished events. Building one seeds random generators (a third of a
+/// microsecond, a good part of an event's host overhead); a context holds no event's
+/// state once its stderr is cleared (resources live in the per-event table), so it is
+/// reused.
+pub(crate) struct WasiPool {
+    free: Mutex<Vec<Wasi>>,
+    keep: usize,
+}
+
+impl WasiPool {
+    /// A pool keeping at most `keep` contexts (one per instance that can run at once).
+    pub(crate) fn new(keep: usize) -> Self {
+        Self {
+            free: Mutex::new(Vec::new()),
+            keep,
+        }
+    }
+
+    pub(crate) fn take(&self) -> Wasi {
+        let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
+        reused.unwrap_or_else(Wasi::new)
+    }
+
+    pub(crate) fn give(&self, wasi: Wasi) {
+        wasi.stderr.clear();
+        let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
+        if free.len() < self.keep {
+            free.push(wasi);
         }
     }
 }

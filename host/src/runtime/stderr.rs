@@ -38,6 +38,14 @@ impl CappedStderr {
         buffer.extend_from_slice(&bytes[..bytes.len().min(room)]);
     }
 
+    /// Forgets what was written, for the next event.
+    pub(crate) fn clear(&self) {
+        self.buffer
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clear();
+    }
+
     /// What was kept, as trimmed lossy UTF-8.
     pub(crate) fn contents(&self) -> String {
         let buffer = self.buffer.lock().unwrap_or_else(|e| e.into_inner());
@@ -116,5 +124,7 @@ mod tests {
             .unwrap();
         assert!(stderr.check_write().unwrap() > 0);
         assert_eq!(stderr.contents(), "panicked");
+        stderr.clear();
+        assert_eq!(stderr.contents(), "");
     }
 }
