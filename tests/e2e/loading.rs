@@ -142,48 +142,50 @@ async fn a_command_another_plugin_provides_is_refused() {
 async fn compiled_components_are_cached_on_disk_across_restarts() {
     let dir = tempfile::tempdir().unwrap();
     let cache = tempfile::tempdir().unwrap();
-    let mut config = config(dir.path());
-    config.runtime.cache_dir = cache.path().to_owned();
+    let counts = |registry: &Registry| {
+        let cache = registry.runtime().cache();
+        (cache.hits(), cache.misses())
+    };
 
-    let first = registry(config.clone());
+    let first = registry(cached(dir.path(), cache.path()));
     first.load_file(&plugin("echo")).await.unwrap();
-    assert_eq!(
-        (
-            first.runtime().cache().hits(),
-            first.runtime().cache().misses()
-        ),
-        (0, 1)
-    );
+    assert_eq!(counts(&first), (0, 1));
 
-    let restarted = registry(config);
+    let restarted = registry(cached(dir.path(), cache.path()));
     restarted.load_file(&plugin("echo")).await.unwrap();
-    assert_eq!(
-        (
-            restarted.runtime().cache().hits(),
-            restarted.runtime().cache().misses()
-        ),
-        (1, 0)
-    );
-    let host_snapshot = restarted.snapshot();
-    assert!(host_snapshot.plugin("echo").is_some());
+    assert_eq!(counts(&restarted), (1, 0));
+    assert!(restarted.snapshot().plugin("echo").is_some());
 
     // A damaged cache entry is recompiled, not trusted.
-    for entry in walk(cache.path()) {
-        std::fs::write(entry, b"garbage").unwrap();
-    }
-    let third = registry({
-        let mut c = wasmbot_tests::config(dir.path());
-        c.runtime.cache_dir = cache.path().to_owned();
-        c
-    });
+    let entries = walk(cache.path());
+    assert_eq!(entries.len(), 1);
+    std::fs::write(&entries[0], b"garbage").unwrap();
+    let third = registry(cached(dir.path(), cache.path()));
     third.load_file(&plugin("echo")).await.unwrap();
-    assert_eq!(
-        (
-            third.runtime().cache().hits(),
-            third.runtime().cache().misses()
-        ),
-        (0, 1)
+    assert_eq!(counts(&third), (0, 1));
+
+    // The cache is bounded: another engine's folder and month-old entries go at start-up.
+    let current = entries[0].parent().unwrap().to_owned();
+    let other_engine = cache.path().join("0123456789abcdef");
+    std::fs::create_dir_all(&other_engine).unwrap();
+    std::fs::write(other_engine.join("x.cwasm"), b"old").unwrap();
+    let old_entry = current.join("old.cwasm");
+    let file = std::fs::File::create(&old_entry).unwrap();
+    let month_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(40 * 86_400);
+    file.set_modified(month_ago).unwrap();
+    let _fourth = registry(cached(dir.path(), cache.path()));
+    assert!(!other_engine.exists(), "another engine's folder is removed");
+    assert!(
+        !old_entry.exists(),
+        "an entry unused for a month is removed"
     );
+    assert_eq!(walk(cache.path()), entries, "the entry in use stays");
+}
+
+fn cached(plugins: &std::path::Path, cache: &std::path::Path) -> wasmbot::config::Config {
+    let mut config = config(plugins);
+    config.runtime.cache_dir = cache.to_owned();
+    config
 }
 
 fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -1,5 +1,6 @@
 //! Compiled components on disk, keyed by content hash and engine, so a restart does not
-//! recompile.
+//! recompile. Bounded: other engines' folders and entries unused for a month are removed at
+//! start-up.
 
 use std::{
     fs,
@@ -7,11 +8,15 @@ use std::{
     os::unix::fs::DirBuilderExt,
     path::{Path, PathBuf},
     sync::atomic::{AtomicU64, Ordering},
+    time::{Duration, SystemTime},
 };
 
 use anyhow::Context;
 use sha2::{Digest, Sha256};
 use wasmtime::{Engine, component::Component};
+
+/// Entries not used for this long are removed at start-up.
+const UNUSED_FOR: Duration = Duration::from_secs(30 * 24 * 3600);
 
 /// The compiled-component cache of one engine.
 pub struct ComponentCache {
@@ -31,6 +36,9 @@ impl ComponentCache {
             engine.precompile_compatibility_hash().hash(&mut hasher);
             root.join(format!("{:016x}", hasher.finish()))
         });
+        if let Some(dir) = &dir {
+            prune(root, dir);
+        }
         Self {
             dir,
             hits: AtomicU64::new(0),
@@ -61,6 +69,14 @@ impl ComponentCache {
             match unsafe { Component::deserialize(engine, &bytes) } {
                 Ok(component) => {
                     self.hits.fetch_add(1, Ordering::Relaxed);
+                    // The modification time marks the last use, for `prune`.
+                    let touched = fs::File::options()
+                        .write(true)
+                        .open(&path)
+                        .and_then(|file| file.set_modified(SystemTime::now()));
+                    if let Err(error) = touched {
+                        tracing::debug!(path = %path.display(), "cache entry not touched: {error}");
+                    }
                     return Ok(component);
                 }
                 Err(error) => tracing::warn!(
@@ -95,6 +111,44 @@ impl ComponentCache {
 /// The content hash that identifies a component, in the cache and across reloads.
 pub fn digest(wasm: &[u8]) -> String {
     hex::encode(Sha256::digest(wasm))
+}
+
+/// Removes the folders of other engines (older wasmtime versions or settings) and the
+/// entries of this one unused for [`UNUSED_FOR`]. Failures only cost disk space: logged.
+fn prune(root: &Path, current: &Path) {
+    let is_engine_folder = |path: &Path| {
+        path.is_dir()
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|name| name.len() == 16 && name.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let stale_entry = |path: &Path| {
+        path.extension().is_some_and(|ext| ext == "cwasm")
+            && fs::metadata(path)
+                .and_then(|meta| meta.modified())
+                .ok()
+                .and_then(|modified| modified.elapsed().ok())
+                .is_some_and(|age| age > UNUSED_FOR)
+    };
+    let entries = |dir: &Path| -> Vec<PathBuf> {
+        fs::read_dir(dir)
+            .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).collect())
+            .unwrap_or_default()
+    };
+    for path in entries(root)
+        .into_iter()
+        .filter(|p| p != current && is_engine_folder(p))
+    {
+        if let Err(error) = fs::remove_dir_all(&path) {
+            tracing::warn!(path = %path.display(), "cache.prune_failed: {error}");
+        }
+    }
+    for path in entries(current).into_iter().filter(|p| stale_entry(p)) {
+        if let Err(error) = fs::remove_file(&path) {
+            tracing::warn!(path = %path.display(), "cache.prune_failed: {error}");
+        }
+    }
 }
 
 /// Writes through a temporary file and a rename, so a reader never sees half a file.
