@@ -120,15 +120,14 @@ impl Dispatcher {
                     source: CommandSource::Prefix(self.bot.prefix.clone()),
                     message_id: Some(message.id.clone()),
                 };
-                let owner = Arc::clone(plugin);
                 // The owner gets its command; plugins watching messages still see the text.
                 let as_command = Event {
                     kind: EventKind::Command(command),
                     ..event.clone()
                 };
                 let (mut outcomes, others) = tokio::join!(
-                    self.run_command(owner.clone(), spec, &as_command),
-                    self.broadcast(&snapshot, &event, Some(owner.name())),
+                    self.run_command(Arc::clone(plugin), spec, &as_command),
+                    self.broadcast(&snapshot, &event, Some(plugin.name())),
                 );
                 outcomes.extend(others);
                 outcomes
