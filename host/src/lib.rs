@@ -11,6 +11,7 @@
 
 pub mod capabilities;
 pub mod config;
+pub mod db;
 pub mod dispatch;
 pub mod platforms;
 pub mod runtime;

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real host, real plugins built for wasm32-wasip2 by the tests
 //! themselves, on the console platform.
 
+mod config_store;
 mod console;
 mod loading;
 mod plugins;

@@ -120,3 +120,9 @@ impl Write for Logs {
         Ok(())
     }
 }
+
+/// The Postgres the tests use: `DATABASE_URL`, or the machine's local server.
+pub fn postgres_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}

@@ -3,6 +3,7 @@
 //! A plugin may use a capability when its manifest asks for it and the operator granted it;
 //! the allowed set is computed once per load ([`Allowed`]) and checked at every call.
 
+pub mod config;
 mod log;
 
 pub(crate) use log::truncate;

@@ -1,0 +1,7 @@
+//! The `config` capability: per-plugin settings by scope, cached, with defaults.
+
+mod scope;
+mod store;
+
+pub use scope::{Scope, ScopeKind};
+pub use store::{ConfigStore, Document, StoreConfig, StoreError, StoreStats};

@@ -1,0 +1,494 @@
+//! The config store: one JSON document of typed fields per (plugin, scope), with defaults the
+//! plugin registers. Reads go through an in-process cache bounded by entries and bytes,
+//! with a time to live per scope; concurrent misses on one key make one database query;
+//! when the database is down, reads fall back to the last known value, then to defaults.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, RwLock,
+        atomic::{AtomicBool, AtomicU64, Ordering},
+    },
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use moka::{Expiry, future::Cache, notification::RemovalCause};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sqlx::Row;
+
+use super::scope::{Scope, ScopeKind};
+use crate::db::Database;
+
+/// A settings document: field name → value.
+pub type Document = Map<String, Value>;
+
+/// The `[config_store]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StoreConfig {
+    /// Documents the in-process cache holds at most.
+    pub max_entries: u64,
+    /// Bytes (of JSON) the in-process cache holds at most.
+    pub max_bytes: u64,
+    /// Time to live of a cached global document, in seconds.
+    pub global_ttl_s: u64,
+    /// Time to live of a cached guild document, in seconds.
+    pub guild_ttl_s: u64,
+    /// Time to live of a cached channel document, in seconds.
+    pub channel_ttl_s: u64,
+    /// Time to live of a cached user document, in seconds.
+    pub user_ttl_s: u64,
+    /// Time to live of a cached member document, in seconds.
+    pub member_ttl_s: u64,
+    /// The largest value one field may hold, in bytes of JSON.
+    pub max_value_bytes: usize,
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        Self {
+            max_entries: 10_000,
+            max_bytes: 64 << 20,
+            global_ttl_s: 300,
+            guild_ttl_s: 300,
+            channel_ttl_s: 300,
+            user_ttl_s: 12 * 3600,
+            member_ttl_s: 3600,
+            max_value_bytes: 64 << 10,
+        }
+    }
+}
+
+impl StoreConfig {
+    fn ttl(&self, kind: ScopeKind) -> Duration {
+        Duration::from_secs(match kind {
+            ScopeKind::Global => self.global_ttl_s,
+            ScopeKind::Guild => self.guild_ttl_s,
+            ScopeKind::Channel => self.channel_ttl_s,
+            ScopeKind::User => self.user_ttl_s,
+            ScopeKind::Member => self.member_ttl_s,
+        })
+    }
+}
+
+/// Why a store operation was refused. Nothing was written.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum StoreError {
+    /// The plugin registered no such field for this kind of scope.
+    #[error("unknown key {key:?} for {plugin}'s {scope} settings")]
+    UnknownKey {
+        /// The plugin.
+        plugin: String,
+        /// The kind of scope.
+        scope: &'static str,
+        /// The key.
+        key: String,
+    },
+    /// The value's type differs from the default's.
+    #[error("{key:?} must be {expected}, not {found}")]
+    WrongType {
+        /// The key.
+        key: String,
+        /// The type of the registered default.
+        expected: &'static str,
+        /// The type given.
+        found: &'static str,
+    },
+    /// The value is over the size limit.
+    #[error("the value of {key:?} is {size} bytes; the limit is {limit}")]
+    TooLarge {
+        /// The key.
+        key: String,
+        /// Its size, in bytes of JSON.
+        size: usize,
+        /// The limit.
+        limit: usize,
+    },
+    /// The database could not be reached or refused the write.
+    #[error("the database is unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Counters of the store.
+#[derive(Debug, Default)]
+pub struct StoreStats {
+    /// Reads answered by the in-process cache.
+    pub hits: AtomicU64,
+    /// Reads that loaded the document (once per key, however many waited).
+    pub misses: AtomicU64,
+    /// Documents the cache dropped to stay within its bounds.
+    pub evictions: AtomicU64,
+    /// Reads answered with a stale value because the database failed.
+    pub stale_reads: AtomicU64,
+    /// Reads answered with the defaults alone because the database failed.
+    pub default_reads: AtomicU64,
+}
+
+#[derive(Clone)]
+struct Cached {
+    document: Arc<Document>,
+    kind: ScopeKind,
+}
+
+/// Each document lives as long as its scope's time to live.
+struct ScopeTtl(StoreConfig);
+
+impl Expiry<Arc<str>, Cached> for ScopeTtl {
+    fn expire_after_create(&self, _: &Arc<str>, value: &Cached, _: Instant) -> Option<Duration> {
+        Some(self.0.ttl(value.kind))
+    }
+}
+
+/// A failure that lasts: logged when it starts and when it ends, counted throughout.
+struct Episode {
+    category: &'static str,
+    ongoing: AtomicBool,
+    count: AtomicU64,
+}
+
+impl Episode {
+    const fn new(category: &'static str) -> Self {
+        Self {
+            category,
+            ongoing: AtomicBool::new(false),
+            count: AtomicU64::new(0),
+        }
+    }
+
+    fn failed(&self, error: &dyn std::fmt::Display) {
+        self.count.fetch_add(1, Ordering::Relaxed);
+        if !self.ongoing.swap(true, Ordering::Relaxed) {
+            tracing::warn!(
+                category = self.category,
+                "{error}; serving cached values and defaults"
+            );
+        }
+    }
+
+    fn recovered(&self) {
+        if self.ongoing.swap(false, Ordering::Relaxed) {
+            tracing::info!(category = self.category, "recovered");
+        }
+    }
+}
+
+/// The config store of one host.
+pub struct ConfigStore {
+    db: Database,
+    config: StoreConfig,
+    fresh: Cache<Arc<str>, Cached>,
+    last_known: Cache<Arc<str>, Arc<Document>>,
+    defaults: RwLock<HashMap<(String, ScopeKind), Document>>,
+    stats: Arc<StoreStats>,
+    db_reads: Episode,
+}
+
+impl ConfigStore {
+    /// A store over `db` (migrated), with empty caches.
+    pub fn new(db: Database, config: StoreConfig) -> Self {
+        let stats = Arc::new(StoreStats::default());
+        // Weighing every document at least max_bytes / max_entries bounds both at once.
+        let floor = (config.max_bytes / config.max_entries.max(1)).max(1);
+        let weigh = move |key: &Arc<str>, bytes: usize| {
+            u32::try_from((key.len() + bytes) as u64)
+                .unwrap_or(u32::MAX)
+                .max(floor as u32)
+        };
+        let evictions = Arc::clone(&stats);
+        let fresh = Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(move |key, value: &Cached| weigh(key, json_size(&value.document)))
+            .expire_after(ScopeTtl(config.clone()))
+            .eviction_listener(move |_, _, cause| {
+                if cause == RemovalCause::Size {
+                    evictions.evictions.fetch_add(1, Ordering::Relaxed);
+                }
+            })
+            .build();
+        let last_known = Cache::builder()
+            .max_capacity(config.max_bytes)
+            .weigher(move |key, value: &Arc<Document>| weigh(key, json_size(value)))
+            .build();
+        Self {
+            db,
+            config,
+            fresh,
+            last_known,
+            defaults: RwLock::default(),
+            stats,
+            db_reads: Episode::new("db.read_failed"),
+        }
+    }
+
+    /// The store's counters.
+    pub fn stats(&self) -> &StoreStats {
+        &self.stats
+    }
+
+    /// Documents and weighted bytes in the in-process cache (after pending maintenance).
+    pub async fn cache_size(&self) -> (u64, u64) {
+        self.fresh.run_pending_tasks().await;
+        (self.fresh.entry_count(), self.fresh.weighted_size())
+    }
+
+    /// Registers a plugin's fields for a kind of scope, with their defaults (which also fix
+    /// their types). Replaces what the plugin registered before.
+    pub fn register_defaults(&self, plugin: &str, kind: ScopeKind, defaults: Document) {
+        let mut all = self.defaults.write().unwrap_or_else(|e| e.into_inner());
+        all.insert((plugin.to_owned(), kind), defaults);
+    }
+
+    /// The value of one field: stored, else its default. Never a database query when cached.
+    pub async fn get(&self, plugin: &str, scope: &Scope, key: &str) -> Result<Value, StoreError> {
+        let default = self.default_of(plugin, scope.kind(), key)?;
+        let stored = self.stored(plugin, scope).await;
+        Ok(stored.get(key).cloned().unwrap_or(default))
+    }
+
+    /// The whole document: defaults overlaid with what is stored.
+    pub async fn document(&self, plugin: &str, scope: &Scope) -> Document {
+        let mut document = self.defaults_for(plugin, scope.kind());
+        for (key, value) in self.stored(plugin, scope).await.iter() {
+            document.insert(key.clone(), value.clone());
+        }
+        document
+    }
+
+    /// The registered field names for this kind of scope.
+    pub fn keys(&self, plugin: &str, kind: ScopeKind) -> Vec<String> {
+        let mut keys: Vec<String> = self.defaults_for(plugin, kind).keys().cloned().collect();
+        keys.sort();
+        keys
+    }
+
+    /// Sets one field: checked against its default's type and the size limit, written to
+    /// the database, then dropped from the cache.
+    pub async fn set(
+        &self,
+        plugin: &str,
+        scope: &Scope,
+        key: &str,
+        value: Value,
+    ) -> Result<(), StoreError> {
+        let default = self.default_of(plugin, scope.kind(), key)?;
+        check_value(key, &default, &value, self.config.max_value_bytes)?;
+        self.update(plugin, scope, |document| {
+            document.insert(key.to_owned(), value.clone());
+        })
+        .await
+    }
+
+    /// Removes a field's stored value, so its default applies again.
+    pub async fn delete(&self, plugin: &str, scope: &Scope, key: &str) -> Result<(), StoreError> {
+        self.default_of(plugin, scope.kind(), key)?;
+        self.update(plugin, scope, |document| {
+            document.remove(key);
+        })
+        .await
+    }
+
+    /// Drops a document from the cache, for changes made outside the bot.
+    pub async fn invalidate(&self, plugin: &str, scope: &Scope) {
+        self.fresh.invalidate(&cache_key(plugin, scope)).await;
+    }
+
+    /// The stored document, from the cache or loaded once; on a database failure the last
+    /// known one, else an empty one (so the defaults apply).
+    async fn stored(&self, plugin: &str, scope: &Scope) -> Arc<Document> {
+        let key = cache_key(plugin, scope);
+        let load = async {
+            let document = self.load(plugin, scope).await?;
+            Ok::<_, StoreError>(Cached {
+                document: Arc::new(document),
+                kind: scope.kind(),
+            })
+        };
+        match self
+            .fresh
+            .entry(Arc::clone(&key))
+            .or_try_insert_with(load)
+            .await
+        {
+            Ok(entry) => {
+                let loaded_here = entry.is_fresh();
+                let cached = entry.into_value();
+                if loaded_here {
+                    self.last_known
+                        .insert(key, Arc::clone(&cached.document))
+                        .await;
+                    self.db_reads.recovered();
+                } else {
+                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                }
+                cached.document
+            }
+            Err(error) => {
+                self.db_reads.failed(&error);
+                match self.last_known.get(&key).await {
+                    Some(document) => {
+                        self.stats.stale_reads.fetch_add(1, Ordering::Relaxed);
+                        document
+                    }
+                    None => {
+                        self.stats.default_reads.fetch_add(1, Ordering::Relaxed);
+                        Arc::default()
+                    }
+                }
+            }
+        }
+    }
+
+    /// Get-or-create in one statement: the first read of a new scope creates its row.
+    async fn load(&self, plugin: &str, scope: &Scope) -> Result<Document, StoreError> {
+        self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        let row = sqlx::query(UPSERT)
+            .bind(plugin)
+            .bind(scope.kind().name())
+            .bind(scope.id())
+            .bind(now_ms())
+            .fetch_one(self.db.pool())
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        parse(
+            &row.try_get::<String, _>(0)
+                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
+        )
+    }
+
+    /// Read-modify-write with optimistic concurrency, so two hosts writing different
+    /// fields of one document both land.
+    async fn update(
+        &self,
+        plugin: &str,
+        scope: &Scope,
+        change: impl Fn(&mut Document),
+    ) -> Result<(), StoreError> {
+        let unavailable = |e: sqlx::Error| StoreError::Unavailable(e.to_string());
+        for _ in 0..8 {
+            let row = sqlx::query(UPSERT)
+                .bind(plugin)
+                .bind(scope.kind().name())
+                .bind(scope.id())
+                .bind(now_ms())
+                .fetch_one(self.db.pool())
+                .await
+                .map_err(unavailable)?;
+            let mut document = parse(&row.try_get::<String, _>(0).map_err(unavailable)?)?;
+            let version: i64 = row.try_get(1).map_err(unavailable)?;
+            change(&mut document);
+            let text = Value::Object(document.clone()).to_string();
+            let written = sqlx::query(
+                "UPDATE config_entries SET document = $1, version = version + 1, updated_at = $2 \
+                 WHERE plugin = $3 AND scope = $4 AND scope_id = $5 AND version = $6",
+            )
+            .bind(text)
+            .bind(now_ms())
+            .bind(plugin)
+            .bind(scope.kind().name())
+            .bind(scope.id())
+            .bind(version)
+            .execute(self.db.pool())
+            .await
+            .map_err(unavailable)?;
+            if written.rows_affected() == 1 {
+                let key = cache_key(plugin, scope);
+                self.fresh.invalidate(&key).await;
+                self.last_known.insert(key, Arc::new(document)).await;
+                return Ok(());
+            }
+        }
+        Err(StoreError::Unavailable(
+            "the document kept changing under the write; try again".to_owned(),
+        ))
+    }
+
+    fn defaults_for(&self, plugin: &str, kind: ScopeKind) -> Document {
+        let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
+        all.get(&(plugin.to_owned(), kind))
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    fn default_of(&self, plugin: &str, kind: ScopeKind, key: &str) -> Result<Value, StoreError> {
+        let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
+        all.get(&(plugin.to_owned(), kind))
+            .and_then(|defaults| defaults.get(key))
+            .cloned()
+            .ok_or_else(|| StoreError::UnknownKey {
+                plugin: plugin.to_owned(),
+                scope: kind.name(),
+                key: key.to_owned(),
+            })
+    }
+}
+
+/// Returns the row's document and version, creating an empty document when there is none.
+/// The no-op update makes `RETURNING` answer on conflict too.
+const UPSERT: &str = "INSERT INTO config_entries (plugin, scope, scope_id, document, version, updated_at) \
+     VALUES ($1, $2, $3, '{}', 0, $4) \
+     ON CONFLICT (plugin, scope, scope_id) DO UPDATE SET plugin = excluded.plugin \
+     RETURNING document, version";
+
+fn cache_key(plugin: &str, scope: &Scope) -> Arc<str> {
+    Arc::from(format!(
+        "{plugin}\u{1f}{}\u{1f}{}",
+        scope.kind().name(),
+        scope.id()
+    ))
+}
+
+fn parse(text: &str) -> Result<Document, StoreError> {
+    match serde_json::from_str(text) {
+        Ok(Value::Object(document)) => Ok(document),
+        _ => Err(StoreError::Unavailable(
+            "a stored document is not a JSON object".to_owned(),
+        )),
+    }
+}
+
+fn json_size(document: &Document) -> usize {
+    serde_json::to_vec(document).map_or(0, |bytes| bytes.len())
+}
+
+fn check_value(key: &str, default: &Value, value: &Value, limit: usize) -> Result<(), StoreError> {
+    let expected = type_name(default);
+    let found = type_name(value);
+    let compatible = expected == found || (expected == "a number" && found == "an integer");
+    if !compatible {
+        return Err(StoreError::WrongType {
+            key: key.to_owned(),
+            expected,
+            found,
+        });
+    }
+    let size = value.to_string().len();
+    if size > limit {
+        return Err(StoreError::TooLarge {
+            key: key.to_owned(),
+            size,
+            limit,
+        });
+    }
+    Ok(())
+}
+
+fn type_name(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(n) if n.is_i64() || n.is_u64() => "an integer",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "an object",
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

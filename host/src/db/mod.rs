@@ -1,0 +1,160 @@
+//! The one database pool of a host, shared by every capability and plugin: SQLite by
+//! default (nothing to install), Postgres when `DATABASE_URL` says so. Migrations live in
+//! `migrations/<backend>/` and are embedded in the binary.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+use sqlx::{
+    AnyPool,
+    any::{AnyPoolOptions, install_default_drivers},
+    migrate::Migrator,
+};
+
+static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
+static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
+
+/// The `[database]` section. `DATABASE_URL` overrides `url`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite://path?mode=rwc` or `postgres://user@host/db`.
+    pub url: String,
+    /// Connections the pool may open.
+    pub max_connections: u32,
+    /// Connections kept open when idle.
+    pub min_connections: u32,
+    /// How long a query waits for a free connection, in milliseconds.
+    pub acquire_timeout_ms: u64,
+    /// How long an unused connection stays open, in milliseconds.
+    pub idle_timeout_ms: u64,
+}
+
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        Self {
+            url: "sqlite://.wasmbot/wasmbot.db?mode=rwc".to_owned(),
+            max_connections: 10,
+            min_connections: 2,
+            acquire_timeout_ms: 20_000,
+            idle_timeout_ms: 30_000,
+        }
+    }
+}
+
+/// Which database the URL names; SQL differs little, migrations per backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default.
+    Sqlite,
+    /// Production.
+    Postgres,
+}
+
+/// The pool, created once per process.
+#[derive(Clone)]
+pub struct Database {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+impl Database {
+    /// Opens the pool (creating a SQLite file's folder when needed). Connections are
+    /// made lazily up to `min_connections`; an unreachable server fails the first query,
+    /// not the start-up, so the bot can serve cached values.
+    pub fn connect(config: &DatabaseConfig) -> anyhow::Result<Self> {
+        install_default_drivers();
+        let backend = backend(&config.url)?;
+        if backend == Backend::Sqlite {
+            create_sqlite_folder(&config.url)?;
+        }
+        let pool = AnyPoolOptions::new()
+            .max_connections(config.max_connections)
+            .min_connections(config.min_connections)
+            .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
+            .idle_timeout(Duration::from_millis(config.idle_timeout_ms))
+            .connect_lazy(&config.url)
+            .with_context(|| format!("database url {}", redact(&config.url)))?;
+        Ok(Self { pool, backend })
+    }
+
+    /// Applies the embedded migrations not applied yet, in order, once.
+    pub async fn migrate(&self) -> anyhow::Result<()> {
+        let migrator = match self.backend {
+            Backend::Sqlite => &SQLITE,
+            Backend::Postgres => &POSTGRES,
+        };
+        migrator
+            .run(&self.pool)
+            .await
+            .context("applying database migrations")
+    }
+
+    /// The pool, for the capabilities' queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+}
+
+fn backend(url: &str) -> anyhow::Result<Backend> {
+    if url.starts_with("sqlite:") {
+        Ok(Backend::Sqlite)
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Backend::Postgres)
+    } else {
+        anyhow::bail!("database url {}: use sqlite:// or postgres://", redact(url))
+    }
+}
+
+fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:")
+        .split('?')
+        .next()
+        .unwrap_or_default();
+    match std::path::Path::new(path).parent() {
+        Some(folder) if !folder.as_os_str().is_empty() && path != ":memory:" => {
+            std::fs::create_dir_all(folder)
+                .with_context(|| format!("creating {}", folder.display()))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The URL without its password, for logs and errors.
+pub fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme + 3], &url[at..]),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_name_their_backend_and_hide_passwords() {
+        assert_eq!(backend("sqlite://x.db").unwrap(), Backend::Sqlite);
+        assert_eq!(backend("postgres://u@h/db").unwrap(), Backend::Postgres);
+        assert!(backend("mysql://h").is_err());
+        assert_eq!(
+            redact("postgres://bob:secret@h/db"),
+            "postgres://bob:***@h/db"
+        );
+        assert_eq!(redact("postgres://h/db"), "postgres://h/db");
+    }
+}

@@ -1,0 +1,266 @@
+//! The config store against real SQLite and Postgres: cached reads, single-flight,
+//! invalidation, bounded memory, refusals, and a database that stops answering.
+
+use std::sync::{Arc, atomic::Ordering};
+
+use serde_json::{Value, json};
+use wasmbot::{
+    capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig, StoreError},
+    db::{Database, DatabaseConfig},
+};
+use wasmbot_tests::postgres_url;
+
+/// A plugin name no other test run uses, so tests can share one Postgres database.
+fn unique(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let run = std::process::id();
+    format!("{name}-{run}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+async fn database(url: &str, max_connections: u32, acquire_ms: u64) -> Database {
+    let db = Database::connect(&DatabaseConfig {
+        url: url.to_owned(),
+        max_connections,
+        min_connections: 0,
+        acquire_timeout_ms: acquire_ms,
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+/// One SQLite file per test, and the shared Postgres: every test runs on both.
+async fn backends() -> Vec<(tempfile::TempDir, Database)> {
+    let sqlite_dir = tempfile::tempdir().unwrap();
+    let sqlite_url = format!("sqlite://{}/test.db?mode=rwc", sqlite_dir.path().display());
+    let sqlite = database(&sqlite_url, 4, 1_000).await;
+    let pg_dir = tempfile::tempdir().unwrap();
+    let postgres = database(&postgres_url(), 4, 1_000).await;
+    vec![(sqlite_dir, sqlite), (pg_dir, postgres)]
+}
+
+fn defaults() -> Document {
+    let Value::Object(defaults) = json!({"prefix": "!", "staff": [], "limit": 5, "ratio": 0.5})
+    else {
+        unreachable!()
+    };
+    defaults
+}
+
+fn store(db: Database, config: StoreConfig, plugin: &str) -> ConfigStore {
+    let store = ConfigStore::new(db, config);
+    store.register_defaults(plugin, ScopeKind::Guild, defaults());
+    store
+}
+
+#[tokio::test]
+async fn reads_hit_the_cache_and_writes_invalidate_it() {
+    for (_dir, db) in backends().await {
+        let plugin = unique("settings");
+        let store = store(db, StoreConfig::default(), &plugin);
+        let guild = Scope::Guild("g1".into());
+
+        assert_eq!(
+            store.get(&plugin, &guild, "prefix").await.unwrap(),
+            json!("!")
+        );
+        assert_eq!(
+            store.stats().misses.load(Ordering::Relaxed),
+            1,
+            "first read creates the row"
+        );
+        for _ in 0..10 {
+            assert_eq!(
+                store.get(&plugin, &guild, "prefix").await.unwrap(),
+                json!("!")
+            );
+        }
+        assert_eq!(
+            store.stats().misses.load(Ordering::Relaxed),
+            1,
+            "later reads are hits"
+        );
+        assert_eq!(store.stats().hits.load(Ordering::Relaxed), 10);
+
+        store
+            .set(&plugin, &guild, "prefix", json!("?"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&plugin, &guild, "prefix").await.unwrap(),
+            json!("?")
+        );
+        assert_eq!(
+            store.stats().misses.load(Ordering::Relaxed),
+            2,
+            "a write drops the entry"
+        );
+
+        store.delete(&plugin, &guild, "prefix").await.unwrap();
+        assert_eq!(
+            store.get(&plugin, &guild, "prefix").await.unwrap(),
+            json!("!")
+        );
+        let document = store.document(&plugin, &guild).await;
+        assert_eq!(document.get("limit"), Some(&json!(5)));
+
+        store.invalidate(&plugin, &guild).await;
+        store.get(&plugin, &guild, "prefix").await.unwrap();
+        assert_eq!(store.stats().misses.load(Ordering::Relaxed), 4);
+    }
+}
+
+#[tokio::test]
+async fn a_thousand_concurrent_misses_make_one_query() {
+    for (_dir, db) in backends().await {
+        let plugin = unique("crowd");
+        let store = Arc::new(store(db, StoreConfig::default(), &plugin));
+        let readers: Vec<_> = (0..1000)
+            .map(|_| {
+                let (store, plugin) = (Arc::clone(&store), plugin.clone());
+                tokio::spawn(async move {
+                    store
+                        .get(&plugin, &Scope::Guild("busy".into()), "prefix")
+                        .await
+                })
+            })
+            .collect();
+        for reader in readers {
+            assert_eq!(reader.await.unwrap().unwrap(), json!("!"));
+        }
+        assert_eq!(store.stats().misses.load(Ordering::Relaxed), 1);
+        assert_eq!(store.stats().hits.load(Ordering::Relaxed), 999);
+    }
+}
+
+#[tokio::test]
+async fn bad_input_is_refused_and_nothing_is_written() {
+    for (_dir, db) in backends().await {
+        let plugin = unique("strict");
+        let config = StoreConfig {
+            max_value_bytes: 100,
+            ..StoreConfig::default()
+        };
+        let store = store(db, config, &plugin);
+        let guild = Scope::Guild("g".into());
+        let set = |key: &'static str, value: Value| store.set(&plugin, &guild, key, value);
+
+        assert!(matches!(
+            set("colour", json!("red")).await,
+            Err(StoreError::UnknownKey { .. })
+        ));
+        assert_eq!(
+            set("limit", json!("five")).await,
+            Err(StoreError::WrongType {
+                key: "limit".into(),
+                expected: "an integer",
+                found: "a string"
+            })
+        );
+        assert!(matches!(
+            set("limit", json!(2.5)).await,
+            Err(StoreError::WrongType { .. })
+        ));
+        assert!(
+            set("ratio", json!(1)).await.is_ok(),
+            "an integer is a number"
+        );
+        assert!(matches!(
+            set("prefix", json!("x".repeat(200))).await,
+            Err(StoreError::TooLarge { .. })
+        ));
+        // Another plugin's namespace: its keys are unknown to this one.
+        let other = unique("other");
+        assert!(matches!(
+            store.set(&other, &guild, "prefix", json!("?")).await,
+            Err(StoreError::UnknownKey { .. })
+        ));
+        assert!(matches!(
+            store.get(&plugin, &Scope::User("u".into()), "prefix").await,
+            Err(StoreError::UnknownKey { .. })
+        ));
+        let document = store.document(&plugin, &guild).await;
+        assert_eq!(document.get("prefix"), Some(&json!("!")));
+        assert_eq!(document.get("limit"), Some(&json!(5)));
+    }
+}
+
+#[tokio::test]
+async fn the_cache_stays_within_its_entries_and_bytes() {
+    for (_dir, db) in backends().await {
+        let plugin = unique("many");
+        let config = StoreConfig {
+            max_entries: 20,
+            max_bytes: 4_000,
+            ..StoreConfig::default()
+        };
+        let store = store(db, config, &plugin);
+        for guild in 0..200 {
+            let scope = Scope::Guild(format!("g{guild}"));
+            store.get(&plugin, &scope, "prefix").await.unwrap();
+        }
+        let (entries, bytes) = store.cache_size().await;
+        assert!(entries <= 20, "{entries} entries");
+        assert!(bytes <= 4_000, "{bytes} bytes");
+        assert!(store.stats().evictions.load(Ordering::Relaxed) >= 180);
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_falls_back_to_defaults_and_refuses_writes() {
+    // Nothing listens on port 1: every connection attempt fails at once.
+    let db = Database::connect(&DatabaseConfig {
+        url: "postgres://postgres@127.0.0.1:1/none".into(),
+        min_connections: 0,
+        acquire_timeout_ms: 500,
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    let store = store(db, StoreConfig::default(), "offline");
+    let guild = Scope::Guild("g".into());
+    assert_eq!(
+        store.get("offline", &guild, "prefix").await.unwrap(),
+        json!("!")
+    );
+    assert_eq!(store.stats().default_reads.load(Ordering::Relaxed), 1);
+    assert!(matches!(
+        store.set("offline", &guild, "prefix", json!("?")).await,
+        Err(StoreError::Unavailable(_))
+    ));
+}
+
+#[tokio::test]
+async fn a_database_that_stops_answering_serves_the_last_known_value() {
+    for (_dir, db) in backends().await {
+        let plugin = unique("stale");
+        // Entries expire at once, so every read goes to the database.
+        let config = StoreConfig {
+            guild_ttl_s: 0,
+            ..StoreConfig::default()
+        };
+        let pool = db.pool().clone();
+        let store = store(db, config, &plugin);
+        let guild = Scope::Guild("g".into());
+        store
+            .set(&plugin, &guild, "prefix", json!("$"))
+            .await
+            .unwrap();
+        assert_eq!(
+            store.get(&plugin, &guild, "prefix").await.unwrap(),
+            json!("$")
+        );
+
+        // Hold every connection of the pool: reads time out acquiring one.
+        let mut held = Vec::new();
+        while held.len() < 4 {
+            held.push(pool.acquire().await.unwrap());
+        }
+        assert_eq!(
+            store.get(&plugin, &guild, "prefix").await.unwrap(),
+            json!("$")
+        );
+        assert!(store.stats().stale_reads.load(Ordering::Relaxed) >= 1);
+        drop(held);
+    }
+}
