@@ -17,7 +17,10 @@ use figment::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::Capability;
+use crate::{
+    capabilities::{Capability, config::StoreConfig},
+    db::DatabaseConfig,
+};
 
 /// The whole operator configuration.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -27,6 +30,10 @@ pub struct Config {
     pub bot: BotConfig,
     /// The plugin runtime.
     pub runtime: RuntimeConfig,
+    /// The database pool; `DATABASE_URL` overrides its url.
+    pub database: DatabaseConfig,
+    /// The config store's cache.
+    pub config_store: StoreConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
@@ -164,11 +171,14 @@ impl Config {
             anyhow::ensure!(file.is_file(), "config file {} not found", file.display());
             figment = figment.merge(Toml::file(file));
         }
-        let config: Config = figment
+        let mut config: Config = figment
             // WASMBOT_CONFIG names the file itself (the CLI reads it), it is no key.
             .merge(Env::prefixed("WASMBOT_").ignore(&["config"]).split("__"))
             .extract()
             .context("invalid configuration")?;
+        if let Ok(url) = std::env::var("DATABASE_URL") {
+            config.database.url = url;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -212,6 +222,16 @@ impl Config {
             "runtime.reload_debounce_ms must be at least 10"
         );
         anyhow::ensure!(rt.max_actions > 0, "runtime.max_actions must be at least 1");
+        let db = &self.database;
+        anyhow::ensure!(
+            db.max_connections >= 1 && db.min_connections <= db.max_connections,
+            "database.max_connections must be at least 1 and at least database.min_connections"
+        );
+        let store = &self.config_store;
+        anyhow::ensure!(
+            store.max_entries >= 1 && store.max_bytes >= 1024,
+            "config_store.max_entries must be at least 1 and config_store.max_bytes at least 1024"
+        );
         anyhow::ensure!(
             rt.max_output_bytes > 0,
             "runtime.max_output_bytes must be at least 1"

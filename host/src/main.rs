@@ -7,7 +7,9 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::io::BufReader;
 use wasmbot::{
+    capabilities::config::ConfigStore,
     config::Config,
+    db::{Database, redact},
     dispatch::Dispatcher,
     platforms::console::{self, ConsoleOutlet},
     runtime::{Registry, Runtime, watch},
@@ -34,6 +36,8 @@ struct Cli {
 enum Commands {
     /// Run the bot (the default).
     Run,
+    /// Apply the database migrations and exit.
+    Migrate,
     /// Load plugin files and print their manifests, or why they cannot load.
     Check {
         /// `.wasm` files.
@@ -59,11 +63,18 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         config.runtime.plugins_dir = dir;
     }
     let config = Arc::new(config);
+    let command = cli.command.unwrap_or(Commands::Run);
+    if let Commands::Migrate = command {
+        let db = Database::connect(&config.database)?;
+        db.migrate().await?;
+        tracing::info!(url = %redact(&config.database.url), "database migrated");
+        return Ok(());
+    }
     let runtime = Runtime::new(Arc::clone(&config))?;
     let registry = Registry::new(runtime);
-    match cli.command.unwrap_or(Commands::Run) {
-        Commands::Run => run_bot(config, registry).await,
+    match command {
         Commands::Check { files } => check(&registry, &files).await,
+        _ => run_bot(config, registry).await,
     }
 }
 
@@ -82,8 +93,14 @@ async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result
     let loaded = registry.load_dir(dir).await?;
     tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
 
+    let db = Database::connect(&config.database)?;
+    db.migrate().await?;
+    let store = Arc::new(ConfigStore::new(db, config.config_store.clone()));
+
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
-    let dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
+    let dispatcher = Dispatcher::new(registry, config.bot.clone())
+        .with_store(store)
+        .with_outlet(outlet);
     println!(
         "wasmbot console: type a message, e.g. {}ping; /press ID to click a button; /quit to leave.",
         config.bot.prefix

@@ -24,6 +24,11 @@ fn the_console_answers_ping_and_exits_on_quit() {
         .arg(plugins.path())
         .env("WASMBOT_RUNTIME__CACHE_DIR", "")
         .env("WASMBOT_RUNTIME__HOT_RELOAD", "false")
+        .env(
+            "WASMBOT_DATABASE__URL",
+            format!("sqlite://{}/bot.db?mode=rwc", plugins.path().display()),
+        )
+        .env_remove("DATABASE_URL")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

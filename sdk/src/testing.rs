@@ -23,6 +23,7 @@ use std::{
 
 use futures::future::BoxFuture;
 pub use wasmbot::{
+    capabilities::config::ConfigStore,
     config::Config,
     dispatch::Outcome,
     runtime::bindings::types::{Action, Outgoing},
@@ -63,6 +64,14 @@ impl TestHost {
         let outlet = Arc::new(Recorder::default());
         let dispatcher = Dispatcher::new(registry, bot).with_outlet(outlet.clone());
         Ok(Self { dispatcher, outlet })
+    }
+
+    /// Resolves prefixes (and, later, plugins' settings) through `store`.
+    pub fn with_store(self, store: Arc<ConfigStore>) -> Self {
+        Self {
+            dispatcher: self.dispatcher.with_store(store),
+            outlet: self.outlet,
+        }
     }
 
     /// The dispatcher, for loading more plugins or reading the registry.

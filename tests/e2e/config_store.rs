@@ -264,3 +264,39 @@ async fn a_database_that_stops_answering_serves_the_last_known_value() {
         drop(held);
     }
 }
+
+#[tokio::test]
+async fn the_guild_prefix_is_read_through_the_store_with_no_query_per_message() {
+    for (_dir, db) in backends().await {
+        let store = Arc::new(ConfigStore::new(db, StoreConfig::default()));
+        let host = wasmbot_sdk::testing::TestHost::load(&[wasmbot_tests::plugin("ping")])
+            .await
+            .unwrap()
+            .with_store(Arc::clone(&store));
+        // The console's guild; a unique one per run would need another console, so reset it.
+        let guild = Scope::Guild(wasmbot::platforms::console::GUILD.into());
+        store.delete("wasmbot", &guild, "prefix").await.unwrap();
+
+        assert_eq!(host.say("!ping").await.len(), 1);
+        let misses = store.stats().misses.load(Ordering::Relaxed);
+        for _ in 0..20 {
+            assert_eq!(host.say("!ping").await.len(), 1);
+        }
+        assert_eq!(
+            store.stats().misses.load(Ordering::Relaxed),
+            misses,
+            "steady state: cache hits"
+        );
+
+        store
+            .set("wasmbot", &guild, "prefix", json!("?"))
+            .await
+            .unwrap();
+        assert!(
+            host.say("!ping").await.is_empty(),
+            "the old prefix stops working at once"
+        );
+        assert!(host.say("?ping").await[0].starts_with("pong ("));
+        store.delete("wasmbot", &guild, "prefix").await.unwrap();
+    }
+}

@@ -12,7 +12,10 @@ use std::sync::{
 
 use futures::future::{BoxFuture, join_all};
 
+use serde_json::Value;
+
 use crate::{
+    capabilities::config::{ConfigStore, Document, Scope, ScopeKind},
     config::BotConfig,
     runtime::{
         Failure, Plugin, Registry,
@@ -56,6 +59,7 @@ pub struct Outcome {
 /// Routes events to plugins and their actions to outlets.
 pub struct Dispatcher {
     registry: Arc<Registry>,
+    store: Option<Arc<ConfigStore>>,
     outlets: Vec<Arc<dyn Outlet>>,
     bot: BotConfig,
     next_id: AtomicU64,
@@ -66,6 +70,7 @@ impl Dispatcher {
     pub fn new(registry: Arc<Registry>, bot: BotConfig) -> Self {
         Self {
             registry,
+            store: None,
             outlets: Vec::new(),
             bot,
             next_id: AtomicU64::new(1),
@@ -76,6 +81,30 @@ impl Dispatcher {
     pub fn with_outlet(mut self, outlet: Arc<dyn Outlet>) -> Self {
         self.outlets.push(outlet);
         self
+    }
+
+    /// Reads each guild's prefix through the config store (the host's own `prefix` field,
+    /// defaulting to `bot.prefix`): a cache hit at steady state, no query per message.
+    pub fn with_store(mut self, store: Arc<ConfigStore>) -> Self {
+        let mut defaults = Document::new();
+        defaults.insert("prefix".to_owned(), Value::String(self.bot.prefix.clone()));
+        store.register_defaults(HOST, ScopeKind::Guild, defaults);
+        self.store = Some(store);
+        self
+    }
+
+    /// The command prefix where the event happened.
+    async fn prefix(&self, event: &Event) -> String {
+        let (Some(store), Some(guild)) = (&self.store, &event.guild_id) else {
+            return self.bot.prefix.clone();
+        };
+        match store
+            .get(HOST, &Scope::Guild(guild.clone()), "prefix")
+            .await
+        {
+            Ok(Value::String(prefix)) if !prefix.is_empty() => prefix,
+            _ => self.bot.prefix.clone(),
+        }
     }
 
     /// The plugins it routes to.
@@ -98,15 +127,19 @@ impl Dispatcher {
             event.id = self.next_event_id();
         }
         let snapshot = self.registry.snapshot();
+        let prefix = match &event.kind {
+            EventKind::Message(_) => self.prefix(&event).await,
+            _ => String::new(),
+        };
         match &mut event.kind {
             EventKind::Message(message) => {
-                let Some((name, raw)) = split_command(&message.text, &self.bot.prefix) else {
+                let Some((name, raw)) = split_command(&message.text, &prefix) else {
                     return self.broadcast(&snapshot, &event, None).await;
                 };
                 let Some((plugin, spec)) = snapshot.command(&name.to_lowercase()) else {
                     return self.broadcast(&snapshot, &event, None).await;
                 };
-                let args = match args::parse(spec, &self.bot.prefix, raw) {
+                let args = match args::parse(spec, &prefix, raw) {
                     Ok(args) => args,
                     Err(usage) => {
                         self.host_reply(&event, usage).await;
@@ -117,7 +150,7 @@ impl Dispatcher {
                     name: spec.name.clone(),
                     args,
                     raw_args: raw.trim().to_owned(),
-                    source: CommandSource::Prefix(self.bot.prefix.clone()),
+                    source: CommandSource::Prefix(prefix.clone()),
                     message_id: Some(message.id.clone()),
                 };
                 // The owner gets its command; plugins watching messages still see the text.
