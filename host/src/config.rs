@@ -34,10 +34,21 @@ pub struct Config {
     pub database: DatabaseConfig,
     /// The config store's cache.
     pub config_store: StoreConfig,
+    /// Redis, shared by the hosts of one bot; `REDIS_URL` overrides its url.
+    pub redis: RedisConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
     pub plugins: BTreeMap<String, PluginOverride>,
+}
+
+/// The `[redis]` section.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port`; empty (the default) runs without Redis: one host, in-process
+    /// caches only.
+    pub url: String,
 }
 
 /// How the bot reads messages.
@@ -178,6 +189,9 @@ impl Config {
             .context("invalid configuration")?;
         if let Ok(url) = std::env::var("DATABASE_URL") {
             config.database.url = url;
+        }
+        if let Ok(url) = std::env::var("REDIS_URL") {
+            config.redis.url = url;
         }
         config.validate()?;
         Ok(config)

@@ -95,7 +95,11 @@ async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result
 
     let db = Database::connect(&config.database)?;
     db.migrate().await?;
-    let store = Arc::new(ConfigStore::new(db, config.config_store.clone()));
+    let mut store = ConfigStore::new(db, config.config_store.clone());
+    if !config.redis.url.is_empty() {
+        store = store.with_redis(&config.redis.url)?;
+    }
+    let store = Arc::new(store);
 
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
     let dispatcher = Dispatcher::new(registry, config.bot.clone())

@@ -8,7 +8,7 @@ use wasmbot::{
     capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig, StoreError},
     db::{Database, DatabaseConfig},
 };
-use wasmbot_tests::postgres_url;
+use wasmbot_tests::{postgres_url, redis_url};
 
 /// A plugin name no other test run uses, so tests can share one Postgres database.
 fn unique(name: &str) -> String {
@@ -299,4 +299,71 @@ async fn the_guild_prefix_is_read_through_the_store_with_no_query_per_message() 
         assert!(host.say("?ping").await[0].starts_with("pong ("));
         store.delete("wasmbot", &guild, "prefix").await.unwrap();
     }
+}
+
+/// Reads until `expected` comes back; a bound so a lost invalidation fails the test instead
+/// of hanging it (not a speed bar).
+async fn eventually(store: &ConfigStore, plugin: &str, scope: &Scope, expected: Value) {
+    for _ in 0..500 {
+        if store.get(plugin, scope, "prefix").await.unwrap() == expected {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{plugin}: never read {expected}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_on_one_host_invalidates_every_host() {
+    let plugin = unique("shared");
+    let host = || async {
+        let db = database(&postgres_url(), 4, 1_000).await;
+        store(db, StoreConfig::default(), &plugin)
+            .with_redis(&redis_url())
+            .unwrap()
+    };
+    let (a, b) = (host().await, host().await);
+    let guild = Scope::Guild("g".into());
+    assert_eq!(b.get(&plugin, &guild, "prefix").await.unwrap(), json!("!"));
+    assert_eq!(a.get(&plugin, &guild, "prefix").await.unwrap(), json!("!"));
+    assert_eq!(
+        a.stats().l2_hits.load(Ordering::Relaxed),
+        1,
+        "a found b's copy in Redis"
+    );
+    assert_eq!(a.stats().db_reads.load(Ordering::Relaxed), 0);
+
+    // Invalidations sent before b subscribed would not reach it.
+    tokio::time::timeout(std::time::Duration::from_secs(30), b.listening())
+        .await
+        .expect("b subscribes to invalidations");
+    a.set(&plugin, &guild, "prefix", json!("?")).await.unwrap();
+    eventually(&b, &plugin, &guild, json!("?")).await;
+
+    a.invalidate(&plugin, &guild).await;
+    assert_eq!(a.redis_failures() + b.redis_failures(), 0);
+}
+
+#[tokio::test]
+async fn an_unreachable_redis_is_skipped_and_counted() {
+    let plugin = unique("noredis");
+    let db = database(&postgres_url(), 4, 1_000).await;
+    let store = store(db, StoreConfig::default(), &plugin)
+        .with_redis("redis://127.0.0.1:1")
+        .unwrap();
+    let guild = Scope::Guild("g".into());
+    assert_eq!(
+        store.get(&plugin, &guild, "prefix").await.unwrap(),
+        json!("!")
+    );
+    store
+        .set(&plugin, &guild, "prefix", json!("?"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&plugin, &guild, "prefix").await.unwrap(),
+        json!("?")
+    );
+    assert!(store.redis_failures() >= 1);
+    assert_eq!(store.stats().db_reads.load(Ordering::Relaxed), 2);
 }

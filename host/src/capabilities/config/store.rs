@@ -17,7 +17,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 use sqlx::Row;
 
-use super::scope::{Scope, ScopeKind};
+use super::{
+    l2::L2,
+    scope::{Scope, ScopeKind},
+};
 use crate::db::Database;
 
 /// A settings document: field name → value.
@@ -117,6 +120,10 @@ pub struct StoreStats {
     pub hits: AtomicU64,
     /// Reads that loaded the document (once per key, however many waited).
     pub misses: AtomicU64,
+    /// Loads answered by Redis.
+    pub l2_hits: AtomicU64,
+    /// Loads that queried the database.
+    pub db_reads: AtomicU64,
     /// Documents the cache dropped to stay within its bounds.
     pub evictions: AtomicU64,
     /// Reads answered with a stale value because the database failed.
@@ -126,7 +133,7 @@ pub struct StoreStats {
 }
 
 #[derive(Clone)]
-struct Cached {
+pub(crate) struct Cached {
     document: Arc<Document>,
     kind: ScopeKind,
 }
@@ -141,14 +148,14 @@ impl Expiry<Arc<str>, Cached> for ScopeTtl {
 }
 
 /// A failure that lasts: logged when it starts and when it ends, counted throughout.
-struct Episode {
+pub(crate) struct Episode {
     category: &'static str,
     ongoing: AtomicBool,
     count: AtomicU64,
 }
 
 impl Episode {
-    const fn new(category: &'static str) -> Self {
+    pub(crate) const fn new(category: &'static str) -> Self {
         Self {
             category,
             ongoing: AtomicBool::new(false),
@@ -156,7 +163,11 @@ impl Episode {
         }
     }
 
-    fn failed(&self, error: &dyn std::fmt::Display) {
+    pub(crate) fn count(&self) -> u64 {
+        self.count.load(Ordering::Relaxed)
+    }
+
+    pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
         self.count.fetch_add(1, Ordering::Relaxed);
         if !self.ongoing.swap(true, Ordering::Relaxed) {
             tracing::warn!(
@@ -166,7 +177,7 @@ impl Episode {
         }
     }
 
-    fn recovered(&self) {
+    pub(crate) fn recovered(&self) {
         if self.ongoing.swap(false, Ordering::Relaxed) {
             tracing::info!(category = self.category, "recovered");
         }
@@ -182,6 +193,16 @@ pub struct ConfigStore {
     defaults: RwLock<HashMap<(String, ScopeKind), Document>>,
     stats: Arc<StoreStats>,
     db_reads: Episode,
+    l2: Option<L2>,
+    listener: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Drop for ConfigStore {
+    fn drop(&mut self) {
+        if let Some(listener) = &self.listener {
+            listener.abort();
+        }
+    }
 }
 
 impl ConfigStore {
@@ -218,7 +239,30 @@ impl ConfigStore {
             defaults: RwLock::default(),
             stats,
             db_reads: Episode::new("db.read_failed"),
+            l2: None,
+            listener: None,
         }
+    }
+
+    /// Adds the Redis layer: documents shared between hosts, and invalidations published to
+    /// every host. Must be called inside a tokio runtime (it starts the listener).
+    pub fn with_redis(mut self, url: &str) -> anyhow::Result<Self> {
+        let l2 = L2::new(url)?;
+        self.listener = Some(l2.listen(self.fresh.clone()));
+        self.l2 = Some(l2);
+        Ok(self)
+    }
+
+    /// Waits until this host receives other hosts' invalidations (at once without Redis).
+    pub async fn listening(&self) {
+        if let Some(l2) = &self.l2 {
+            l2.subscribed().await;
+        }
+    }
+
+    /// Failed Redis calls so far (0 without Redis).
+    pub fn redis_failures(&self) -> u64 {
+        self.l2.as_ref().map_or(0, L2::failures)
     }
 
     /// The store's counters.
@@ -288,9 +332,13 @@ impl ConfigStore {
         .await
     }
 
-    /// Drops a document from the cache, for changes made outside the bot.
+    /// Drops a document from the caches of every host, for changes made outside the bot.
     pub async fn invalidate(&self, plugin: &str, scope: &Scope) {
-        self.fresh.invalidate(&cache_key(plugin, scope)).await;
+        let key = cache_key(plugin, scope);
+        self.fresh.invalidate(&key).await;
+        if let Some(l2) = &self.l2 {
+            l2.invalidate(&key).await;
+        }
     }
 
     /// The stored document, from the cache or loaded once; on a database failure the last
@@ -298,7 +346,7 @@ impl ConfigStore {
     async fn stored(&self, plugin: &str, scope: &Scope) -> Arc<Document> {
         let key = cache_key(plugin, scope);
         let load = async {
-            let document = self.load(plugin, scope).await?;
+            let document = self.load(&key, plugin, scope).await?;
             Ok::<_, StoreError>(Cached {
                 document: Arc::new(document),
                 kind: scope.kind(),
@@ -339,9 +387,25 @@ impl ConfigStore {
         }
     }
 
-    /// Get-or-create in one statement: the first read of a new scope creates its row.
-    async fn load(&self, plugin: &str, scope: &Scope) -> Result<Document, StoreError> {
+    /// From Redis when it has the document, else get-or-create in one statement (the first
+    /// read of a new scope creates its row), then shared through Redis.
+    async fn load(&self, key: &str, plugin: &str, scope: &Scope) -> Result<Document, StoreError> {
         self.stats.misses.fetch_add(1, Ordering::Relaxed);
+        if let Some(l2) = &self.l2
+            && let Some(document) = l2.get(key).await
+        {
+            self.stats.l2_hits.fetch_add(1, Ordering::Relaxed);
+            return Ok(document);
+        }
+        let document = self.load_from_db(plugin, scope).await?;
+        if let Some(l2) = &self.l2 {
+            l2.put(key, &document, self.config.ttl(scope.kind())).await;
+        }
+        Ok(document)
+    }
+
+    async fn load_from_db(&self, plugin: &str, scope: &Scope) -> Result<Document, StoreError> {
+        self.stats.db_reads.fetch_add(1, Ordering::Relaxed);
         let row = sqlx::query(UPSERT)
             .bind(plugin)
             .bind(scope.kind().name())
@@ -394,6 +458,9 @@ impl ConfigStore {
             if written.rows_affected() == 1 {
                 let key = cache_key(plugin, scope);
                 self.fresh.invalidate(&key).await;
+                if let Some(l2) = &self.l2 {
+                    l2.invalidate(&key).await;
+                }
                 self.last_known.insert(key, Arc::new(document)).await;
                 return Ok(());
             }
