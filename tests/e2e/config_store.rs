@@ -367,3 +367,107 @@ async fn an_unreachable_redis_is_skipped_and_counted() {
     assert!(store.redis_failures() >= 1);
     assert_eq!(store.stats().db_reads.load(Ordering::Relaxed), 2);
 }
+
+/// A private Redis server this test can stop and start (the machine's `redis-server`).
+struct PrivateRedis {
+    port: u16,
+    child: std::process::Child,
+}
+
+impl PrivateRedis {
+    fn start(port: u16) -> Self {
+        let child = std::process::Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .stdout(std::process::Stdio::null())
+            .spawn()
+            .expect("redis-server runs");
+        Self { port, child }
+    }
+
+    fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    async fn ready(&self) {
+        for _ in 0..250 {
+            if std::net::TcpStream::connect(("127.0.0.1", self.port)).is_ok() {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+        panic!("redis-server on port {} did not start", self.port);
+    }
+}
+
+impl Drop for PrivateRedis {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redis_stopped_and_restarted_mid_run() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = PrivateRedis::start(port);
+    redis.ready().await;
+    let plugin = unique("restart");
+    let db = database(&postgres_url(), 4, 1_000).await;
+    let store = store(db, StoreConfig::default(), &plugin)
+        .with_redis(&redis.url())
+        .unwrap();
+    let guild = Scope::Guild("g".into());
+    assert_eq!(
+        store.get(&plugin, &guild, "prefix").await.unwrap(),
+        json!("!")
+    );
+    assert_eq!(store.redis_failures(), 0);
+
+    drop(redis);
+    store
+        .set(&plugin, &guild, "prefix", json!("?"))
+        .await
+        .unwrap();
+    assert_eq!(
+        store.get(&plugin, &guild, "prefix").await.unwrap(),
+        json!("?")
+    );
+    let failures = store.redis_failures();
+    assert!(failures >= 1, "the outage is counted");
+
+    let redis = PrivateRedis::start(port);
+    redis.ready().await;
+    tokio::time::timeout(std::time::Duration::from_secs(30), store.listening())
+        .await
+        .expect("the listener subscribes again");
+    store
+        .set(&plugin, &guild, "prefix", json!("%"))
+        .await
+        .unwrap();
+    // The first calls after the restart may still meet the old connection; reads stay right.
+    for _ in 0..3 {
+        store.invalidate(&plugin, &guild).await;
+        assert_eq!(
+            store.get(&plugin, &guild, "prefix").await.unwrap(),
+            json!("%")
+        );
+    }
+    // Redis serves again: another host finds the document there, not in the database.
+    let other = {
+        let db = database(&postgres_url(), 4, 1_000).await;
+        self::store(db, StoreConfig::default(), &plugin)
+            .with_redis(&redis.url())
+            .unwrap()
+    };
+    assert_eq!(
+        other.get(&plugin, &guild, "prefix").await.unwrap(),
+        json!("%")
+    );
+    assert_eq!(other.stats().l2_hits.load(Ordering::Relaxed), 1);
+    assert_eq!(other.stats().db_reads.load(Ordering::Relaxed), 0);
+}
