@@ -20,6 +20,7 @@ use serde::{Deserialize, Serialize};
 use crate::{
     capabilities::{Capability, config::StoreConfig},
     db::DatabaseConfig,
+    http::AdminConfig,
 };
 
 /// The whole operator configuration.
@@ -36,6 +37,8 @@ pub struct Config {
     pub config_store: StoreConfig,
     /// Redis, shared by the hosts of one bot; `REDIS_URL` overrides its url.
     pub redis: RedisConfig,
+    /// The admin HTTP API.
+    pub admin: AdminConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.

@@ -13,6 +13,7 @@ pub mod capabilities;
 pub mod config;
 pub mod db;
 pub mod dispatch;
+pub mod http;
 pub mod platforms;
 pub mod runtime;
 pub mod telemetry;

@@ -11,6 +11,7 @@ use wasmbot::{
     config::Config,
     db::{Database, redact},
     dispatch::Dispatcher,
+    http::{admin_router, serve},
     platforms::console::{self, ConsoleOutlet},
     runtime::{Registry, Runtime, watch},
 };
@@ -100,6 +101,18 @@ async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result
         store = store.with_redis(&config.redis.url)?;
     }
     let store = Arc::new(store);
+    let _admin = if config.admin.token.is_empty() {
+        tracing::info!("admin API off: set admin.token to open it");
+        None
+    } else {
+        let router = admin_router(Arc::clone(&store), &config.admin.token);
+        let listen = config.admin.listen;
+        Some(AbortOnDrop(tokio::spawn(async move {
+            if let Err(error) = serve(listen, router).await {
+                tracing::error!("{error:#}");
+            }
+        })))
+    };
 
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
     let dispatcher = Dispatcher::new(registry, config.bot.clone())
@@ -113,6 +126,15 @@ async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result
     tokio::select! {
         result = console::run(&dispatcher, input) => result,
         _ = tokio::signal::ctrl_c() => Ok(()),
+    }
+}
+
+/// Stops a background task when the bot stops.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

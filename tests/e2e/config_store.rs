@@ -471,3 +471,101 @@ async fn redis_stopped_and_restarted_mid_run() {
     assert_eq!(other.stats().l2_hits.load(Ordering::Relaxed), 1);
     assert_eq!(other.stats().db_reads.load(Ordering::Relaxed), 0);
 }
+
+mod admin {
+    use axum::{
+        body::Body,
+        http::{Request, StatusCode},
+    };
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    use wasmbot::http::admin_router;
+
+    use super::*;
+
+    async fn call(
+        router: &axum::Router,
+        token: Option<&str>,
+        path: &str,
+        body: &str,
+    ) -> (StatusCode, Value) {
+        let mut request = Request::post(path).header("content-type", "application/json");
+        if let Some(token) = token {
+            request = request.header("authorization", format!("Bearer {token}"));
+        }
+        let response = router
+            .clone()
+            .oneshot(request.body(Body::from(body.to_owned())).unwrap())
+            .await
+            .unwrap();
+        let status = response.status();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    #[tokio::test]
+    async fn the_update_user_hook_invalidates_the_users_settings() {
+        let db = database(&postgres_url(), 4, 1_000).await;
+        let plugin = unique("profile");
+        let store = Arc::new(ConfigStore::new(db, StoreConfig::default()));
+        let Value::Object(defaults) = json!({"name": ""}) else {
+            unreachable!()
+        };
+        store.register_defaults(&plugin, ScopeKind::User, defaults);
+        let user = Scope::User("u42".into());
+        store.get(&plugin, &user, "name").await.unwrap();
+        let misses = store.stats().misses.load(Ordering::Relaxed);
+
+        let router = admin_router(Arc::clone(&store), "s3cret");
+        let hook = r#"{"userId": "u42", "changes": [{"field": "name", "value": "Ada"}]}"#;
+        let (status, body) = call(&router, Some("s3cret"), "/update-user", hook).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["invalidated"], json!(1));
+        store.get(&plugin, &user, "name").await.unwrap();
+        assert_eq!(
+            store.stats().misses.load(Ordering::Relaxed),
+            misses + 1,
+            "read again from the database"
+        );
+    }
+
+    #[tokio::test]
+    async fn unauthenticated_or_malformed_calls_are_refused() {
+        let db = database(&postgres_url(), 4, 1_000).await;
+        let store = Arc::new(ConfigStore::new(db, StoreConfig::default()));
+        let router = admin_router(Arc::clone(&store), "s3cret");
+        let hook = r#"{"userId": "u1"}"#;
+        for token in [None, Some("wrong"), Some("")] {
+            let (status, body) = call(&router, token, "/update-user", hook).await;
+            assert_eq!(status, StatusCode::UNAUTHORIZED, "{token:?}");
+            assert_eq!(body["error"], json!("missing or wrong bearer token"));
+        }
+        let (status, body) = call(&router, Some("s3cret"), "/update-user", "{not json").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(body["error"].as_str().unwrap().contains("JSON"), "{body}");
+        let (status, _) = call(
+            &router,
+            Some("s3cret"),
+            "/update-user",
+            r#"{"userId": " "}"#,
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        let bad_scope = r#"{"scope": "planet", "id": "x"}"#;
+        let (status, body) =
+            call(&router, Some("s3cret"), "/v1/config/invalidate", bad_scope).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert!(
+            body["error"].as_str().unwrap().contains("unknown scope"),
+            "{body}"
+        );
+
+        // No token configured: the admin API stays closed to everyone.
+        let closed = admin_router(store, "");
+        let (status, _) = call(&closed, Some(""), "/update-user", hook).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+}

@@ -1,5 +1,6 @@
 //! The `config` capability: per-plugin settings by scope, cached, with defaults.
 
+pub mod admin;
 mod l2;
 mod scope;
 mod store;

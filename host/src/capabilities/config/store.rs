@@ -341,6 +341,22 @@ impl ConfigStore {
         }
     }
 
+    /// Drops a scope's documents of every plugin that registered fields for its kind, on
+    /// every host. Returns how many documents that was.
+    pub async fn invalidate_everywhere(&self, scope: &Scope) -> usize {
+        let plugins: Vec<String> = {
+            let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
+            all.keys()
+                .filter(|(_, kind)| *kind == scope.kind())
+                .map(|(plugin, _)| plugin.clone())
+                .collect()
+        };
+        for plugin in &plugins {
+            self.invalidate(plugin, scope).await;
+        }
+        plugins.len()
+    }
+
     /// The stored document, from the cache or loaded once; on a database failure the last
     /// known one, else an empty one (so the defaults apply).
     async fn stored(&self, plugin: &str, scope: &Scope) -> Arc<Document> {

@@ -1,0 +1,89 @@
+//! The config store's admin routes: invalidation hooks for changes made outside the bot
+//! (an automation tool updating a user, a dashboard editing a guild).
+
+use std::sync::Arc;
+
+use axum::{
+    Json, Router,
+    extract::{State, rejection::JsonRejection},
+    routing::post,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::{ConfigStore, Scope};
+use crate::http::ApiError;
+
+/// `POST /update-user`, `POST /update-guild`, `POST /v1/config/invalidate`.
+pub fn router(store: Arc<ConfigStore>) -> Router {
+    Router::new()
+        .route("/update-user", post(update_user))
+        .route("/update-guild", post(update_guild))
+        .route("/v1/config/invalidate", post(invalidate))
+        .with_state(store)
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateUser {
+    user_id: String,
+    /// What changed, as the calling tool reports it; recorded in the log only.
+    #[serde(default)]
+    changes: Vec<Value>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct UpdateGuild {
+    guild_id: String,
+}
+
+#[derive(Deserialize)]
+struct Invalidate {
+    scope: String,
+    #[serde(default)]
+    id: String,
+}
+
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, ApiError> {
+    body.map(|Json(body)| body)
+        .map_err(|rejection| ApiError::BadRequest(rejection.body_text()))
+}
+
+fn non_empty(id: String, field: &str) -> Result<String, ApiError> {
+    if id.trim().is_empty() {
+        Err(ApiError::BadRequest(format!("{field} must not be empty")))
+    } else {
+        Ok(id)
+    }
+}
+
+async fn update_user(
+    State(store): State<Arc<ConfigStore>>,
+    request: Result<Json<UpdateUser>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request = body(request)?;
+    let user = non_empty(request.user_id, "userId")?;
+    tracing::info!(user = %user, changes = request.changes.len(), "admin: user changed outside the bot");
+    let invalidated = store.invalidate_everywhere(&Scope::User(user)).await;
+    Ok(Json(json!({ "invalidated": invalidated })))
+}
+
+async fn update_guild(
+    State(store): State<Arc<ConfigStore>>,
+    request: Result<Json<UpdateGuild>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let guild = non_empty(body(request)?.guild_id, "guildId")?;
+    let invalidated = store.invalidate_everywhere(&Scope::Guild(guild)).await;
+    Ok(Json(json!({ "invalidated": invalidated })))
+}
+
+async fn invalidate(
+    State(store): State<Arc<ConfigStore>>,
+    request: Result<Json<Invalidate>, JsonRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let request = body(request)?;
+    let scope = Scope::parse(&request.scope, &request.id).map_err(ApiError::BadRequest)?;
+    let invalidated = store.invalidate_everywhere(&scope).await;
+    Ok(Json(json!({ "invalidated": invalidated })))
+}

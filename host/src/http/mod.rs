@@ -1,0 +1,111 @@
+//! The host's HTTP server (axum): each feature provides its own `Router`, merged here behind
+//! the operator's bearer token.
+
+use std::{net::SocketAddr, sync::Arc};
+
+use anyhow::Context;
+use axum::{
+    Json, Router,
+    extract::{Request, State},
+    http::{StatusCode, header},
+    middleware::{self, Next},
+    response::{IntoResponse, Response},
+};
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::config::ConfigStore;
+
+/// The `[admin]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct AdminConfig {
+    /// Address of the admin API.
+    pub listen: SocketAddr,
+    /// The bearer token every admin call must carry; empty (the default) keeps the admin
+    /// API closed.
+    pub token: String,
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            token: String::new(),
+        }
+    }
+}
+
+/// An error answered as JSON `{"error": ...}` with its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// No token, or the wrong one.
+    #[error("missing or wrong bearer token")]
+    Unauthorized,
+    /// The request is malformed; the text says how.
+    #[error("{0}")]
+    BadRequest(String),
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = match self {
+            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
+            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+        };
+        (
+            status,
+            Json(serde_json::json!({ "error": self.to_string() })),
+        )
+            .into_response()
+    }
+}
+
+/// Every admin route, behind the bearer token.
+pub fn admin_router(store: Arc<ConfigStore>, token: &str) -> Router {
+    let token: Arc<str> = Arc::from(token);
+    crate::capabilities::config::admin::router(store)
+        .layer(middleware::from_fn_with_state(token, require_bearer))
+}
+
+/// Serves `router` on `listen` until the task is dropped.
+pub async fn serve(listen: SocketAddr, router: Router) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("admin API: binding {listen}"))?;
+    tracing::info!(%listen, "admin API listening");
+    axum::serve(listener, router).await.context("admin API")
+}
+
+async fn require_bearer(
+    State(token): State<Arc<str>>,
+    request: Request,
+    next: Next,
+) -> Result<Response, ApiError> {
+    let given = request
+        .headers()
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if token.is_empty() || !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+        return Err(ApiError::Unauthorized);
+    }
+    Ok(next.run(request).await)
+}
+
+/// Compares without an early exit, so timing does not tell how much of a guess was right.
+fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_compare_whole() {
+        assert!(constant_time_eq(b"secret", b"secret"));
+        assert!(!constant_time_eq(b"secret", b"secreT"));
+        assert!(!constant_time_eq(b"secret", b"secret2"));
+    }
+}
