@@ -172,7 +172,7 @@ impl Episode {
         if !self.ongoing.swap(true, Ordering::Relaxed) {
             tracing::warn!(
                 category = self.category,
-                "{error}; serving cached values and defaults"
+                "{error}; falling back until it recovers"
             );
         }
     }
