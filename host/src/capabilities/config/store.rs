@@ -422,6 +422,12 @@ impl ConfigStore {
 
     async fn load_from_db(&self, plugin: &str, scope: &Scope) -> Result<Document, StoreError> {
         self.stats.db_reads.fetch_add(1, Ordering::Relaxed);
+        Ok(self.row(plugin, scope).await?.0)
+    }
+
+    /// The stored document and its version, the row created empty when missing.
+    async fn row(&self, plugin: &str, scope: &Scope) -> Result<(Document, i64), StoreError> {
+        let unavailable = |e: sqlx::Error| StoreError::Unavailable(e.to_string());
         let row = sqlx::query(UPSERT)
             .bind(plugin)
             .bind(scope.kind().name())
@@ -429,11 +435,9 @@ impl ConfigStore {
             .bind(now_ms())
             .fetch_one(self.db.pool())
             .await
-            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
-        parse(
-            &row.try_get::<String, _>(0)
-                .map_err(|e| StoreError::Unavailable(e.to_string()))?,
-        )
+            .map_err(unavailable)?;
+        let document = parse(&row.try_get::<String, _>(0).map_err(unavailable)?)?;
+        Ok((document, row.try_get(1).map_err(unavailable)?))
     }
 
     /// Read-modify-write with optimistic concurrency, so two hosts writing different
@@ -446,16 +450,7 @@ impl ConfigStore {
     ) -> Result<(), StoreError> {
         let unavailable = |e: sqlx::Error| StoreError::Unavailable(e.to_string());
         for _ in 0..8 {
-            let row = sqlx::query(UPSERT)
-                .bind(plugin)
-                .bind(scope.kind().name())
-                .bind(scope.id())
-                .bind(now_ms())
-                .fetch_one(self.db.pool())
-                .await
-                .map_err(unavailable)?;
-            let mut document = parse(&row.try_get::<String, _>(0).map_err(unavailable)?)?;
-            let version: i64 = row.try_get(1).map_err(unavailable)?;
+            let (mut document, version) = self.row(plugin, scope).await?;
             change(&mut document);
             let text = Value::Object(document.clone()).to_string();
             let written = sqlx::query(
