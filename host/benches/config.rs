@@ -1,0 +1,180 @@
+//! The config store on the dispatch path, counted by Postgres itself (`pg_stat_user_tables`).
+//!
+//! `cargo bench -p wasmbot-host --bench config` (Postgres from `DATABASE_URL`, default the
+//! local server's `test` database): 100 000 `!ping` messages from 1 000 guilds through the
+//! dispatcher, the guild prefix read through the store, against the naive path (every read
+//! goes to the database: a zero time to live makes each message one upsert), then 1 000
+//! concurrent misses on one key.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::future::{BoxFuture, join_all};
+use sqlx::Row;
+use wasmbot::{
+    capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
+    config::Config,
+    db::{Database, DatabaseConfig},
+    dispatch::{Dispatcher, Outlet},
+    platforms::console,
+    runtime::{
+        Registry, Runtime,
+        bindings::types::{Action, Event, Platform},
+    },
+};
+use wasmbot_sdk::build::PluginBuild;
+
+const MESSAGES: usize = 100_000;
+const GUILDS: usize = 1_000;
+
+/// Drops every action: the benchmark measures the way in, not the console.
+struct Nowhere;
+
+impl Outlet for Nowhere {
+    fn platform(&self) -> Platform {
+        Platform::Console
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        _: &'a Event,
+        _: &'a str,
+        _: Action,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Statements on the config table, as Postgres counts them: every config read that reaches
+/// the database is one upsert, which inserts or updates one row. (`pg_stat_database`'s
+/// transaction count would also count autovacuum's work after the naive run.)
+async fn config_statements(db: &Database) -> i64 {
+    // Backends publish their counts when idle, at the latest 10 s later: read them settled.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let row = sqlx::query(
+        "SELECT (n_tup_ins + n_tup_upd)::BIGINT FROM pg_stat_user_tables \
+         WHERE relname = 'config_entries'",
+    )
+    .fetch_one(db.pool())
+    .await
+    .expect("pg_stat_user_tables");
+    row.get::<i64, _>(0)
+}
+
+async fn run(db: &Database, wasm: &Path, config: StoreConfig, label: &str, run_id: &str) {
+    let store = Arc::new(ConfigStore::new(db.clone(), config));
+    let mut host_config = Config::default();
+    host_config.runtime.cache_dir = PathBuf::new();
+    let registry = Registry::new(Runtime::new(Arc::new(host_config.clone())).expect("runtime"));
+    registry.load_file(wasm).await.expect("ping loads");
+    let dispatcher = Arc::new(
+        Dispatcher::new(registry, host_config.bot)
+            .with_store(store)
+            .with_outlet(Arc::new(Nowhere)),
+    );
+
+    let before = config_statements(db).await;
+    let started = Instant::now();
+    let workers: Vec<_> = (0..2)
+        .map(|worker| {
+            let dispatcher = Arc::clone(&dispatcher);
+            let run_id = run_id.to_owned();
+            tokio::spawn(async move {
+                for n in (worker..MESSAGES).step_by(2) {
+                    let mut event = console::event_for_line(&dispatcher, "!ping").expect("event");
+                    event.guild_id = Some(format!("{run_id}-g{}", n % GUILDS));
+                    dispatcher.dispatch(event).await;
+                }
+            })
+        })
+        .collect();
+    for worker in join_all(workers).await {
+        worker.expect("worker");
+    }
+    let elapsed = started.elapsed();
+    let queries = config_statements(db).await - before;
+    println!(
+        "| {label} | {MESSAGES} | {GUILDS} | {queries} | {:.0} |",
+        MESSAGES as f64 / elapsed.as_secs_f64()
+    );
+}
+
+async fn concurrent_misses(db: &Database, run_id: &str) {
+    let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
+    let mut defaults = Document::new();
+    defaults.insert("prefix".into(), "!".into());
+    store.register_defaults("bench", ScopeKind::Guild, defaults);
+    let before = config_statements(db).await;
+    let scope = Scope::Guild(format!("{run_id}-hot"));
+    let readers = (0..1_000).map(|_| {
+        let (store, scope) = (Arc::clone(&store), scope.clone());
+        tokio::spawn(async move { store.get("bench", &scope, "prefix").await })
+    });
+    for reader in join_all(readers).await {
+        reader.expect("reader").expect("value");
+    }
+    let queries = config_statements(db).await - before;
+    println!("1 000 concurrent misses on one key: {queries} database queries (target 1)");
+}
+
+fn main() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let wasm = PluginBuild::new(root)
+        .profile("plugin")
+        .package("ping")
+        .run()
+        .expect("ping builds")
+        .remove(0);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    runtime.block_on(async {
+        // Every connection open before counting, none closed meanwhile: opening one is a
+        // transaction too, and would be counted as a query.
+        let db = Database::connect(&DatabaseConfig {
+            url,
+            max_connections: 10,
+            min_connections: 10,
+            idle_timeout_ms: 3_600_000,
+            ..DatabaseConfig::default()
+        })
+        .expect("database");
+        db.migrate().await.expect("migrations");
+        let warm = (0..10).map(|_| sqlx::query("SELECT pg_sleep(0.2)").execute(db.pool()));
+        for opened in join_all(warm).await {
+            opened.expect("a connection");
+        }
+        let run_id = format!("bench-{}", std::process::id());
+        println!("| path | messages | guilds | database queries | messages/s |");
+        println!("|---|---|---|---|---|");
+        run(
+            &db,
+            &wasm,
+            StoreConfig::default(),
+            "config store (L1 cache)",
+            &run_id,
+        )
+        .await;
+        let naive = StoreConfig {
+            guild_ttl_s: 0,
+            ..StoreConfig::default()
+        };
+        let naive_id = format!("{run_id}-naive");
+        run(
+            &db,
+            &wasm,
+            naive,
+            "naive: one upsert per message",
+            &naive_id,
+        )
+        .await;
+        concurrent_misses(&db, &run_id).await;
+    });
+}
