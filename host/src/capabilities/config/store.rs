@@ -210,11 +210,13 @@ impl ConfigStore {
     pub fn new(db: Database, config: StoreConfig) -> Self {
         let stats = Arc::new(StoreStats::default());
         // Weighing every document at least max_bytes / max_entries bounds both at once.
-        let floor = (config.max_bytes / config.max_entries.max(1)).max(1);
+        let floor = u32::try_from(config.max_bytes / config.max_entries.max(1))
+            .unwrap_or(u32::MAX)
+            .max(1);
         let weigh = move |key: &Arc<str>, bytes: usize| {
-            u32::try_from((key.len() + bytes) as u64)
+            u32::try_from(key.len() + bytes)
                 .unwrap_or(u32::MAX)
-                .max(floor as u32)
+                .max(floor)
         };
         let evictions = Arc::clone(&stats);
         let fresh = Cache::builder()
