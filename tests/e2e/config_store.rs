@@ -31,13 +31,13 @@ async fn database(url: &str, max_connections: u32, acquire_ms: u64) -> Database 
 }
 
 /// One SQLite file per test, and the shared Postgres: every test runs on both.
-async fn backends() -> Vec<(tempfile::TempDir, Database)> {
+/// The SQLite file's folder lives as long as its entry.
+async fn backends() -> Vec<(Option<tempfile::TempDir>, Database)> {
     let sqlite_dir = tempfile::tempdir().unwrap();
     let sqlite_url = format!("sqlite://{}/test.db?mode=rwc", sqlite_dir.path().display());
     let sqlite = database(&sqlite_url, 4, 1_000).await;
-    let pg_dir = tempfile::tempdir().unwrap();
     let postgres = database(&postgres_url(), 4, 1_000).await;
-    vec![(sqlite_dir, sqlite), (pg_dir, postgres)]
+    vec![(Some(sqlite_dir), sqlite), (None, postgres)]
 }
 
 fn defaults() -> Document {

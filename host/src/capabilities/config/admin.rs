@@ -58,6 +58,12 @@ fn non_empty(id: String, field: &str) -> Result<String, ApiError> {
     }
 }
 
+/// Drops the scope's settings on every host and says how many documents that was.
+async fn invalidated(store: &ConfigStore, scope: Scope) -> Result<Json<Value>, ApiError> {
+    let count = store.invalidate_everywhere(&scope).await;
+    Ok(Json(json!({ "invalidated": count })))
+}
+
 async fn update_user(
     State(store): State<Arc<ConfigStore>>,
     request: Result<Json<UpdateUser>, JsonRejection>,
@@ -65,8 +71,7 @@ async fn update_user(
     let request = body(request)?;
     let user = non_empty(request.user_id, "userId")?;
     tracing::info!(user = %user, changes = request.changes.len(), "admin: user changed outside the bot");
-    let invalidated = store.invalidate_everywhere(&Scope::User(user)).await;
-    Ok(Json(json!({ "invalidated": invalidated })))
+    invalidated(&store, Scope::User(user)).await
 }
 
 async fn update_guild(
@@ -74,8 +79,7 @@ async fn update_guild(
     request: Result<Json<UpdateGuild>, JsonRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let guild = non_empty(body(request)?.guild_id, "guildId")?;
-    let invalidated = store.invalidate_everywhere(&Scope::Guild(guild)).await;
-    Ok(Json(json!({ "invalidated": invalidated })))
+    invalidated(&store, Scope::Guild(guild)).await
 }
 
 async fn invalidate(
@@ -84,6 +88,5 @@ async fn invalidate(
 ) -> Result<Json<Value>, ApiError> {
     let request = body(request)?;
     let scope = Scope::parse(&request.scope, &request.id).map_err(ApiError::BadRequest)?;
-    let invalidated = store.invalidate_everywhere(&scope).await;
-    Ok(Json(json!({ "invalidated": invalidated })))
+    invalidated(&store, scope).await
 }
