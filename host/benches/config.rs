@@ -15,7 +15,10 @@ use std::{
 use futures::future::{BoxFuture, join_all};
 use sqlx::Row;
 use wasmbot::{
-    capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
+    capabilities::{
+        Services,
+        config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
+    },
     config::Config,
     db::{Database, DatabaseConfig},
     dispatch::{Dispatcher, Outlet},
@@ -68,13 +71,14 @@ async fn run(db: &Database, wasm: &Path, config: StoreConfig, label: &str, run_i
     let store = Arc::new(ConfigStore::new(db.clone(), config));
     let mut host_config = Config::default();
     host_config.runtime.cache_dir = PathBuf::new();
-    let registry = Registry::new(Runtime::new(Arc::new(host_config.clone())).expect("runtime"));
+    let services = Services {
+        config: Some(store),
+    };
+    let runtime = Runtime::new(Arc::new(host_config.clone()), services).expect("runtime");
+    let registry = Registry::new(runtime);
     registry.load_file(wasm).await.expect("ping loads");
-    let dispatcher = Arc::new(
-        Dispatcher::new(registry, host_config.bot)
-            .with_store(store)
-            .with_outlet(Arc::new(Nowhere)),
-    );
+    let dispatcher =
+        Arc::new(Dispatcher::new(registry, host_config.bot).with_outlet(Arc::new(Nowhere)));
 
     let before = config_statements(db).await;
     let started = Instant::now();

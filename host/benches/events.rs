@@ -128,7 +128,7 @@ fn main() {
     runtime.block_on(async move {
         let mut config = Config::default();
         config.runtime.cache_dir = PathBuf::new();
-        let registry = Registry::new(Runtime::new(Arc::new(config)).expect("runtime"));
+        let registry = Registry::new(Runtime::new(Arc::new(config), Default::default()).expect("runtime"));
         registry.load_file(&wasm).await.expect("echo loads");
         let plugin: Arc<Plugin> = Arc::clone(registry.snapshot().plugin("echo").expect("echo"));
 

@@ -138,7 +138,11 @@ impl Default for PluginPolicy {
             cpu_ms: 100,
             wall_ms: 30_000,
             memory_mib: 64,
-            grants: vec![Capability::Log.name().to_owned()],
+            // A plugin's own settings are namespaced, so granting them hurts no one;
+            // `host-config` is granted by name only.
+            grants: [Capability::Log, Capability::Config]
+                .map(|c| c.name().to_owned())
+                .to_vec(),
             enabled: true,
         }
     }

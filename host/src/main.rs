@@ -7,7 +7,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::io::BufReader;
 use wasmbot::{
-    capabilities::config::ConfigStore,
+    capabilities::{Services, config::ConfigStore},
     config::Config,
     db::{Database, redact},
     dispatch::Dispatcher,
@@ -71,15 +71,21 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         tracing::info!(url = %redact(&config.database.url), "database migrated");
         return Ok(());
     }
-    let runtime = Runtime::new(Arc::clone(&config))?;
-    let registry = Registry::new(runtime);
     match command {
-        Commands::Check { files } => check(&registry, &files).await,
-        _ => run_bot(config, registry).await,
+        Commands::Check { files } => {
+            let runtime = Runtime::new(Arc::clone(&config), Services::default())?;
+            check(&Registry::new(runtime), &files).await
+        }
+        _ => run_bot(config).await,
     }
 }
 
-async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result<()> {
+async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
+    let store = Arc::new(ConfigStore::open(&config).await?);
+    let services = Services {
+        config: Some(Arc::clone(&store)),
+    };
+    let registry = Registry::new(Runtime::new(Arc::clone(&config), services)?);
     let dir = &config.runtime.plugins_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the plugins folder {}", dir.display()))?;
@@ -94,13 +100,6 @@ async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result
     let loaded = registry.load_dir(dir).await?;
     tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
 
-    let db = Database::connect(&config.database)?;
-    db.migrate().await?;
-    let mut store = ConfigStore::new(db, config.config_store.clone());
-    if !config.redis.url.is_empty() {
-        store = store.with_redis(&config.redis.url)?;
-    }
-    let store = Arc::new(store);
     let _admin = if config.admin.token.is_empty() {
         tracing::info!("admin API off: set admin.token to open it");
         None
@@ -115,9 +114,7 @@ async fn run_bot(config: Arc<Config>, registry: Arc<Registry>) -> anyhow::Result
     };
 
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
-    let dispatcher = Dispatcher::new(registry, config.bot.clone())
-        .with_store(store)
-        .with_outlet(outlet);
+    let dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
     println!(
         "wasmbot console: type a message, e.g. {}ping; /press ID to click a button; /quit to leave.",
         config.bot.prefix

@@ -39,7 +39,7 @@
 
 #![warn(missing_docs)]
 
-/// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.0`.
+/// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.1`.
 ///
 /// The ergonomic layer re-exports what plugin authors need; reach in here for the rest.
 #[allow(missing_docs, clippy::all)]
@@ -57,7 +57,9 @@ pub mod bindings {
 mod actions;
 #[cfg(all(feature = "build", not(target_arch = "wasm32")))]
 pub mod build;
+pub mod config;
 mod events;
+pub mod host_config;
 pub mod log;
 mod manifest;
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
@@ -106,6 +108,7 @@ macro_rules! export_plugin {
 
 /// Everything a plugin usually needs: `use wasmbot_sdk::prelude::*;`.
 pub mod prelude {
+    pub use crate::config::{Scope, ScopeKind};
     pub use crate::log;
     pub use crate::{
         Action, Button, ButtonStyle, Command, CommandSpec, Event, EventKind, EventType, Handled,

@@ -29,6 +29,7 @@ pub use wasmbot::{
     runtime::bindings::types::{Action, Outgoing},
 };
 use wasmbot::{
+    capabilities::Services,
     dispatch::{Dispatcher, Outlet},
     platforms::console,
     runtime::{
@@ -41,20 +42,44 @@ use wasmbot::{
 pub struct TestHost {
     dispatcher: Dispatcher,
     outlet: Arc<Recorder>,
+    /// The private SQLite database's folder, removed with the host.
+    _database: Option<tempfile::TempDir>,
 }
 
 impl TestHost {
-    /// A host with the default configuration (no disk cache) and these plugin files.
+    /// A host with the default configuration (no disk cache), a private SQLite config
+    /// store and these plugin files.
     pub async fn load(files: &[PathBuf]) -> anyhow::Result<Self> {
         let mut config = Config::default();
         config.runtime.cache_dir = PathBuf::new();
         Self::with_config(config, files).await
     }
 
-    /// A host with `config` and these plugin files; a file that does not load is an error.
-    pub async fn with_config(config: Config, files: &[PathBuf]) -> anyhow::Result<Self> {
+    /// A host with `config`, a private SQLite config store and these plugin files; a file
+    /// that does not load is an error.
+    pub async fn with_config(mut config: Config, files: &[PathBuf]) -> anyhow::Result<Self> {
+        let folder = tempfile::tempdir()?;
+        let path = folder.path().join("wasmbot.db");
+        config.database.url = format!("sqlite://{}?mode=rwc", path.display());
+        config.redis.url.clear();
+        let store = Arc::new(ConfigStore::open(&config).await?);
+        let mut host = Self::with_store(config, store, files).await?;
+        host._database = Some(folder);
+        Ok(host)
+    }
+
+    /// A host with `config`, the given config store (Postgres, Redis...) and these plugin
+    /// files.
+    pub async fn with_store(
+        config: Config,
+        store: Arc<ConfigStore>,
+        files: &[PathBuf],
+    ) -> anyhow::Result<Self> {
         let bot = config.bot.clone();
-        let registry = Registry::new(Runtime::new(Arc::new(config))?);
+        let services = Services {
+            config: Some(store),
+        };
+        let registry = Registry::new(Runtime::new(Arc::new(config), services)?);
         for file in files {
             registry
                 .load_file(file)
@@ -63,15 +88,21 @@ impl TestHost {
         }
         let outlet = Arc::new(Recorder::default());
         let dispatcher = Dispatcher::new(registry, bot).with_outlet(outlet.clone());
-        Ok(Self { dispatcher, outlet })
+        Ok(Self {
+            dispatcher,
+            outlet,
+            _database: None,
+        })
     }
 
-    /// Resolves prefixes (and, later, plugins' settings) through `store`.
-    pub fn with_store(self, store: Arc<ConfigStore>) -> Self {
-        Self {
-            dispatcher: self.dispatcher.with_store(store),
-            outlet: self.outlet,
-        }
+    /// The host's config store, to read or change what plugins see.
+    pub fn store(&self) -> Option<&Arc<ConfigStore>> {
+        self.dispatcher
+            .registry()
+            .runtime()
+            .services()
+            .config
+            .as_ref()
     }
 
     /// The dispatcher, for loading more plugins or reading the registry.

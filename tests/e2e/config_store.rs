@@ -269,10 +269,11 @@ async fn a_database_that_stops_answering_serves_the_last_known_value() {
 async fn the_guild_prefix_is_read_through_the_store_with_no_query_per_message() {
     for (_dir, db) in backends().await {
         let store = Arc::new(ConfigStore::new(db, StoreConfig::default()));
-        let host = wasmbot_sdk::testing::TestHost::load(&[wasmbot_tests::plugin("ping")])
+        let config = wasmbot_tests::config(std::path::Path::new(""));
+        let plugins = [wasmbot_tests::plugin("ping")];
+        let host = wasmbot_sdk::testing::TestHost::with_store(config, Arc::clone(&store), &plugins)
             .await
-            .unwrap()
-            .with_store(Arc::clone(&store));
+            .unwrap();
         // The console's guild; a unique one per run would need another console, so reset it.
         let guild = Scope::Guild(wasmbot::platforms::console::GUILD.into());
         store.delete("wasmbot", &guild, "prefix").await.unwrap();

@@ -11,7 +11,7 @@ use wasmbot_sdk::testing::TestHost;
 use wasmbot_tests::{Logs, config, install, plugin};
 
 fn registry(config: wasmbot::config::Config) -> Arc<Registry> {
-    match Runtime::new(Arc::new(config)) {
+    match Runtime::new(Arc::new(config), Default::default()) {
         Ok(runtime) => Registry::new(runtime),
         Err(error) => panic!("runtime: {error:#}"),
     }

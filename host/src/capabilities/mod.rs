@@ -8,27 +8,35 @@ mod log;
 
 pub(crate) use log::truncate;
 
-use std::fmt;
+use std::{fmt, sync::Arc};
 
 use wasmtime::component::{HasSelf, Linker};
 
 use crate::runtime::{HostState, bindings};
+use config::ConfigStore;
 
 /// A capability a plugin can ask for in its manifest.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum Capability {
     /// `wasmbot:plugin/log`: log lines attributed to the plugin.
     Log,
+    /// `wasmbot:plugin/config`: the plugin's own settings per scope.
+    Config,
+    /// `wasmbot:plugin/host-config`: the host's settings (prefix, staff roles...).
+    HostConfig,
 }
 
 impl Capability {
     /// Every capability this host provides.
-    pub const ALL: &'static [Capability] = &[Capability::Log];
+    pub const ALL: &'static [Capability] =
+        &[Capability::Log, Capability::Config, Capability::HostConfig];
 
     /// The name used in manifests and in the operator's grants.
     pub fn name(self) -> &'static str {
         match self {
             Capability::Log => "log",
+            Capability::Config => "config",
+            Capability::HostConfig => "host-config",
         }
     }
 
@@ -93,6 +101,14 @@ pub fn allowed(asked: &[String], granted: &[String]) -> Result<Allowed, GrantErr
         allowed.insert(capability);
     }
     Ok(allowed)
+}
+
+/// The backends of the capabilities that keep state outside an instance, shared by every
+/// plugin of the host. A capability whose backend is missing answers `unavailable`.
+#[derive(Clone, Default)]
+pub struct Services {
+    /// The config store (capabilities `config` and `host-config`).
+    pub config: Option<Arc<ConfigStore>>,
 }
 
 /// Links every capability's interface (and the WASI basics plugins are built against).

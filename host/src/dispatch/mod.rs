@@ -12,10 +12,8 @@ use std::sync::{
 
 use futures::future::{BoxFuture, join_all};
 
-use serde_json::Value;
-
 use crate::{
-    capabilities::config::{ConfigStore, Document, Scope, ScopeKind},
+    capabilities::config::host_settings::{self, GuildSettings},
     config::BotConfig,
     runtime::{
         Failure, Plugin, Registry,
@@ -28,7 +26,7 @@ use crate::{
 };
 
 /// The name the host uses for its own replies (usage, apologies).
-pub const HOST: &str = "wasmbot";
+pub const HOST: &str = host_settings::HOST;
 
 /// Separates the plugin name from a plugin's own id in button and menu ids.
 const ID_SEPARATOR: char = '/';
@@ -59,7 +57,6 @@ pub struct Outcome {
 /// Routes events to plugins and their actions to outlets.
 pub struct Dispatcher {
     registry: Arc<Registry>,
-    store: Option<Arc<ConfigStore>>,
     outlets: Vec<Arc<dyn Outlet>>,
     bot: BotConfig,
     next_id: AtomicU64,
@@ -70,7 +67,6 @@ impl Dispatcher {
     pub fn new(registry: Arc<Registry>, bot: BotConfig) -> Self {
         Self {
             registry,
-            store: None,
             outlets: Vec::new(),
             bot,
             next_id: AtomicU64::new(1),
@@ -83,27 +79,17 @@ impl Dispatcher {
         self
     }
 
-    /// Reads each guild's prefix through the config store (the host's own `prefix` field,
-    /// defaulting to `bot.prefix`): a cache hit at steady state, no query per message.
-    pub fn with_store(mut self, store: Arc<ConfigStore>) -> Self {
-        let mut defaults = Document::new();
-        defaults.insert("prefix".to_owned(), Value::String(self.bot.prefix.clone()));
-        store.register_defaults(HOST, ScopeKind::Guild, defaults);
-        self.store = Some(store);
-        self
-    }
-
-    /// The command prefix where the event happened.
-    async fn prefix(&self, event: &Event) -> String {
-        let (Some(store), Some(guild)) = (&self.store, &event.guild_id) else {
-            return self.bot.prefix.clone();
-        };
-        match store
-            .get(HOST, &Scope::Guild(guild.clone()), "prefix")
-            .await
-        {
-            Ok(Value::String(prefix)) if !prefix.is_empty() => prefix,
-            _ => self.bot.prefix.clone(),
+    /// The settings of the event's guild (prefix, staff roles), read through the config
+    /// store: a cache hit at steady state, no query per message. Outside a guild, or with
+    /// no store, the configured prefix and no staff.
+    async fn guild_settings(&self, event: &Event) -> GuildSettings {
+        let store = &self.registry.runtime().services().config;
+        match (store, &event.guild_id) {
+            (Some(store), Some(guild)) => GuildSettings::read(store, guild, &self.bot).await,
+            _ => GuildSettings {
+                prefix: self.bot.prefix.clone(),
+                staff_roles: Vec::new(),
+            },
         }
     }
 
@@ -128,7 +114,7 @@ impl Dispatcher {
         }
         let snapshot = self.registry.snapshot();
         let prefix = match &event.kind {
-            EventKind::Message(_) => self.prefix(&event).await,
+            EventKind::Message(_) => self.guild_settings(&event).await.prefix,
             _ => String::new(),
         };
         match &mut event.kind {
@@ -198,9 +184,12 @@ impl Dispatcher {
         spec: &CommandSpec,
         event: &Event,
     ) -> Vec<Outcome> {
-        if let Err(refusal) = authorize(event, spec) {
-            self.host_reply(event, refusal).await;
-            return Vec::new();
+        if spec.staff_only || !spec.permissions.is_empty() {
+            let staff_roles = self.guild_settings(event).await.staff_roles;
+            if let Err(refusal) = authorize(event, spec, &staff_roles) {
+                self.host_reply(event, refusal).await;
+                return Vec::new();
+            }
         }
         self.run(vec![plugin], event).await
     }
@@ -288,14 +277,18 @@ impl Dispatcher {
 }
 
 /// Checks a command's requirements against the invoking user. The console's user is the
-/// operator at the keyboard; other platforms check roles and permissions in their adapter,
-/// so until one does, a restricted command is refused there rather than run for anyone.
-fn authorize(event: &Event, spec: &CommandSpec) -> Result<(), String> {
-    let restricted = spec.staff_only || !spec.permissions.is_empty();
-    if !restricted || event.platform == Platform::Console {
+/// operator at the keyboard. Staff-only commands need one of the guild's staff roles.
+/// Platform permissions are the platform adapter's to check; until one does, a command
+/// that needs them is refused there rather than run for anyone.
+fn authorize(event: &Event, spec: &CommandSpec, staff_roles: &[String]) -> Result<(), String> {
+    if event.platform == Platform::Console {
         return Ok(());
     }
-    Err(format!("You are not allowed to use `{}` here.", spec.name))
+    let staff = || event.author.roles.iter().any(|role| staff_roles.contains(role));
+    if (spec.staff_only && !staff()) || !spec.permissions.is_empty() {
+        return Err(format!("You are not allowed to use `{}` here.", spec.name));
+    }
+    Ok(())
 }
 
 /// `!roll 2 6` → `("roll", " 2 6")` when the text starts with the prefix and a name.

@@ -5,6 +5,10 @@
 wasmtime::component::bindgen!({
     world: "plugin",
     path: "../wit",
+    imports: {
+        "wasmbot:plugin/config": async,
+        "wasmbot:plugin/host-config": async,
+    },
     exports: { default: async },
     additional_derives: [PartialEq],
 });

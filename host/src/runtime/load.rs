@@ -6,7 +6,10 @@ use std::{path::Path, sync::Arc};
 use wasmtime::component::Component;
 
 use crate::{
-    capabilities::{self, Allowed, GrantError},
+    capabilities::{
+        self, Allowed, Capability, GrantError,
+        config::{Document, ScopeKind},
+    },
     config::PluginPolicy,
     runtime::{
         Failure, HostState, Plugin, PluginStats, Runtime,
@@ -35,7 +38,7 @@ pub enum LoadError {
     #[error("built for another world or version: it needs {0}")]
     Imports(String),
     /// It lacks the exports of the plugin world, or they have other types.
-    #[error("does not export the wasmbot:plugin@0.1.0 world: {0}")]
+    #[error("does not export the wasmbot:plugin world: {0}")]
     Exports(String),
     /// Asking it for its manifest failed.
     #[error("its describe() failed: {0}")]
@@ -100,7 +103,7 @@ impl Runtime {
         .map_err(|join| LoadError::Compile(join.to_string()))?
         .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
         let pre = self.prelink(&component)?;
-        let manifest = self.describe(&pre).await?;
+        let (manifest, registrations) = self.describe(&pre).await?;
         let handle = component
             .get_export_index(None, "handle")
             .ok_or_else(|| LoadError::Exports("no `handle` export".into()))?;
@@ -125,6 +128,7 @@ impl Runtime {
                 plugin: manifest.name.clone(),
                 failure,
             })?;
+        self.register_config(&manifest.name, allowed, registrations);
         let stats = stats(&manifest.name);
         Ok(Plugin {
             runtime: Arc::clone(self),
@@ -149,11 +153,16 @@ impl Runtime {
     }
 
     /// Calls `describe` on a fresh instance under the default budgets; no capability is
-    /// usable before the manifest has been checked. Binding the instance type-checks every
-    /// export once, here, so events can skip it.
-    async fn describe(&self, pre: &PluginPre<HostState>) -> Result<Manifest, LoadError> {
+    /// usable before the manifest has been checked, but the config fields the plugin
+    /// registers are kept for then. Binding the instance type-checks every export once,
+    /// here, so events can skip it.
+    async fn describe(
+        &self,
+        pre: &PluginPre<HostState>,
+    ) -> Result<(Manifest, Vec<(ScopeKind, Document)>), LoadError> {
         let policy = &self.config.plugin_defaults;
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy);
+        store.data_mut().registrations = Some(Vec::new());
         let _slot = self.slots.acquire().await;
         let call = async {
             let instance = pre.instance_pre().instantiate_async(&mut store).await?;
@@ -161,7 +170,10 @@ impl Runtime {
             plugin.call_describe(&mut store).await
         };
         match tokio::time::timeout(policy.wall_budget(), call).await {
-            Ok(Ok(manifest)) => Ok(manifest),
+            Ok(Ok(manifest)) => {
+                let registrations = store.data_mut().registrations.take();
+                Ok((manifest, registrations.unwrap_or_default()))
+            }
             Ok(Err(error)) => Err(LoadError::Describe(Failure::of_call(
                 error,
                 store.data(),
@@ -175,6 +187,31 @@ impl Runtime {
 }
 
 impl Runtime {
+    /// Applies the config fields a plugin registered while describing itself, when it may
+    /// use its settings.
+    fn register_config(
+        &self,
+        plugin: &str,
+        allowed: Allowed,
+        registrations: Vec<(ScopeKind, Document)>,
+    ) {
+        if registrations.is_empty() {
+            return;
+        }
+        if !allowed.contains(Capability::Config) {
+            tracing::warn!(
+                plugin,
+                "its config fields are ignored: its manifest does not ask for \"config\""
+            );
+            return;
+        }
+        if let Some(store) = &self.services().config {
+            for (kind, defaults) in registrations {
+                store.register_defaults(plugin, kind, defaults);
+            }
+        }
+    }
+
     /// Instantiates once under `policy`, to refuse at load what could never run.
     async fn trial(
         &self,

@@ -29,7 +29,7 @@ use state::WasiPool;
 pub use stats::PluginStats;
 
 use crate::{
-    capabilities::{self, Allowed},
+    capabilities::{self, Allowed, Services, config::host_settings},
     config::{Config, PluginPolicy},
 };
 
@@ -43,11 +43,16 @@ pub struct Runtime {
     slots: Semaphore,
     wasi: WasiPool,
     tick: Duration,
+    services: Services,
 }
 
 impl Runtime {
-    /// Builds the engine and links the capabilities; starts the epoch ticker.
-    pub fn new(config: Arc<Config>) -> anyhow::Result<Arc<Self>> {
+    /// Builds the engine and links the capabilities, served by `services`; starts the epoch
+    /// ticker. Registers the host's own settings in the config store.
+    pub fn new(config: Arc<Config>, services: Services) -> anyhow::Result<Arc<Self>> {
+        if let Some(store) = &services.config {
+            host_settings::register(store, &config.bot);
+        }
         let engine = engine::build(&config.runtime)?;
         let tick = Duration::from_millis(config.runtime.epoch_tick_ms);
         engine::start_epoch_ticker(&engine, tick)?;
@@ -64,7 +69,13 @@ impl Runtime {
             slots,
             wasi,
             tick,
+            services,
         }))
+    }
+
+    /// The backends of the capabilities.
+    pub fn services(&self) -> &Services {
+        &self.services
     }
 
     /// The configuration it was built with.
@@ -82,11 +93,11 @@ impl Runtime {
         let state = HostState::new(
             plugin,
             allowed,
-            policy.memory_bytes(),
-            policy.cpu_budget(),
+            policy,
             self.tick,
             self.config.runtime.max_log_lines,
             self.wasi.take(),
+            self.services.clone(),
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);

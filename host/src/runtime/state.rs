@@ -10,7 +10,11 @@ use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
 
 use crate::{
-    capabilities::{Allowed, Capability},
+    capabilities::{
+        Allowed, Capability, Services,
+        config::{Document, ScopeKind},
+    },
+    config::PluginPolicy,
     runtime::stderr::CappedStderr,
 };
 
@@ -23,6 +27,9 @@ pub struct HostState {
     pub(crate) allowed: Allowed,
     pub(crate) memory: MemoryCap,
     pub(crate) cpu: CpuClock,
+    pub(crate) services: Services,
+    /// The config fields a plugin declares while it describes itself (`Some` only then).
+    pub(crate) registrations: Option<Vec<(ScopeKind, Document)>>,
     wasi: Wasi,
     table: ResourceTable,
     log_lines_left: u32,
@@ -34,17 +41,19 @@ impl HostState {
     pub(crate) fn new(
         plugin: Arc<str>,
         allowed: Allowed,
-        memory_cap: usize,
-        cpu_budget: Duration,
+        policy: &PluginPolicy,
         tick: Duration,
         max_log_lines: u32,
         wasi: Wasi,
+        services: Services,
     ) -> Self {
         Self {
             plugin,
             allowed,
-            memory: MemoryCap::new(memory_cap),
-            cpu: CpuClock::new(cpu_budget, tick),
+            memory: MemoryCap::new(policy.memory_bytes()),
+            cpu: CpuClock::new(policy.cpu_budget(), tick),
+            services,
+            registrations: None,
             wasi,
             table: ResourceTable::new(),
             log_lines_left: max_log_lines,

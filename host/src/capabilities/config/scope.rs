@@ -2,6 +2,9 @@
 
 use std::fmt;
 
+/// The longest id a scope takes: platform ids are far shorter.
+const MAX_ID_BYTES: usize = 128;
+
 /// The scope of a config document.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub enum Scope {
@@ -71,8 +74,40 @@ impl Scope {
         }
     }
 
+    /// Checks the ids: not empty, at most 128 bytes, no control characters, and no `:` in a
+    /// member's parts (it separates them in the stored id).
+    pub fn check(&self) -> Result<(), String> {
+        let check = |id: &str, what: &str| {
+            if id.is_empty() {
+                Err(format!("the {what} id of scope {:?} is empty", self.kind().name()))
+            } else if id.len() > MAX_ID_BYTES {
+                Err(format!("the {what} id is over {MAX_ID_BYTES} bytes"))
+            } else if id.chars().any(char::is_control) {
+                Err(format!("the {what} id holds control characters"))
+            } else {
+                Ok(())
+            }
+        };
+        match self {
+            Scope::Global => Ok(()),
+            Scope::Guild(id) => check(id, "guild"),
+            Scope::Channel(id) => check(id, "channel"),
+            Scope::User(id) => check(id, "user"),
+            Scope::Member { guild, user } if guild.contains(':') || user.contains(':') => {
+                Err("a member's guild and user ids cannot contain ':'".to_owned())
+            }
+            Scope::Member { guild, user } => check(guild, "guild").and(check(user, "user")),
+        }
+    }
+
     /// Parses a kind name and an id (as the admin API and the CLI take them).
     pub fn parse(kind: &str, id: &str) -> Result<Self, String> {
+        let scope = Self::parse_unchecked(kind, id)?;
+        scope.check()?;
+        Ok(scope)
+    }
+
+    fn parse_unchecked(kind: &str, id: &str) -> Result<Self, String> {
         let need_id = |scope: fn(String) -> Scope| {
             if id.is_empty() {
                 Err(format!("scope {kind:?} needs an id"))
@@ -131,6 +166,9 @@ mod tests {
         }
         assert!(Scope::parse("guild", "").is_err());
         assert!(Scope::parse("member", "g1").is_err());
+        assert!(Scope::parse("member", "g1:u1:x").is_err());
+        assert!(Scope::parse("user", "a\nb").is_err());
+        assert!(Scope::parse("guild", &"1".repeat(129)).is_err());
         assert!(
             Scope::parse("planet", "x")
                 .unwrap_err()

@@ -21,7 +21,7 @@ use super::{
     l2::L2,
     scope::{Scope, ScopeKind},
 };
-use crate::db::Database;
+use crate::{config::Config, db::Database};
 
 /// A settings document: field name → value.
 pub type Document = Map<String, Value>;
@@ -107,6 +107,14 @@ pub enum StoreError {
         size: usize,
         /// The limit.
         limit: usize,
+    },
+    /// The value breaks a rule of its field beyond its type.
+    #[error("{key:?}: {reason}")]
+    Invalid {
+        /// The key.
+        key: String,
+        /// The rule.
+        reason: String,
     },
     /// The database could not be reached or refused the write.
     #[error("the database is unavailable: {0}")]
@@ -246,6 +254,18 @@ impl ConfigStore {
         }
     }
 
+    /// The store a host runs with: the configured database (migrated), and Redis when its
+    /// url is set. Must be called inside a tokio runtime.
+    pub async fn open(config: &Config) -> anyhow::Result<Self> {
+        let db = Database::connect(&config.database)?;
+        db.migrate().await?;
+        let store = Self::new(db, config.config_store.clone());
+        if config.redis.url.is_empty() {
+            return Ok(store);
+        }
+        store.with_redis(&config.redis.url)
+    }
+
     /// Adds the Redis layer: documents shared between hosts, and invalidations published to
     /// every host. Must be called inside a tokio runtime (it starts the listener).
     pub fn with_redis(mut self, url: &str) -> anyhow::Result<Self> {
@@ -253,6 +273,11 @@ impl ConfigStore {
         self.listener = Some(l2.listen(self.fresh.clone()));
         self.l2 = Some(l2);
         Ok(self)
+    }
+
+    /// Its configuration (limits, time to live).
+    pub fn config(&self) -> &StoreConfig {
+        &self.config
     }
 
     /// Waits until this host receives other hosts' invalidations (at once without Redis).
@@ -279,7 +304,8 @@ impl ConfigStore {
     }
 
     /// Registers a plugin's fields for a kind of scope, with their defaults (which also fix
-    /// their types). Replaces what the plugin registered before.
+    /// their types; a null default takes any type). Replaces what the plugin registered
+    /// before.
     pub fn register_defaults(&self, plugin: &str, kind: ScopeKind, defaults: Document) {
         let mut all = self.defaults.write().unwrap_or_else(|e| e.into_inner());
         all.insert((plugin.to_owned(), kind), defaults);
@@ -534,7 +560,10 @@ fn json_size(document: &Document) -> usize {
 fn check_value(key: &str, default: &Value, value: &Value, limit: usize) -> Result<(), StoreError> {
     let expected = type_name(default);
     let found = type_name(value);
-    let compatible = expected == found || (expected == "a number" && found == "an integer");
+    // A null default declares a field of no fixed type.
+    let compatible = default.is_null()
+        || expected == found
+        || (expected == "a number" && found == "an integer");
     if !compatible {
         return Err(StoreError::WrongType {
             key: key.to_owned(),
