@@ -299,7 +299,7 @@ mod tests {
         assert_eq!(policy.cpu_budget(), Duration::from_millis(100));
         assert_eq!(policy.wall_budget(), Duration::from_secs(30));
         assert_eq!(policy.memory_bytes(), 64 << 20);
-        assert_eq!(policy.grants, vec!["log"]);
+        assert_eq!(policy.grants, vec!["log", "config"]);
         assert_eq!(config.bot.prefix, "!");
         config.validate().unwrap();
     }

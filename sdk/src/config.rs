@@ -86,13 +86,15 @@ pub fn keys(scope: &Scope) -> Result<Vec<String>, ConfigError> {
 }
 
 pub(crate) fn encode(what: &str, value: &impl Serialize) -> Result<String, ConfigError> {
-    serde_json::to_string(value)
-        .map_err(|error| ConfigError::InvalidValue(format!("{what} cannot be written as JSON: {error}")))
+    serde_json::to_string(value).map_err(|error| {
+        ConfigError::InvalidValue(format!("{what} cannot be written as JSON: {error}"))
+    })
 }
 
 pub(crate) fn decode<T: DeserializeOwned>(what: &str, json: &str) -> Result<T, ConfigError> {
-    serde_json::from_str(json)
-        .map_err(|error| ConfigError::InvalidValue(format!("{what} does not fit the type asked for: {error}")))
+    serde_json::from_str(json).map_err(|error| {
+        ConfigError::InvalidValue(format!("{what} does not fit the type asked for: {error}"))
+    })
 }
 
 impl Manifest {

@@ -22,12 +22,6 @@ use std::{
 };
 
 use futures::future::BoxFuture;
-pub use wasmbot::{
-    capabilities::config::ConfigStore,
-    config::Config,
-    dispatch::Outcome,
-    runtime::bindings::types::{Action, Outgoing},
-};
 use wasmbot::{
     capabilities::Services,
     dispatch::{Dispatcher, Outlet},
@@ -36,6 +30,12 @@ use wasmbot::{
         Registry, Runtime,
         bindings::types::{Event, Platform},
     },
+};
+pub use wasmbot::{
+    capabilities::config::ConfigStore,
+    config::Config,
+    dispatch::Outcome,
+    runtime::bindings::types::{Action, Outgoing},
 };
 
 /// An in-process host with some plugins loaded, recording what they send.
@@ -121,6 +121,16 @@ impl TestHost {
     /// Types a console line and returns the texts of the replies and sends delivered.
     pub async fn say(&self, line: &str) -> Vec<String> {
         texts(&self.send(line).await)
+    }
+
+    /// Types a console line as if in `guild` (so tests sharing a database need not share
+    /// a guild) and returns the texts delivered.
+    pub async fn say_in(&self, guild: &str, line: &str) -> Vec<String> {
+        let Some(mut event) = console::event_for_line(&self.dispatcher, line) else {
+            return Vec::new();
+        };
+        event.guild_id = Some(guild.to_owned());
+        texts(&self.event(event).await.1)
     }
 
     /// Dispatches any event; returns what each plugin made of it and the actions delivered

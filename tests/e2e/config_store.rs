@@ -8,14 +8,7 @@ use wasmbot::{
     capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig, StoreError},
     db::{Database, DatabaseConfig},
 };
-use wasmbot_tests::{postgres_url, redis_url};
-
-/// A plugin name no other test run uses, so tests can share one Postgres database.
-fn unique(name: &str) -> String {
-    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-    let run = std::process::id();
-    format!("{name}-{run}-{}", NEXT.fetch_add(1, Ordering::Relaxed))
-}
+use wasmbot_tests::{postgres_url, redis_url, unique};
 
 async fn database(url: &str, max_connections: u32, acquire_ms: u64) -> Database {
     let db = Database::connect(&DatabaseConfig {
@@ -274,14 +267,13 @@ async fn the_guild_prefix_is_read_through_the_store_with_no_query_per_message() 
         let host = wasmbot_sdk::testing::TestHost::with_store(config, Arc::clone(&store), &plugins)
             .await
             .unwrap();
-        // The console's guild; a unique one per run would need another console, so reset it.
-        let guild = Scope::Guild(wasmbot::platforms::console::GUILD.into());
-        store.delete("wasmbot", &guild, "prefix").await.unwrap();
+        let id = unique("guild");
+        let guild = Scope::Guild(id.clone());
 
-        assert_eq!(host.say("!ping").await.len(), 1);
+        assert_eq!(host.say_in(&id, "!ping").await.len(), 1);
         let misses = store.stats().misses.load(Ordering::Relaxed);
         for _ in 0..20 {
-            assert_eq!(host.say("!ping").await.len(), 1);
+            assert_eq!(host.say_in(&id, "!ping").await.len(), 1);
         }
         assert_eq!(
             store.stats().misses.load(Ordering::Relaxed),
@@ -294,11 +286,11 @@ async fn the_guild_prefix_is_read_through_the_store_with_no_query_per_message() 
             .await
             .unwrap();
         assert!(
-            host.say("!ping").await.is_empty(),
+            host.say_in(&id, "!ping").await.is_empty(),
             "the old prefix stops working at once"
         );
-        assert!(host.say("?ping").await[0].starts_with("pong ("));
-        store.delete("wasmbot", &guild, "prefix").await.unwrap();
+        assert!(host.say_in(&id, "?ping").await[0].starts_with("pong ("));
+        assert_eq!(host.say("!ping").await.len(), 1, "other guilds keep theirs");
     }
 }
 

@@ -16,7 +16,8 @@ async fn a_console_session_talks_to_the_plugins() {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["ping", "dice"]);
     let config: Config = config(dir.path());
-    let registry = Registry::new(Runtime::new(Arc::new(config.clone()), Default::default()).unwrap());
+    let registry =
+        Registry::new(Runtime::new(Arc::new(config.clone()), Default::default()).unwrap());
     registry.load_dir(dir.path()).await.unwrap();
 
     let (writer, mut reader) = tokio::io::duplex(64 * 1024);

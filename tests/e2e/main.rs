@@ -4,6 +4,7 @@
 mod config_store;
 mod console;
 mod loading;
+mod plugin_config;
 mod plugins;
 mod reload;
 mod sandbox;

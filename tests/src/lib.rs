@@ -20,6 +20,9 @@ const PLUGINS: &[&str] = &[
     "unknown-capability",
     "other-world",
     "listener",
+    "settings",
+    "legacy",
+    "config-probe",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.
@@ -130,4 +133,16 @@ pub fn postgres_url() -> String {
 /// The Redis the tests use: `REDIS_URL`, or the machine's local server.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// A name (of a plugin, a guild) no other test or test run uses, so tests can share one
+/// Postgres database.
+pub fn unique(name: &str) -> String {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    // Process ids come back across runs; the clock does not.
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_micros());
+    let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{name}-{now}-{next}")
 }

@@ -1,6 +1,6 @@
 //! `cargo xtask run [ARGS]`: builds the first-party plugins for `wasm32-wasip2` (adding the
-//! target when missing), puts them in `target/plugins`, and starts the bot on them; `ARGS`
-//! go to `wasmbot`.
+//! target when missing), puts them in `target/plugins`, and starts the bot on them with the
+//! repository's `wasmbot.toml`; `ARGS` go to `wasmbot`.
 //! `cargo xtask plugins`: only builds them.
 
 use std::{
@@ -65,6 +65,15 @@ fn build_plugins() -> Result<PathBuf, String> {
     Ok(out)
 }
 
+/// `--config wasmbot.toml` (the repository's), unless the arguments name a configuration.
+fn default_config(args: &[String]) -> Vec<String> {
+    let named = args.iter().any(|arg| arg.starts_with("--config"));
+    match named || env::var_os("WASMBOT_CONFIG").is_some() {
+        true => Vec::new(),
+        false => vec!["--config".to_owned(), "wasmbot.toml".to_owned()],
+    }
+}
+
 fn run(plugins: &Path, args: &[String]) -> Result<(), String> {
     let cargo = env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     let status = Command::new(cargo)
@@ -80,6 +89,7 @@ fn run(plugins: &Path, args: &[String]) -> Result<(), String> {
         ])
         .arg("--plugins-dir")
         .arg(plugins)
+        .args(default_config(args))
         .args(args)
         .status()
         .map_err(|e| format!("starting cargo: {e}"))?;

@@ -284,7 +284,13 @@ fn authorize(event: &Event, spec: &CommandSpec, staff_roles: &[String]) -> Resul
     if event.platform == Platform::Console {
         return Ok(());
     }
-    let staff = || event.author.roles.iter().any(|role| staff_roles.contains(role));
+    let staff = || {
+        event
+            .author
+            .roles
+            .iter()
+            .any(|role| staff_roles.contains(role))
+    };
     if (spec.staff_only && !staff()) || !spec.permissions.is_empty() {
         return Err(format!("You are not allowed to use `{}` here.", spec.name));
     }
@@ -335,5 +341,41 @@ mod tests {
         assert_eq!(split_command("! ping", "!"), None);
         assert_eq!(split_command("ping", "!"), None);
         assert_eq!(split_command("bot, ping", "bot, "), Some(("ping", "")));
+    }
+
+    #[test]
+    fn staff_only_commands_need_a_staff_role_and_permissions_an_adapter() {
+        let user = |roles: &[&str]| crate::runtime::bindings::types::User {
+            id: "u".into(),
+            name: "u".into(),
+            is_bot: false,
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+        };
+        let event = |platform, roles: &[&str]| Event {
+            id: "e".into(),
+            platform,
+            guild_id: Some("g".into()),
+            channel_id: "c".into(),
+            author: user(roles),
+            timestamp_ms: 0,
+            kind: EventKind::MemberJoined,
+        };
+        let spec = |staff_only, permissions: &[&str]| CommandSpec {
+            name: "ban".into(),
+            description: String::new(),
+            aliases: Vec::new(),
+            options: Vec::new(),
+            permissions: permissions.iter().map(|p| p.to_string()).collect(),
+            staff_only,
+        };
+        let staff = ["mods".to_owned()];
+        let discord = |roles| event(Platform::Discord, roles);
+        assert!(authorize(&discord(&["mods"]), &spec(true, &[]), &staff).is_ok());
+        assert!(authorize(&discord(&["fans"]), &spec(true, &[]), &staff).is_err());
+        assert!(authorize(&discord(&["mods"]), &spec(true, &[]), &[]).is_err());
+        assert!(authorize(&discord(&[]), &spec(false, &[]), &[]).is_ok());
+        assert!(authorize(&discord(&["mods"]), &spec(false, &["ban-members"]), &staff).is_err());
+        let console = event(Platform::Console, &[]);
+        assert!(authorize(&console, &spec(true, &["ban-members"]), &[]).is_ok());
     }
 }

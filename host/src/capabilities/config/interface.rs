@@ -87,7 +87,11 @@ impl Access {
 }
 
 impl wit::Host for HostState {
-    async fn register(&mut self, kind: wit::ScopeKind, defaults: String) -> Result<(), ConfigError> {
+    async fn register(
+        &mut self,
+        kind: wit::ScopeKind,
+        defaults: String,
+    ) -> Result<(), ConfigError> {
         let limit = self
             .services
             .config
@@ -116,11 +120,15 @@ impl wit::Host for HostState {
     }
 
     async fn get(&mut self, scope: wit::Scope, key: String) -> Result<String, ConfigError> {
-        self.config_access(Capability::Config)?.get(scope, key).await
+        self.config_access(Capability::Config)?
+            .get(scope, key)
+            .await
     }
 
     async fn document(&mut self, scope: wit::Scope) -> Result<String, ConfigError> {
-        self.config_access(Capability::Config)?.document(scope).await
+        self.config_access(Capability::Config)?
+            .document(scope)
+            .await
     }
 
     async fn set(
@@ -134,7 +142,9 @@ impl wit::Host for HostState {
     }
 
     async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), ConfigError> {
-        self.config_access(Capability::Config)?.delete(scope, key).await
+        self.config_access(Capability::Config)?
+            .delete(scope, key)
+            .await
     }
 
     async fn keys(&mut self, scope: wit::Scope) -> Result<Vec<String>, ConfigError> {
@@ -144,7 +154,9 @@ impl wit::Host for HostState {
 
 impl host_config::Host for HostState {
     async fn get(&mut self, scope: wit::Scope, key: String) -> Result<String, ConfigError> {
-        self.config_access(Capability::HostConfig)?.get(scope, key).await
+        self.config_access(Capability::HostConfig)?
+            .get(scope, key)
+            .await
     }
 
     async fn document(&mut self, scope: wit::Scope) -> Result<String, ConfigError> {

@@ -79,7 +79,10 @@ impl Scope {
     pub fn check(&self) -> Result<(), String> {
         let check = |id: &str, what: &str| {
             if id.is_empty() {
-                Err(format!("the {what} id of scope {:?} is empty", self.kind().name()))
+                Err(format!(
+                    "the {what} id of scope {:?} is empty",
+                    self.kind().name()
+                ))
             } else if id.len() > MAX_ID_BYTES {
                 Err(format!("the {what} id is over {MAX_ID_BYTES} bytes"))
             } else if id.chars().any(char::is_control) {

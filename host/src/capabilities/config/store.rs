@@ -561,9 +561,8 @@ fn check_value(key: &str, default: &Value, value: &Value, limit: usize) -> Resul
     let expected = type_name(default);
     let found = type_name(value);
     // A null default declares a field of no fixed type.
-    let compatible = default.is_null()
-        || expected == found
-        || (expected == "a number" && found == "an integer");
+    let compatible =
+        default.is_null() || expected == found || (expected == "a number" && found == "an integer");
     if !compatible {
         return Err(StoreError::WrongType {
             key: key.to_owned(),
