@@ -7,11 +7,14 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::io::BufReader;
 use wasmbot::{
-    capabilities::{Services, config::ConfigStore},
+    capabilities::{
+        Services,
+        config::{ConfigStore, Scope},
+    },
     config::Config,
     db::{Database, redact},
     dispatch::Dispatcher,
-    http::{admin_router, serve},
+    http::{admin_router, client, serve},
     platforms::console::{self, ConsoleOutlet},
     runtime::{Registry, Runtime, watch},
 };
@@ -44,6 +47,18 @@ enum Commands {
         /// `.wasm` files.
         files: Vec<PathBuf>,
     },
+    /// Drop a scope's cached settings on every host of the running bot, after a change made
+    /// outside it (through the bot's admin API).
+    Invalidate {
+        /// global, guild, channel, user or member.
+        scope: String,
+        /// The guild, channel or user id; GUILD:USER for a member.
+        #[arg(default_value = "")]
+        id: String,
+        /// The admin API's address [default: http:// and admin.listen].
+        #[arg(long)]
+        admin_url: Option<String>,
+    },
 }
 
 #[tokio::main]
@@ -72,6 +87,17 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         return Ok(());
     }
     match command {
+        Commands::Invalidate {
+            scope,
+            id,
+            admin_url,
+        } => {
+            let scope = Scope::parse(&scope, &id).map_err(anyhow::Error::msg)?;
+            let url = admin_url.unwrap_or_else(|| format!("http://{}", config.admin.listen));
+            let count = client::invalidate(&url, &config.admin.token, &scope).await?;
+            println!("{scope}: {count} cached document(s) dropped on every host");
+            Ok(())
+        }
         Commands::Check { files } => {
             let runtime = Runtime::new(Arc::clone(&config), Services::default())?;
             check(&Registry::new(runtime), &files).await

@@ -62,3 +62,83 @@ fn a_bad_configuration_is_a_clear_error_and_a_failing_exit() {
         "{stderr}"
     );
 }
+
+/// `wasmbot invalidate` against a running admin API: a change made behind the bot's back
+/// shows once the command ran; a wrong token, a bad scope and no bot are clear failures.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_invalidates_through_the_admin_api() {
+    use std::sync::Arc;
+
+    use serde_json::{Value, json};
+    use wasmbot::{
+        capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
+        db::{Database, DatabaseConfig},
+        http::admin_router,
+    };
+
+    let folder = tempfile::tempdir().unwrap();
+    let db = Database::connect(&DatabaseConfig {
+        url: format!("sqlite://{}/bot.db?mode=rwc", folder.path().display()),
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    db.migrate().await.unwrap();
+    let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
+    let mut defaults = Document::new();
+    defaults.insert("prefix".into(), json!("!"));
+    store.register_defaults("p", ScopeKind::Guild, defaults);
+    let guild = Scope::Guild("g1".into());
+    assert_eq!(store.get("p", &guild, "prefix").await.unwrap(), json!("!"));
+
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let router = admin_router(Arc::clone(&store), "secret");
+    let server = tokio::spawn(async move { axum::serve(listener, router).await });
+
+    // Another tool edits the row; the bot still serves its cached copy.
+    sqlx::query("UPDATE config_entries SET document = '{\"prefix\":\"?\"}' WHERE plugin = 'p'")
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(store.get("p", &guild, "prefix").await.unwrap(), json!("!"));
+
+    let cli = |args: &[&str], token: &str| {
+        let output = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+            .args(args)
+            .env("WASMBOT_ADMIN__TOKEN", token)
+            .env_remove("WASMBOT_CONFIG")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&output.stdout).into_owned()
+            + &String::from_utf8_lossy(&output.stderr);
+        (output.status.success(), text)
+    };
+    let run = |args: Vec<String>, token: &'static str| {
+        tokio::task::spawn_blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            cli(&args, token)
+        })
+    };
+    let args = |extra: &[&str]| -> Vec<String> {
+        let mut args: Vec<String> = extra.iter().map(|a| a.to_string()).collect();
+        args.extend(["--admin-url".to_owned(), url.clone()]);
+        args
+    };
+
+    let (ok, text) = run(args(&["invalidate", "guild", "g1"]), "wrong").await.unwrap();
+    assert!(!ok && text.contains("401"), "{text}");
+    let (ok, text) = run(args(&["invalidate", "planet", "x"]), "secret").await.unwrap();
+    assert!(!ok && text.contains("unknown scope"), "{text}");
+    assert_eq!(store.get("p", &guild, "prefix").await.unwrap(), json!("!"));
+
+    let (ok, text) = run(args(&["invalidate", "guild", "g1"]), "secret").await.unwrap();
+    assert!(ok, "{text}");
+    assert!(text.contains("guild:g1: 1 cached document(s) dropped"), "{text}");
+    assert_eq!(store.get("p", &guild, "prefix").await.unwrap(), Value::from("?"));
+
+    server.abort();
+    let _ = server.await;
+    let (ok, text) = run(args(&["invalidate", "user", "u1"]), "secret").await.unwrap();
+    assert!(!ok && text.contains("cannot reach the admin API"), "{text}");
+}

@@ -1,5 +1,7 @@
 //! The host's HTTP server (axum): each feature provides its own `Router`, merged here behind
-//! the operator's bearer token.
+//! the operator's bearer token; and the command line's client of it.
+
+pub mod client;
 
 use std::{net::SocketAddr, sync::Arc};
 
