@@ -2,8 +2,18 @@
 //! and an invalidation channel (pub/sub) so a write on one host drops the document from
 //! every host's in-process cache. Redis being down is never fatal: reads go to the
 //! database, the outage is logged once and counted, and connections come back by themselves.
+//!
+//! Entries carry the document's version, and a write leaves a marker of its new version
+//! where the document was: a host that read the database just before the write cannot put
+//! its older copy back (it would be served until its time to live ran out).
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use futures::StreamExt;
 use moka::future::Cache;
@@ -17,9 +27,25 @@ const CHANNEL: &str = "wasmbot:config:invalidate";
 /// How long a Redis call may take before the layer is skipped for that read.
 const TIMEOUT: Duration = Duration::from_millis(500);
 
+/// Stores `{"v":VERSION,"d":DOCUMENT}` (ARGV 1) unless Redis holds the same or a later
+/// version of the document, or the marker `{"w":VERSION}` of a later write.
+const PUT: &str = r#"
+local current = redis.call('GET', KEYS[1])
+local mine = tonumber(ARGV[2])
+if current then
+  local written = tonumber(string.match(current, '^{"w":(%d+)'))
+  if written and written > mine then return 0 end
+  local held = tonumber(string.match(current, '^{"v":(%d+)'))
+  if held and held >= mine then return 0 end
+end
+redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
+return 1
+"#;
+
 /// The Redis layer of one host.
 pub(crate) struct L2 {
     client: redis::Client,
+    put: redis::Script,
     connection: Mutex<Option<ConnectionManager>>,
     outage: Arc<Episode>,
     subscribed: watch::Sender<bool>,
@@ -30,6 +56,7 @@ impl L2 {
     pub(crate) fn new(url: &str) -> anyhow::Result<Self> {
         Ok(Self {
             client: redis::Client::open(url)?,
+            put: redis::Script::new(PUT),
             connection: Mutex::new(None),
             outage: Arc::new(Episode::new("cache.l2_unavailable")),
             subscribed: watch::Sender::new(false),
@@ -68,14 +95,19 @@ impl L2 {
         format!("wasmbot:config:{key}")
     }
 
-    /// The document, when Redis has it.
+    /// The document, when Redis has it (a write's marker is no document).
     pub(crate) async fn get(&self, key: &str) -> Option<Document> {
         let mut connection = self.connection().await?;
         let read: redis::RedisResult<Option<String>> = connection.get(Self::key(key)).await;
         match read {
             Ok(text) => {
                 self.outage.recovered();
-                serde_json::from_str(&text?).ok()
+                let mut entry: serde_json::Map<String, serde_json::Value> =
+                    serde_json::from_str(&text?).ok()?;
+                match entry.remove("d")? {
+                    serde_json::Value::Object(document) => Some(document),
+                    _ => None,
+                }
             }
             Err(error) => {
                 self.outage.failed(&error);
@@ -84,28 +116,45 @@ impl L2 {
         }
     }
 
-    /// Stores the document for `ttl`.
-    pub(crate) async fn put(&self, key: &str, document: &Document, ttl: Duration) {
+    /// Stores the document, read at `version`, for `ttl`, unless a later version or a later
+    /// write's marker is there.
+    pub(crate) async fn put(&self, key: &str, document: &Document, version: i64, ttl: Duration) {
         let Some(mut connection) = self.connection().await else {
             return;
         };
-        let text = serde_json::Value::Object(document.clone()).to_string();
-        let seconds = ttl.as_secs().max(1);
-        let written: redis::RedisResult<()> =
-            connection.set_ex(Self::key(key), text, seconds).await;
-        match written {
-            Ok(()) => self.outage.recovered(),
+        let document = serde_json::Value::Object(document.clone());
+        let entry = format!("{{\"v\":{version},\"d\":{document}}}");
+        let stored: redis::RedisResult<i64> = self
+            .put
+            .key(Self::key(key))
+            .arg(entry)
+            .arg(version)
+            .arg(ttl.as_secs().max(1))
+            .invoke_async(&mut connection)
+            .await;
+        match stored {
+            Ok(_) => self.outage.recovered(),
             Err(error) => self.outage.failed(&error),
         }
     }
 
-    /// Removes the document and tells every host to drop it.
-    pub(crate) async fn invalidate(&self, key: &str) {
+    /// Drops the document and tells every host to drop it. After a write through the
+    /// store, `written` is the new version: its marker stays for `ttl` in the document's
+    /// place, so older copies cannot come back.
+    pub(crate) async fn invalidate(&self, key: &str, written: Option<(i64, Duration)>) {
         let Some(mut connection) = self.connection().await else {
             return;
         };
-        let removed: redis::RedisResult<()> = redis::pipe()
-            .del(Self::key(key))
+        let mut pipe = redis::pipe();
+        match written {
+            Some((version, ttl)) => pipe.set_ex(
+                Self::key(key),
+                format!("{{\"w\":{version}}}"),
+                ttl.as_secs().max(1),
+            ),
+            None => pipe.del(Self::key(key)),
+        };
+        let removed: redis::RedisResult<()> = pipe
             .ignore()
             .publish(CHANNEL, key)
             .ignore()
@@ -118,8 +167,12 @@ impl L2 {
     }
 
     /// Listens for invalidations for as long as the cache lives, resubscribing after an
-    /// outage. A message names a key; it is dropped from `fresh`.
-    pub(crate) fn listen(&self, fresh: Cache<Arc<str>, Cached>) -> tokio::task::JoinHandle<()> {
+    /// outage. A message names a key; it is dropped from `fresh`, and `generation` counts it.
+    pub(crate) fn listen(
+        &self,
+        fresh: Cache<Arc<str>, Cached>,
+        generation: Arc<AtomicU64>,
+    ) -> tokio::task::JoinHandle<()> {
         let client = self.client.clone();
         let outage = Arc::clone(&self.outage);
         let subscribed = self.subscribed.clone();
@@ -134,6 +187,7 @@ impl L2 {
                             let mut messages = pubsub.on_message();
                             while let Some(message) = messages.next().await {
                                 if let Ok(key) = message.get_payload::<String>() {
+                                    generation.fetch_add(1, Ordering::Relaxed);
                                     fresh.invalidate(key.as_str()).await;
                                 }
                             }
@@ -144,9 +198,50 @@ impl L2 {
                 // Invalidations sent while disconnected are lost: what is cached may be
                 // stale until its time to live runs out, so start clean.
                 subscribed.send_replace(false);
+                generation.fetch_add(1, Ordering::Relaxed);
                 fresh.invalidate_all();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    fn document(prefix: &str) -> Document {
+        let mut document = Document::new();
+        document.insert("prefix".into(), json!(prefix));
+        document
+    }
+
+    /// Against the machine's Redis (`REDIS_URL`): the race a write can lose to a slow read.
+    #[tokio::test]
+    async fn an_older_copy_cannot_replace_a_later_write() {
+        let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
+        let l2 = L2::new(&url).unwrap();
+        let key = format!("l2-test-{}", std::process::id());
+        let ttl = Duration::from_secs(30);
+
+        l2.invalidate(&key, None).await;
+        l2.put(&key, &document("!"), 0, ttl).await;
+        assert_eq!(l2.get(&key).await, Some(document("!")));
+        // A write (to version 1) leaves its marker; the reader that read version 0 before
+        // the write finishes after it.
+        l2.invalidate(&key, Some((1, ttl))).await;
+        assert_eq!(l2.get(&key).await, None, "a marker is no document");
+        l2.put(&key, &document("!"), 0, ttl).await;
+        assert_eq!(l2.get(&key).await, None, "the older copy stayed out");
+        l2.put(&key, &document("?"), 1, ttl).await;
+        assert_eq!(l2.get(&key).await, Some(document("?")));
+        l2.put(&key, &document("!"), 0, ttl).await;
+        assert_eq!(l2.get(&key).await, Some(document("?")), "no going back");
+        // An invalidation from outside the bot knows no version: the copy goes.
+        l2.invalidate(&key, None).await;
+        assert_eq!(l2.get(&key).await, None);
+        assert_eq!(l2.failures(), 0);
     }
 }

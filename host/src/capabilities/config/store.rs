@@ -199,6 +199,9 @@ pub struct ConfigStore {
     fresh: Cache<Arc<str>, Cached>,
     last_known: Cache<Arc<str>, Arc<Document>>,
     defaults: RwLock<HashMap<(String, ScopeKind), Document>>,
+    /// Counts invalidations of `fresh`: a load that saw it change may have read a document
+    /// older than the write that invalidated it.
+    generation: Arc<AtomicU64>,
     stats: Arc<StoreStats>,
     db_reads: Episode,
     l2: Option<L2>,
@@ -247,6 +250,7 @@ impl ConfigStore {
             fresh,
             last_known,
             defaults: RwLock::default(),
+            generation: Arc::default(),
             stats,
             db_reads: Episode::new("db.read_failed"),
             l2: None,
@@ -270,7 +274,7 @@ impl ConfigStore {
     /// every host. Must be called inside a tokio runtime (it starts the listener).
     pub fn with_redis(mut self, url: &str) -> anyhow::Result<Self> {
         let l2 = L2::new(url)?;
-        self.listener = Some(l2.listen(self.fresh.clone()));
+        self.listener = Some(l2.listen(self.fresh.clone(), Arc::clone(&self.generation)));
         self.l2 = Some(l2);
         Ok(self)
     }
@@ -363,10 +367,15 @@ impl ConfigStore {
     /// Drops a document from the caches of every host, for changes made outside the bot.
     pub async fn invalidate(&self, plugin: &str, scope: &Scope) {
         let key = cache_key(plugin, scope);
-        self.fresh.invalidate(&key).await;
+        self.drop_fresh(&key).await;
         if let Some(l2) = &self.l2 {
-            l2.invalidate(&key).await;
+            l2.invalidate(&key, None).await;
         }
+    }
+
+    async fn drop_fresh(&self, key: &str) {
+        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.fresh.invalidate(key).await;
     }
 
     /// Drops a scope's documents of every plugin that registered fields for its kind, on
@@ -389,6 +398,7 @@ impl ConfigStore {
     /// known one, else an empty one (so the defaults apply).
     async fn stored(&self, plugin: &str, scope: &Scope) -> Arc<Document> {
         let key = cache_key(plugin, scope);
+        let generation = self.generation.load(Ordering::Relaxed);
         let load = async {
             let document = self.load(&key, plugin, scope).await?;
             Ok::<_, StoreError>(Cached {
@@ -406,6 +416,11 @@ impl ConfigStore {
                 let loaded_here = entry.is_fresh();
                 let cached = entry.into_value();
                 if loaded_here {
+                    if self.generation.load(Ordering::Relaxed) != generation {
+                        // A write may have landed after this load read: serve what was
+                        // read to this one caller, but keep no copy of it.
+                        self.fresh.invalidate(&key).await;
+                    }
                     self.last_known
                         .insert(key, Arc::clone(&cached.document))
                         .await;
@@ -441,16 +456,13 @@ impl ConfigStore {
             self.stats.l2_hits.fetch_add(1, Ordering::Relaxed);
             return Ok(document);
         }
-        let document = self.load_from_db(plugin, scope).await?;
+        self.stats.db_reads.fetch_add(1, Ordering::Relaxed);
+        let (document, version) = self.row(plugin, scope).await?;
         if let Some(l2) = &self.l2 {
-            l2.put(key, &document, self.config.ttl(scope.kind())).await;
+            let ttl = self.config.ttl(scope.kind());
+            l2.put(key, &document, version, ttl).await;
         }
         Ok(document)
-    }
-
-    async fn load_from_db(&self, plugin: &str, scope: &Scope) -> Result<Document, StoreError> {
-        self.stats.db_reads.fetch_add(1, Ordering::Relaxed);
-        Ok(self.row(plugin, scope).await?.0)
     }
 
     /// The stored document and its version, the row created empty when missing.
@@ -496,9 +508,10 @@ impl ConfigStore {
             .map_err(unavailable)?;
             if written.rows_affected() == 1 {
                 let key = cache_key(plugin, scope);
-                self.fresh.invalidate(&key).await;
+                self.drop_fresh(&key).await;
                 if let Some(l2) = &self.l2 {
-                    l2.invalidate(&key).await;
+                    let ttl = self.config.ttl(scope.kind());
+                    l2.invalidate(&key, Some((version + 1, ttl))).await;
                 }
                 self.last_known.insert(key, Arc::new(document)).await;
                 return Ok(());
