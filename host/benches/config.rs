@@ -1,10 +1,11 @@
-//! The config store on the dispatch path, counted by Postgres itself (`pg_stat_user_tables`).
+//! The config store, counted by Postgres itself (`pg_stat_user_tables`).
 //!
 //! `cargo bench -p wasmbot-host --bench config` (Postgres from `DATABASE_URL`, default the
-//! local server's `test` database): 100 000 `!ping` messages from 1 000 guilds through the
-//! dispatcher, the guild prefix read through the store, against the naive path (every read
-//! goes to the database: a zero time to live makes each message one upsert), then 1 000
-//! concurrent misses on one key.
+//! local server's `test` database): (a) a config read from inside a plugin on an L1 hit,
+//! timed by the plugin, with the clock's own cost and the store's native read beside it;
+//! (b) 100 000 `!ping` messages from 1 000 guilds through the dispatcher, the guild prefix
+//! read through the store, against the naive path (every read goes to the database: a zero
+//! time to live makes each message one upsert); (c) 1 000 concurrent misses on one key.
 
 use std::{
     path::{Path, PathBuf},
@@ -106,6 +107,74 @@ async fn run(db: &Database, wasm: &Path, config: StoreConfig, label: &str, run_i
     );
 }
 
+/// Reads timed inside the config-probe plugin: `!cfg OP guild greeting N` answers each
+/// read's nanoseconds.
+async fn plugin_reads(db: &Database, probe: &Path, run_id: &str) {
+    const READS: usize = 2_000;
+    const ROUNDS: usize = 10;
+    let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
+    let services = Services {
+        config: Some(Arc::clone(&store)),
+    };
+    let mut config = Config::default();
+    config.runtime.cache_dir = PathBuf::new();
+    let runtime = Runtime::new(Arc::new(config.clone()), services).expect("runtime");
+    let registry = Registry::new(runtime);
+    registry.load_file(probe).await.expect("config-probe loads");
+    let dispatcher = Dispatcher::new(registry, config.bot).with_outlet(Arc::new(Nowhere));
+    let guild = format!("{run_id}-reads");
+    let timed = |op: &'static str| {
+        let (dispatcher, guild) = (&dispatcher, guild.clone());
+        async move {
+            let mut nanos = Vec::new();
+            for _ in 0..ROUNDS {
+                let line = format!("!cfg {op} guild greeting {READS}");
+                let mut event = console::event_for_line(dispatcher, &line).expect("event");
+                event.guild_id = Some(guild.clone());
+                let outcomes = dispatcher.dispatch(event).await;
+                let actions = outcomes[0].result.as_ref().expect("the probe answers");
+                let Action::Reply(reply) = &actions[0] else {
+                    panic!("a reply")
+                };
+                nanos.extend(
+                    reply
+                        .text
+                        .split(' ')
+                        .map(|n| n.parse::<u64>().expect(&reply.text)),
+                );
+            }
+            nanos
+        }
+    };
+    timed("time").await; // The miss, and warm caches.
+    let reads = timed("time").await;
+    let clock = timed("clock").await;
+    let scope = Scope::Guild(guild.clone());
+    let mut native = Vec::new();
+    for _ in 0..READS * ROUNDS {
+        let started = Instant::now();
+        std::hint::black_box(
+            store
+                .get("config-probe", &scope, "greeting")
+                .await
+                .expect("read"),
+        );
+        native.push(started.elapsed().as_nanos() as u64);
+    }
+    println!("| measured | p50 | p99 |");
+    println!("|---|---|---|");
+    for (label, mut nanos) in [
+        ("config read inside the plugin (L1 hit)", reads),
+        ("the plugin's clock alone (included above)", clock),
+        ("the store's read, native (included above)", native),
+    ] {
+        nanos.sort_unstable();
+        let at = |q: f64| nanos[((nanos.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+        println!("| {label} | {:.2} µs | {:.2} µs |", at(0.50), at(0.99));
+    }
+    println!();
+}
+
 async fn concurrent_misses(db: &Database, run_id: &str) {
     let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
     let mut defaults = Document::new();
@@ -128,12 +197,13 @@ fn main() {
     let url = std::env::var("DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
-    let wasm = PluginBuild::new(root)
+    let mut built = PluginBuild::new(root)
         .profile("plugin")
         .package("ping")
+        .package("config-probe")
         .run()
-        .expect("ping builds")
-        .remove(0);
+        .expect("the plugins build");
+    let (probe, wasm) = (built.remove(1), built.remove(0));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -156,6 +226,7 @@ fn main() {
             opened.expect("a connection");
         }
         let run_id = format!("bench-{}", std::process::id());
+        plugin_reads(&db, &probe, &run_id).await;
         println!("| path | messages | guilds | database queries | messages/s |");
         println!("|---|---|---|---|---|");
         run(

@@ -126,19 +126,33 @@ async fn the_cli_invalidates_through_the_admin_api() {
         args
     };
 
-    let (ok, text) = run(args(&["invalidate", "guild", "g1"]), "wrong").await.unwrap();
+    let (ok, text) = run(args(&["invalidate", "guild", "g1"]), "wrong")
+        .await
+        .unwrap();
     assert!(!ok && text.contains("401"), "{text}");
-    let (ok, text) = run(args(&["invalidate", "planet", "x"]), "secret").await.unwrap();
+    let (ok, text) = run(args(&["invalidate", "planet", "x"]), "secret")
+        .await
+        .unwrap();
     assert!(!ok && text.contains("unknown scope"), "{text}");
     assert_eq!(store.get("p", &guild, "prefix").await.unwrap(), json!("!"));
 
-    let (ok, text) = run(args(&["invalidate", "guild", "g1"]), "secret").await.unwrap();
+    let (ok, text) = run(args(&["invalidate", "guild", "g1"]), "secret")
+        .await
+        .unwrap();
     assert!(ok, "{text}");
-    assert!(text.contains("guild:g1: 1 cached document(s) dropped"), "{text}");
-    assert_eq!(store.get("p", &guild, "prefix").await.unwrap(), Value::from("?"));
+    assert!(
+        text.contains("guild:g1: 1 cached document(s) dropped"),
+        "{text}"
+    );
+    assert_eq!(
+        store.get("p", &guild, "prefix").await.unwrap(),
+        Value::from("?")
+    );
 
     server.abort();
     let _ = server.await;
-    let (ok, text) = run(args(&["invalidate", "user", "u1"]), "secret").await.unwrap();
+    let (ok, text) = run(args(&["invalidate", "user", "u1"]), "secret")
+        .await
+        .unwrap();
     assert!(!ok && text.contains("cannot reach the admin API"), "{text}");
 }

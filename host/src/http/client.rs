@@ -17,17 +17,23 @@ pub async fn invalidate(base: &str, token: &str, scope: &Scope) -> anyhow::Resul
     let body = json!({ "scope": scope.kind().name(), "id": scope.id() });
     let response = reqwest::Client::new()
         .post(&url)
+        .timeout(std::time::Duration::from_secs(10))
         .bearer_auth(token)
         .json(&body)
         .send()
         .await
-        .with_context(|| format!("cannot reach the admin API at {url}: is the bot running with admin.token set?"))?;
+        .with_context(|| {
+            format!("cannot reach the admin API at {url}: is the bot running with admin.token set?")
+        })?;
     let status = response.status();
     let answer: Value = response.json().await.unwrap_or_default();
     match answer.get("invalidated").and_then(Value::as_u64) {
         Some(count) if status.is_success() => Ok(count),
         _ => {
-            let reason = answer.get("error").and_then(Value::as_str).unwrap_or("no reason given");
+            let reason = answer
+                .get("error")
+                .and_then(Value::as_str)
+                .unwrap_or("no reason given");
             anyhow::bail!("the admin API answered {status}: {reason}")
         }
     }

@@ -128,7 +128,7 @@ impl Runtime {
                 plugin: manifest.name.clone(),
                 failure,
             })?;
-        self.register_config(&manifest.name, allowed, registrations);
+        let config_fields = config_fields(&manifest.name, allowed, registrations);
         let stats = stats(&manifest.name);
         Ok(Plugin {
             runtime: Arc::clone(self),
@@ -141,6 +141,7 @@ impl Runtime {
             source: source.to_owned(),
             digest,
             stats,
+            config_fields,
         })
     }
 
@@ -186,32 +187,24 @@ impl Runtime {
     }
 }
 
-impl Runtime {
-    /// Applies the config fields a plugin registered while describing itself, when it may
-    /// use its settings.
-    fn register_config(
-        &self,
-        plugin: &str,
-        allowed: Allowed,
-        registrations: Vec<(ScopeKind, Document)>,
-    ) {
-        if registrations.is_empty() {
-            return;
-        }
-        if !allowed.contains(Capability::Config) {
-            tracing::warn!(
-                plugin,
-                "its config fields are ignored: its manifest does not ask for \"config\""
-            );
-            return;
-        }
-        if let Some(store) = &self.services().config {
-            for (kind, defaults) in registrations {
-                store.register_defaults(plugin, kind, defaults);
-            }
-        }
+/// The config fields a plugin registered while describing itself, when it may use its
+/// settings.
+fn config_fields(
+    plugin: &str,
+    allowed: Allowed,
+    registrations: Vec<(ScopeKind, Document)>,
+) -> Vec<(ScopeKind, Document)> {
+    if !registrations.is_empty() && !allowed.contains(Capability::Config) {
+        tracing::warn!(
+            plugin,
+            "its config fields are ignored: its manifest does not ask for \"config\""
+        );
+        return Vec::new();
     }
+    registrations
+}
 
+impl Runtime {
     /// Instantiates once under `policy`, to refuse at load what could never run.
     async fn trial(
         &self,

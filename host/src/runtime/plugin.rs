@@ -10,7 +10,10 @@ use std::{
 use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 
 use crate::{
-    capabilities::Allowed,
+    capabilities::{
+        Allowed,
+        config::{Document, ScopeKind},
+    },
     config::PluginPolicy,
     runtime::{
         Failure, HostState, PluginStats, Runtime,
@@ -36,6 +39,8 @@ pub struct Plugin {
     pub(super) source: PathBuf,
     pub(super) digest: String,
     pub(super) stats: Arc<PluginStats>,
+    /// The settings it declared, registered in the config store when it is installed.
+    pub(super) config_fields: Vec<(ScopeKind, Document)>,
 }
 
 impl Plugin {
@@ -67,6 +72,13 @@ impl Plugin {
     /// Its counters, shared by all its versions.
     pub fn stats(&self) -> &Arc<PluginStats> {
         &self.stats
+    }
+
+    /// Registers its settings in the config store, replacing an earlier version's.
+    pub(super) fn register_config(&self) {
+        if let Some(store) = &self.runtime.services().config {
+            store.register_plugin(&self.name, self.config_fields.clone());
+        }
     }
 
     /// Handles one event on a fresh instance. A failure is logged with the plugin's name and

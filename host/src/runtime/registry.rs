@@ -246,8 +246,10 @@ impl Registry {
         let previous_owner = next.files.get(path).cloned();
         if let Some(owner) = previous_owner.filter(|owner| owner != plugin.name()) {
             next.remove(&owner);
+            self.forget_config(&owner);
         }
         next.check_conflicts(&plugin)?;
+        plugin.register_config();
         let new = plugin.manifest().version.clone();
         let name = plugin.name().to_owned();
         let old = next.plugin(&name).map(|p| p.manifest().version.clone());
@@ -266,12 +268,20 @@ impl Registry {
         })
     }
 
+    /// An unloaded plugin's settings fields go with it (its stored values stay).
+    fn forget_config(&self, plugin: &str) {
+        if let Some(store) = &self.runtime.services().config {
+            store.unregister_plugin(plugin);
+        }
+    }
+
     /// Unloads the plugin that was loaded from `path`, if any.
     pub async fn unload_file(&self, path: &Path) -> Option<Change> {
         let _change = self.changes.lock().await;
         let mut next = Snapshot::clone(&self.current.load());
         let name = next.files.get(path)?.clone();
         next.remove(&name);
+        self.forget_config(&name);
         self.current.store(Arc::new(next));
         let change = Change::Unloaded { plugin: name };
         tracing::info!(file = %path.display(), "{change}");

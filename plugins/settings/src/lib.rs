@@ -5,7 +5,9 @@
 use serde::Deserialize;
 use wasmbot_sdk::{host_config, prelude::*};
 
-/// Changing settings needs the platform's "manage server" permission.
+/// Changing settings needs the platform's "manage server" permission. The console's user is
+/// the operator and has it; elsewhere the platform adapter checks it (until one does, the
+/// host refuses these commands there rather than run them for anyone).
 const MANAGE: &str = "manage-guild";
 
 struct Settings;
@@ -77,6 +79,8 @@ impl Plugin for Settings {
             }
             "staff" => {
                 let role = command.text("role").unwrap_or_default().to_owned();
+                // Read, change, write: two staff changes at the same instant can lose one
+                // (the contract has no compare-and-set yet); the answer shows what stuck.
                 let mut roles: Vec<String> = host_config::get(&guild, host_config::STAFF_ROLES)?;
                 let added = command.text("change") == Some("add");
                 roles.retain(|r| *r != role);

@@ -64,11 +64,12 @@ pub struct GuildSettings {
 }
 
 impl GuildSettings {
-    /// Reads a guild's settings; the configured prefix where the stored one is unusable.
+    /// Reads a guild's settings; the configured prefix where the stored one is unusable
+    /// (a row edited outside the bot).
     pub async fn read(store: &ConfigStore, guild: &str, bot: &BotConfig) -> Self {
         let document = store.document(HOST, &Scope::Guild(guild.to_owned())).await;
         let prefix = match document.get(PREFIX) {
-            Some(Value::String(prefix)) if !prefix.is_empty() => prefix.clone(),
+            Some(value @ Value::String(prefix)) if check(PREFIX, value).is_ok() => prefix.clone(),
             _ => bot.prefix.clone(),
         };
         let staff_roles = match document.get(STAFF_ROLES) {

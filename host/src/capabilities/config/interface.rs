@@ -58,6 +58,7 @@ impl Access {
 
     async fn set(&self, scope: wit::Scope, key: String, value: String) -> Result<(), ConfigError> {
         let scope = scope_of(scope)?;
+        // Checked before parsing too, so a huge text costs no parse.
         let limit = self.store.config().max_value_bytes;
         if value.len() > limit {
             return Err(StoreError::TooLarge {
@@ -84,6 +85,38 @@ impl Access {
         let scope = scope_of(scope)?;
         Ok(self.store.keys(&self.namespace, scope.kind()))
     }
+}
+
+/// The calls `config` and `host-config` share, each checked against its capability.
+macro_rules! scoped_calls {
+    ($capability:expr) => {
+        async fn get(&mut self, scope: wit::Scope, key: String) -> Result<String, ConfigError> {
+            self.config_access($capability)?.get(scope, key).await
+        }
+
+        async fn document(&mut self, scope: wit::Scope) -> Result<String, ConfigError> {
+            self.config_access($capability)?.document(scope).await
+        }
+
+        async fn set(
+            &mut self,
+            scope: wit::Scope,
+            key: String,
+            value: String,
+        ) -> Result<(), ConfigError> {
+            self.config_access($capability)?
+                .set(scope, key, value)
+                .await
+        }
+
+        async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), ConfigError> {
+            self.config_access($capability)?.delete(scope, key).await
+        }
+
+        async fn keys(&mut self, scope: wit::Scope) -> Result<Vec<String>, ConfigError> {
+            self.config_access($capability)?.keys(scope)
+        }
+    };
 }
 
 impl wit::Host for HostState {
@@ -119,69 +152,11 @@ impl wit::Host for HostState {
         Ok(())
     }
 
-    async fn get(&mut self, scope: wit::Scope, key: String) -> Result<String, ConfigError> {
-        self.config_access(Capability::Config)?
-            .get(scope, key)
-            .await
-    }
-
-    async fn document(&mut self, scope: wit::Scope) -> Result<String, ConfigError> {
-        self.config_access(Capability::Config)?
-            .document(scope)
-            .await
-    }
-
-    async fn set(
-        &mut self,
-        scope: wit::Scope,
-        key: String,
-        value: String,
-    ) -> Result<(), ConfigError> {
-        let access = self.config_access(Capability::Config)?;
-        access.set(scope, key, value).await
-    }
-
-    async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), ConfigError> {
-        self.config_access(Capability::Config)?
-            .delete(scope, key)
-            .await
-    }
-
-    async fn keys(&mut self, scope: wit::Scope) -> Result<Vec<String>, ConfigError> {
-        self.config_access(Capability::Config)?.keys(scope)
-    }
+    scoped_calls!(Capability::Config);
 }
 
 impl host_config::Host for HostState {
-    async fn get(&mut self, scope: wit::Scope, key: String) -> Result<String, ConfigError> {
-        self.config_access(Capability::HostConfig)?
-            .get(scope, key)
-            .await
-    }
-
-    async fn document(&mut self, scope: wit::Scope) -> Result<String, ConfigError> {
-        let access = self.config_access(Capability::HostConfig)?;
-        access.document(scope).await
-    }
-
-    async fn set(
-        &mut self,
-        scope: wit::Scope,
-        key: String,
-        value: String,
-    ) -> Result<(), ConfigError> {
-        let access = self.config_access(Capability::HostConfig)?;
-        access.set(scope, key, value).await
-    }
-
-    async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), ConfigError> {
-        let access = self.config_access(Capability::HostConfig)?;
-        access.delete(scope, key).await
-    }
-
-    async fn keys(&mut self, scope: wit::Scope) -> Result<Vec<String>, ConfigError> {
-        self.config_access(Capability::HostConfig)?.keys(scope)
-    }
+    scoped_calls!(Capability::HostConfig);
 }
 
 impl From<StoreError> for ConfigError {

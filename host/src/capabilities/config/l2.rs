@@ -7,34 +7,30 @@
 //! where the document was: a host that read the database just before the write cannot put
 //! its older copy back (it would be served until its time to live ran out).
 
-use std::{
-    sync::{
-        Arc,
-        atomic::{AtomicU64, Ordering},
-    },
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use moka::future::Cache;
 use redis::{AsyncCommands, aio::ConnectionManager};
 use tokio::sync::{Mutex, watch};
 
-use super::store::{Cached, Document, Episode};
+use super::store::{Cached, Document, Episode, Generations};
 
 /// The pub/sub channel carrying invalidated keys.
 const CHANNEL: &str = "wasmbot:config:invalidate";
 /// How long a Redis call may take before the layer is skipped for that read.
 const TIMEOUT: Duration = Duration::from_millis(500);
 
-/// Stores `{"v":VERSION,"d":DOCUMENT}` (ARGV 1) unless Redis holds the same or a later
-/// version of the document, or the marker `{"w":VERSION}` of a later write.
+/// Stores `{"v":VERSION,"d":DOCUMENT}` (ARGV 1, version ARGV 2) unless Redis holds the
+/// same or a later version of the document, or the marker `{"w":VERSION}` of a later write.
+/// With ARGV 4 set, stores ARGV 1 as a write's marker: over anything older than it.
 const PUT: &str = r#"
 local current = redis.call('GET', KEYS[1])
 local mine = tonumber(ARGV[2])
+local marker = ARGV[4] == '1'
 if current then
   local written = tonumber(string.match(current, '^{"w":(%d+)'))
-  if written and written > mine then return 0 end
+  if written and (written > mine or (marker and written == mine)) then return 0 end
   local held = tonumber(string.match(current, '^{"v":(%d+)'))
   if held and held >= mine then return 0 end
 end
@@ -124,14 +120,10 @@ impl L2 {
         };
         let document = serde_json::Value::Object(document.clone());
         let entry = format!("{{\"v\":{version},\"d\":{document}}}");
-        let stored: redis::RedisResult<i64> = self
-            .put
-            .key(Self::key(key))
-            .arg(entry)
-            .arg(version)
-            .arg(ttl.as_secs().max(1))
-            .invoke_async(&mut connection)
-            .await;
+        let mut put = self.put.prepare_invoke();
+        put.key(Self::key(key)).arg(entry).arg(version);
+        put.arg(ttl.as_secs().max(1)).arg(0);
+        let stored: redis::RedisResult<i64> = put.invoke_async(&mut connection).await;
         match stored {
             Ok(_) => self.outage.recovered(),
             Err(error) => self.outage.failed(&error),
@@ -140,18 +132,20 @@ impl L2 {
 
     /// Drops the document and tells every host to drop it. After a write through the
     /// store, `written` is the new version: its marker stays for `ttl` in the document's
-    /// place, so older copies cannot come back.
+    /// place (unless a later write's is there), so older copies cannot come back.
     pub(crate) async fn invalidate(&self, key: &str, written: Option<(i64, Duration)>) {
         let Some(mut connection) = self.connection().await else {
             return;
         };
         let mut pipe = redis::pipe();
         match written {
-            Some((version, ttl)) => pipe.set_ex(
-                Self::key(key),
-                format!("{{\"w\":{version}}}"),
-                ttl.as_secs().max(1),
-            ),
+            Some((version, ttl)) => {
+                let mut mark = self.put.prepare_invoke();
+                mark.key(Self::key(key)).arg(format!("{{\"w\":{version}}}"));
+                mark.arg(version).arg(ttl.as_secs().max(1)).arg(1);
+                pipe.load_script(&self.put).ignore();
+                pipe.invoke_script(&mark)
+            }
             None => pipe.del(Self::key(key)),
         };
         let removed: redis::RedisResult<()> = pipe
@@ -167,11 +161,12 @@ impl L2 {
     }
 
     /// Listens for invalidations for as long as the cache lives, resubscribing after an
-    /// outage. A message names a key; it is dropped from `fresh`, and `generation` counts it.
+    /// outage. A message names a key; it is dropped from `fresh`, and counted in
+    /// `generations`.
     pub(crate) fn listen(
         &self,
         fresh: Cache<Arc<str>, Cached>,
-        generation: Arc<AtomicU64>,
+        generations: Arc<Generations>,
     ) -> tokio::task::JoinHandle<()> {
         let client = self.client.clone();
         let outage = Arc::clone(&self.outage);
@@ -187,7 +182,7 @@ impl L2 {
                             let mut messages = pubsub.on_message();
                             while let Some(message) = messages.next().await {
                                 if let Ok(key) = message.get_payload::<String>() {
-                                    generation.fetch_add(1, Ordering::Relaxed);
+                                    generations.bump(&key);
                                     fresh.invalidate(key.as_str()).await;
                                 }
                             }
@@ -198,7 +193,7 @@ impl L2 {
                 // Invalidations sent while disconnected are lost: what is cached may be
                 // stale until its time to live runs out, so start clean.
                 subscribed.send_replace(false);
-                generation.fetch_add(1, Ordering::Relaxed);
+                generations.bump_all();
                 fresh.invalidate_all();
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -223,7 +218,8 @@ mod tests {
     async fn an_older_copy_cannot_replace_a_later_write() {
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
         let l2 = L2::new(&url).unwrap();
-        let key = format!("l2-test-{}", std::process::id());
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+        let key = format!("l2-test-{}", now.map_or(0, |t| t.as_nanos()));
         let ttl = Duration::from_secs(30);
 
         l2.invalidate(&key, None).await;

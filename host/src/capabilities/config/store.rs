@@ -144,6 +144,45 @@ pub struct StoreStats {
 pub(crate) struct Cached {
     document: Arc<Document>,
     kind: ScopeKind,
+    /// Its key's generation when its load began.
+    generation: u64,
+}
+
+/// Invalidations counted per key (in stripes, so memory stays fixed): a load records its
+/// key's count before it reads, and a reader that finds a document loaded before a later
+/// invalidation does not take it.
+pub(crate) struct Generations([AtomicU64; 64]);
+
+impl Default for Generations {
+    fn default() -> Self {
+        Self([const { AtomicU64::new(0) }; 64])
+    }
+}
+
+impl Generations {
+    fn slot(&self, key: &str) -> &AtomicU64 {
+        // FNV-1a: keys are short and this runs on every read.
+        let hash = key.bytes().fold(0xcbf2_9ce4_8422_2325_u64, |hash, byte| {
+            (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3)
+        });
+        &self.0[(hash % 64) as usize]
+    }
+
+    fn of(&self, key: &str) -> u64 {
+        self.slot(key).load(Ordering::Acquire)
+    }
+
+    /// Counts an invalidation of `key`.
+    pub(crate) fn bump(&self, key: &str) {
+        self.slot(key).fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// Counts an invalidation of every key.
+    pub(crate) fn bump_all(&self) {
+        for slot in &self.0 {
+            slot.fetch_add(1, Ordering::AcqRel);
+        }
+    }
 }
 
 /// Each document lives as long as its scope's time to live.
@@ -198,10 +237,9 @@ pub struct ConfigStore {
     config: StoreConfig,
     fresh: Cache<Arc<str>, Cached>,
     last_known: Cache<Arc<str>, Arc<Document>>,
-    defaults: RwLock<HashMap<(String, ScopeKind), Document>>,
-    /// Counts invalidations of `fresh`: a load that saw it change may have read a document
-    /// older than the write that invalidated it.
-    generation: Arc<AtomicU64>,
+    /// Registered fields: plugin → kind of scope → defaults.
+    defaults: RwLock<HashMap<String, HashMap<ScopeKind, Document>>>,
+    generations: Arc<Generations>,
     stats: Arc<StoreStats>,
     db_reads: Episode,
     l2: Option<L2>,
@@ -250,7 +288,7 @@ impl ConfigStore {
             fresh,
             last_known,
             defaults: RwLock::default(),
-            generation: Arc::default(),
+            generations: Arc::default(),
             stats,
             db_reads: Episode::new("db.read_failed"),
             l2: None,
@@ -274,7 +312,7 @@ impl ConfigStore {
     /// every host. Must be called inside a tokio runtime (it starts the listener).
     pub fn with_redis(mut self, url: &str) -> anyhow::Result<Self> {
         let l2 = L2::new(url)?;
-        self.listener = Some(l2.listen(self.fresh.clone(), Arc::clone(&self.generation)));
+        self.listener = Some(l2.listen(self.fresh.clone(), Arc::clone(&self.generations)));
         self.l2 = Some(l2);
         Ok(self)
     }
@@ -312,14 +350,33 @@ impl ConfigStore {
     /// before.
     pub fn register_defaults(&self, plugin: &str, kind: ScopeKind, defaults: Document) {
         let mut all = self.defaults.write().unwrap_or_else(|e| e.into_inner());
-        all.insert((plugin.to_owned(), kind), defaults);
+        all.entry(plugin.to_owned())
+            .or_default()
+            .insert(kind, defaults);
+    }
+
+    /// Replaces everything a plugin registered (a new version of it) with `fields`.
+    pub fn register_plugin(&self, plugin: &str, fields: Vec<(ScopeKind, Document)>) {
+        let mut all = self.defaults.write().unwrap_or_else(|e| e.into_inner());
+        all.insert(plugin.to_owned(), fields.into_iter().collect());
+    }
+
+    /// Forgets what a plugin registered (it was unloaded).
+    pub fn unregister_plugin(&self, plugin: &str) {
+        let mut all = self.defaults.write().unwrap_or_else(|e| e.into_inner());
+        all.remove(plugin);
     }
 
     /// The value of one field: stored, else its default. Never a database query when cached.
     pub async fn get(&self, plugin: &str, scope: &Scope, key: &str) -> Result<Value, StoreError> {
-        let default = self.default_of(plugin, scope.kind(), key)?;
-        let stored = self.stored(plugin, scope).await;
-        Ok(stored.get(key).cloned().unwrap_or(default))
+        let registered = {
+            let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
+            fields(&all, plugin, scope.kind()).is_some_and(|fields| fields.contains_key(key))
+        };
+        if registered && let Some(value) = self.stored(plugin, scope).await.get(key) {
+            return Ok(value.clone());
+        }
+        self.default_of(plugin, scope.kind(), key)
     }
 
     /// The whole document: defaults overlaid with what is stored.
@@ -374,7 +431,7 @@ impl ConfigStore {
     }
 
     async fn drop_fresh(&self, key: &str) {
-        self.generation.fetch_add(1, Ordering::Relaxed);
+        self.generations.bump(key);
         self.fresh.invalidate(key).await;
     }
 
@@ -383,8 +440,8 @@ impl ConfigStore {
     pub async fn invalidate_everywhere(&self, scope: &Scope) -> usize {
         let plugins: Vec<String> = {
             let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
-            all.keys()
-                .filter(|(_, kind)| *kind == scope.kind())
+            all.iter()
+                .filter(|(_, kinds)| kinds.contains_key(&scope.kind()))
                 .map(|(plugin, _)| plugin.clone())
                 .collect()
         };
@@ -395,53 +452,71 @@ impl ConfigStore {
     }
 
     /// The stored document, from the cache or loaded once; on a database failure the last
-    /// known one, else an empty one (so the defaults apply).
+    /// known one, else an empty one (so the defaults apply). A document whose load began
+    /// before a write that finished before this read began is loaded again (twice at most:
+    /// then it is served, rather than wait on writes that keep coming).
     async fn stored(&self, plugin: &str, scope: &Scope) -> Arc<Document> {
         let key = cache_key(plugin, scope);
-        let generation = self.generation.load(Ordering::Relaxed);
-        let load = async {
-            let document = self.load(&key, plugin, scope).await?;
-            Ok::<_, StoreError>(Cached {
-                document: Arc::new(document),
-                kind: scope.kind(),
-            })
-        };
-        match self
-            .fresh
-            .entry(Arc::clone(&key))
-            .or_try_insert_with(load)
-            .await
-        {
-            Ok(entry) => {
-                let loaded_here = entry.is_fresh();
-                let cached = entry.into_value();
-                if loaded_here {
-                    if self.generation.load(Ordering::Relaxed) != generation {
-                        // A write may have landed after this load read: serve what was
-                        // read to this one caller, but keep no copy of it.
-                        self.fresh.invalidate(&key).await;
-                    }
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            let generation = self.generations.of(&key);
+            // The common case, without the entry machinery.
+            if let Some(cached) = self.fresh.get(&key).await
+                && cached.generation >= generation
+            {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
+                return cached.document;
+            }
+            let load = async {
+                let document = self.load(&key, plugin, scope).await?;
+                Ok::<_, StoreError>(Cached {
+                    document: Arc::new(document),
+                    kind: scope.kind(),
+                    generation,
+                })
+            };
+            let entry = match self
+                .fresh
+                .entry(Arc::clone(&key))
+                .or_try_insert_with(load)
+                .await
+            {
+                Ok(entry) => entry,
+                Err(error) => return self.fallback(&key, &error).await,
+            };
+            let loaded_here = entry.is_fresh();
+            let cached = entry.into_value();
+            if cached.generation < generation && attempts < 3 {
+                self.fresh.invalidate(&key).await;
+                continue;
+            }
+            if loaded_here {
+                self.db_reads.recovered();
+                if self.generations.of(&key) == cached.generation {
                     self.last_known
                         .insert(key, Arc::clone(&cached.document))
                         .await;
-                    self.db_reads.recovered();
-                } else {
-                    self.stats.hits.fetch_add(1, Ordering::Relaxed);
                 }
-                cached.document
+            } else {
+                self.stats.hits.fetch_add(1, Ordering::Relaxed);
             }
-            Err(error) => {
-                self.db_reads.failed(&error);
-                match self.last_known.get(&key).await {
-                    Some(document) => {
-                        self.stats.stale_reads.fetch_add(1, Ordering::Relaxed);
-                        document
-                    }
-                    None => {
-                        self.stats.default_reads.fetch_add(1, Ordering::Relaxed);
-                        Arc::default()
-                    }
-                }
+            return cached.document;
+        }
+    }
+
+    /// What a read answers when the document cannot be loaded: the last known one, else
+    /// none (the defaults).
+    async fn fallback(&self, key: &str, error: &StoreError) -> Arc<Document> {
+        self.db_reads.failed(error);
+        match self.last_known.get(key).await {
+            Some(document) => {
+                self.stats.stale_reads.fetch_add(1, Ordering::Relaxed);
+                document
+            }
+            None => {
+                self.stats.default_reads.fetch_add(1, Ordering::Relaxed);
+                Arc::default()
             }
         }
     }
@@ -508,11 +583,13 @@ impl ConfigStore {
             .map_err(unavailable)?;
             if written.rows_affected() == 1 {
                 let key = cache_key(plugin, scope);
-                self.drop_fresh(&key).await;
+                // Redis first: a read of this host between the two would otherwise find
+                // the old copy there and cache it again.
                 if let Some(l2) = &self.l2 {
                     let ttl = self.config.ttl(scope.kind());
                     l2.invalidate(&key, Some((version + 1, ttl))).await;
                 }
+                self.drop_fresh(&key).await;
                 self.last_known.insert(key, Arc::new(document)).await;
                 return Ok(());
             }
@@ -524,14 +601,12 @@ impl ConfigStore {
 
     fn defaults_for(&self, plugin: &str, kind: ScopeKind) -> Document {
         let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
-        all.get(&(plugin.to_owned(), kind))
-            .cloned()
-            .unwrap_or_default()
+        fields(&all, plugin, kind).cloned().unwrap_or_default()
     }
 
     fn default_of(&self, plugin: &str, kind: ScopeKind, key: &str) -> Result<Value, StoreError> {
         let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
-        all.get(&(plugin.to_owned(), kind))
+        fields(&all, plugin, kind)
             .and_then(|defaults| defaults.get(key))
             .cloned()
             .ok_or_else(|| StoreError::UnknownKey {
@@ -540,6 +615,15 @@ impl ConfigStore {
                 key: key.to_owned(),
             })
     }
+}
+
+/// The defaults a plugin registered for a kind of scope.
+fn fields<'a>(
+    all: &'a HashMap<String, HashMap<ScopeKind, Document>>,
+    plugin: &str,
+    kind: ScopeKind,
+) -> Option<&'a Document> {
+    all.get(plugin)?.get(&kind)
 }
 
 /// Returns the row's document and version, creating an empty document when there is none.

@@ -1,7 +1,7 @@
 //! `!cfg OP SCOPE [KEY] [VALUE]`: calls the `config` (or, with `host-` ops, `host-config`)
 //! interface and answers `ok:<json>` or `err:<kind>:<message>`, so tests can drive every
 //! call and bad input from the outside. `!cfg time SCOPE KEY N` reads N times and answers
-//! each read's duration in nanoseconds, for the benchmark.
+//! each read's duration in nanoseconds, for the benchmark (`clock`: the clock's own cost).
 
 use serde_json::{Value, json};
 use wasmbot_sdk::{
@@ -51,7 +51,8 @@ impl Plugin for Probe {
                 .map(|()| "null".to_owned()),
             "host-get" => host_config::get::<Value>(&scope, key).map(|v| v.to_string()),
             "host-set" => host_config::set(&scope, key, &raw(value)).map(|()| "null".to_owned()),
-            "time" => return Ok(vec![Action::reply(time(&scope, key, value))]),
+            "time" => return Ok(vec![Action::reply(time(&scope, key, value, true))]),
+            "clock" => return Ok(vec![Action::reply(time(&scope, key, value, false))]),
             other => return Err(PluginError::InvalidInput(format!("unknown op {other}"))),
         };
         let text = match answer {
@@ -93,16 +94,20 @@ fn kind(error: &ConfigError) -> &'static str {
     }
 }
 
-/// Reads `key` `count` times; each read's duration in nanoseconds, space-separated.
-fn time(scope: &Scope, key: &str, count: &str) -> String {
+/// Reads `key` `count` times; each read's duration in nanoseconds, space-separated. With
+/// `read` false, times nothing: the cost of the clock itself.
+fn time(scope: &Scope, key: &str, count: &str, read: bool) -> String {
     let count: usize = count.parse().unwrap_or(1000).min(5000);
     let mut durations = Vec::with_capacity(count);
     for _ in 0..count {
         // std's clock on wasm32-wasip2 is WASI's monotonic clock, in nanoseconds.
         let started = std::time::Instant::now();
-        let read = config::get::<Value>(scope, key);
+        let value = match read {
+            true => config::get::<Value>(scope, key),
+            false => Ok(Value::Null),
+        };
         durations.push(started.elapsed().as_nanos());
-        if let Err(error) = read {
+        if let Err(error) = value {
             return format!("err:{}", error.message());
         }
     }
