@@ -1,8 +1,6 @@
 //! The `config` and `host-config` interfaces: a plugin's calls, checked against its grants,
 //! served by the store in the plugin's own namespace or in the host's.
 
-use std::sync::Arc;
-
 use serde_json::Value;
 
 use super::{ConfigStore, Document, Scope, ScopeKind, StoreError, host_settings};
@@ -18,41 +16,41 @@ use crate::{
 };
 
 /// A store and the namespace a call reads and writes.
-struct Access {
-    store: Arc<ConfigStore>,
-    namespace: Arc<str>,
+struct Access<'a> {
+    store: &'a ConfigStore,
+    namespace: &'a str,
 }
 
 impl HostState {
     /// What a call of `capability` may reach, or why it is refused.
-    fn config_access(&mut self, capability: Capability) -> Result<Access, ConfigError> {
+    fn config_access(&mut self, capability: Capability) -> Result<Access<'_>, ConfigError> {
         if !self.allowed.contains(capability) {
             self.note_denied(capability);
             return Err(ConfigError::Denied(format!(
                 "the plugin may not use \"{capability}\": ask for it in the manifest and have the operator grant it"
             )));
         }
-        let store = self.services.config.clone().ok_or_else(|| {
+        let store = self.services.config.as_deref().ok_or_else(|| {
             ConfigError::Unavailable("this host runs without a config store".to_owned())
         })?;
         let namespace = match capability {
-            Capability::HostConfig => Arc::from(host_settings::HOST),
-            _ => Arc::clone(&self.plugin),
+            Capability::HostConfig => host_settings::HOST,
+            _ => &self.plugin,
         };
         Ok(Access { store, namespace })
     }
 }
 
-impl Access {
+impl Access<'_> {
     async fn get(&self, scope: wit::Scope, key: String) -> Result<String, ConfigError> {
         let scope = scope_of(scope)?;
-        let value = self.store.get(&self.namespace, &scope, &key).await?;
-        Ok(value.to_string())
+        let json = self.store.get_json(self.namespace, &scope, &key).await?;
+        Ok(json)
     }
 
     async fn document(&self, scope: wit::Scope) -> Result<String, ConfigError> {
         let scope = scope_of(scope)?;
-        let document = self.store.document(&self.namespace, &scope).await;
+        let document = self.store.document(self.namespace, &scope).await;
         Ok(Value::Object(document).to_string())
     }
 
@@ -70,20 +68,20 @@ impl Access {
         }
         let value: Value = serde_json::from_str(&value)
             .map_err(|error| ConfigError::InvalidValue(format!("{key:?} is not JSON: {error}")))?;
-        if &*self.namespace == host_settings::HOST {
+        if self.namespace == host_settings::HOST {
             host_settings::check(&key, &value)?;
         }
-        Ok(self.store.set(&self.namespace, &scope, &key, value).await?)
+        Ok(self.store.set(self.namespace, &scope, &key, value).await?)
     }
 
     async fn delete(&self, scope: wit::Scope, key: String) -> Result<(), ConfigError> {
         let scope = scope_of(scope)?;
-        Ok(self.store.delete(&self.namespace, &scope, &key).await?)
+        Ok(self.store.delete(self.namespace, &scope, &key).await?)
     }
 
     fn keys(&self, scope: wit::Scope) -> Result<Vec<String>, ConfigError> {
         let scope = scope_of(scope)?;
-        Ok(self.store.keys(&self.namespace, scope.kind()))
+        Ok(self.store.keys(self.namespace, scope.kind()))
     }
 }
 

@@ -369,14 +369,35 @@ impl ConfigStore {
 
     /// The value of one field: stored, else its default. Never a database query when cached.
     pub async fn get(&self, plugin: &str, scope: &Scope, key: &str) -> Result<Value, StoreError> {
+        self.read(plugin, scope, key, Value::clone).await
+    }
+
+    /// [`ConfigStore::get`] as JSON text, written straight from the cached document.
+    pub async fn get_json(
+        &self,
+        plugin: &str,
+        scope: &Scope,
+        key: &str,
+    ) -> Result<String, StoreError> {
+        self.read(plugin, scope, key, Value::to_string).await
+    }
+
+    async fn read<T>(
+        &self,
+        plugin: &str,
+        scope: &Scope,
+        key: &str,
+        take: impl Fn(&Value) -> T,
+    ) -> Result<T, StoreError> {
         let registered = {
             let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
             fields(&all, plugin, scope.kind()).is_some_and(|fields| fields.contains_key(key))
         };
         if registered && let Some(value) = self.stored(plugin, scope).await.get(key) {
-            return Ok(value.clone());
+            return Ok(take(value));
         }
         self.default_of(plugin, scope.kind(), key)
+            .map(|value| take(&value))
     }
 
     /// The whole document: defaults overlaid with what is stored.
@@ -633,12 +654,24 @@ const UPSERT: &str = "INSERT INTO config_entries (plugin, scope, scope_id, docum
      ON CONFLICT (plugin, scope, scope_id) DO UPDATE SET plugin = excluded.plugin \
      RETURNING document, version";
 
+/// `plugin␟kind␟id`, built without the formatting machinery: it runs on every read.
 fn cache_key(plugin: &str, scope: &Scope) -> Arc<str> {
-    Arc::from(format!(
-        "{plugin}\u{1f}{}\u{1f}{}",
-        scope.kind().name(),
-        scope.id()
-    ))
+    let kind = scope.kind().name();
+    let mut key = String::with_capacity(plugin.len() + kind.len() + 40);
+    key.push_str(plugin);
+    key.push('\u{1f}');
+    key.push_str(kind);
+    key.push('\u{1f}');
+    match scope {
+        Scope::Global => {}
+        Scope::Guild(id) | Scope::Channel(id) | Scope::User(id) => key.push_str(id),
+        Scope::Member { guild, user } => {
+            key.push_str(guild);
+            key.push(':');
+            key.push_str(user);
+        }
+    }
+    Arc::from(key)
 }
 
 fn parse(text: &str) -> Result<Document, StoreError> {
