@@ -60,30 +60,46 @@ pub fn register(kind: ScopeKind, defaults: &impl Serialize) -> Result<(), Config
     wit::register(kind, &encode("the defaults", defaults)?)
 }
 
-/// One field's value: what is stored in `scope`, else its default.
-pub fn get<T: DeserializeOwned>(scope: &Scope, key: &str) -> Result<T, ConfigError> {
-    decode(key, &wit::get(scope, key)?)
-}
+/// The typed calls over one of the two interfaces (`config`, `host-config`): they differ
+/// only in whose namespace they reach.
+macro_rules! typed_calls {
+    ($wit:ident) => {
+        /// One field's value: what is stored in `scope`, else its default.
+        pub fn get<T: serde::de::DeserializeOwned>(
+            scope: &Scope,
+            key: &str,
+        ) -> Result<T, ConfigError> {
+            $crate::config::decode(key, &$wit::get(scope, key)?)
+        }
 
-/// Every field of `scope` as one record: the defaults overlaid with what is stored.
-pub fn document<T: DeserializeOwned>(scope: &Scope) -> Result<T, ConfigError> {
-    decode("the document", &wit::document(scope)?)
-}
+        /// Every field of `scope` as one record: the defaults overlaid with what is stored.
+        pub fn document<T: serde::de::DeserializeOwned>(scope: &Scope) -> Result<T, ConfigError> {
+            $crate::config::decode("the document", &$wit::document(scope)?)
+        }
 
-/// Stores one field's value; every host sees it on its next read.
-pub fn set(scope: &Scope, key: &str, value: &impl Serialize) -> Result<(), ConfigError> {
-    wit::set(scope, key, &encode(key, value)?)
-}
+        /// Stores one field's value; every host sees it on its next read.
+        pub fn set(
+            scope: &Scope,
+            key: &str,
+            value: &impl serde::Serialize,
+        ) -> Result<(), ConfigError> {
+            $wit::set(scope, key, &$crate::config::encode(key, value)?)
+        }
 
-/// Removes one field's stored value, so its default applies again.
-pub fn delete(scope: &Scope, key: &str) -> Result<(), ConfigError> {
-    wit::delete(scope, key)
-}
+        /// Removes one field's stored value, so its default applies again.
+        pub fn delete(scope: &Scope, key: &str) -> Result<(), ConfigError> {
+            $wit::delete(scope, key)
+        }
 
-/// The fields registered for the scope's kind.
-pub fn keys(scope: &Scope) -> Result<Vec<String>, ConfigError> {
-    wit::keys(scope)
+        /// The fields registered for the scope's kind.
+        pub fn keys(scope: &Scope) -> Result<Vec<String>, ConfigError> {
+            $wit::keys(scope)
+        }
+    };
 }
+pub(crate) use typed_calls;
+
+typed_calls!(wit);
 
 pub(crate) fn encode(what: &str, value: &impl Serialize) -> Result<String, ConfigError> {
     serde_json::to_string(value).map_err(|error| {

@@ -32,11 +32,9 @@
 //! export_plugin!(Prefix);
 //! ```
 
-use serde::{Serialize, de::DeserializeOwned};
-
 use crate::{
     bindings::wasmbot::plugin::host_config as wit,
-    config::{ConfigError, Scope, decode, encode},
+    config::{ConfigError, Scope},
 };
 
 /// A guild's command prefix (text, 1 to 16 bytes, no spaces).
@@ -46,27 +44,4 @@ pub const STAFF_ROLES: &str = "staff-roles";
 /// The role AI features play in a guild (text).
 pub const AI_ROLE_PROMPT: &str = "ai-role-prompt";
 
-/// One field's value: what is stored in `scope`, else its default.
-pub fn get<T: DeserializeOwned>(scope: &Scope, key: &str) -> Result<T, ConfigError> {
-    decode(key, &wit::get(scope, key)?)
-}
-
-/// Every field of `scope` as one record.
-pub fn document<T: DeserializeOwned>(scope: &Scope) -> Result<T, ConfigError> {
-    decode("the document", &wit::document(scope)?)
-}
-
-/// Stores one field's value; every host uses it from its next message.
-pub fn set(scope: &Scope, key: &str, value: &impl Serialize) -> Result<(), ConfigError> {
-    wit::set(scope, key, &encode(key, value)?)
-}
-
-/// Removes one field's stored value, so the host's default applies again.
-pub fn delete(scope: &Scope, key: &str) -> Result<(), ConfigError> {
-    wit::delete(scope, key)
-}
-
-/// The host's fields for the scope's kind.
-pub fn keys(scope: &Scope) -> Result<Vec<String>, ConfigError> {
-    wit::keys(scope)
-}
+crate::config::typed_calls!(wit);

@@ -242,6 +242,16 @@ impl Registry {
             .await?;
         let _change = self.changes.lock().await;
         let mut next = Snapshot::clone(&self.current.load());
+        // The watcher and the start-up scan can load the same bytes at once: the second
+        // finds the first's work done.
+        if let Some(installed) = next.plugin(plugin.name())
+            && installed.source() == path
+            && installed.digest() == plugin.digest()
+        {
+            return Ok(Change::Unchanged {
+                plugin: plugin.name().to_owned(),
+            });
+        }
         // The file may have held another plugin before: that one goes.
         let previous_owner = next.files.get(path).cloned();
         if let Some(owner) = previous_owner.filter(|owner| owner != plugin.name()) {
