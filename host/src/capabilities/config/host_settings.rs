@@ -36,11 +36,7 @@ pub fn check(key: &str, value: &Value) -> Result<(), StoreError> {
         })
     };
     match (key, value) {
-        (PREFIX, Value::String(prefix))
-            if prefix.is_empty()
-                || prefix.len() > MAX_PREFIX_BYTES
-                || prefix.chars().any(|c| c.is_whitespace() || c.is_control()) =>
-        {
+        (PREFIX, Value::String(prefix)) if !usable_prefix(prefix) => {
             invalid("a prefix is 1 to 16 bytes, without spaces")
         }
         (STAFF_ROLES, Value::Array(roles))
@@ -54,6 +50,12 @@ pub fn check(key: &str, value: &Value) -> Result<(), StoreError> {
     }
 }
 
+fn usable_prefix(prefix: &str) -> bool {
+    !prefix.is_empty()
+        && prefix.len() <= MAX_PREFIX_BYTES
+        && !prefix.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
 /// What the dispatcher needs of a guild's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GuildSettings {
@@ -64,18 +66,22 @@ pub struct GuildSettings {
 }
 
 impl GuildSettings {
-    /// Reads a guild's settings; the configured prefix where the stored one is unusable
+    /// Reads a guild's settings (field by field: the AI role prompt, which can be long, is
+    /// not copied on every message); the configured prefix where the stored one is unusable
     /// (a row edited outside the bot).
     pub async fn read(store: &ConfigStore, guild: &str, bot: &BotConfig) -> Self {
-        let document = store.document(HOST, &Scope::Guild(guild.to_owned())).await;
-        let prefix = match document.get(PREFIX) {
-            Some(value @ Value::String(prefix)) if check(PREFIX, value).is_ok() => prefix.clone(),
+        let scope = Scope::Guild(guild.to_owned());
+        let prefix = match store.get(HOST, &scope, PREFIX).await {
+            Ok(Value::String(prefix)) if usable_prefix(&prefix) => prefix,
             _ => bot.prefix.clone(),
         };
-        let staff_roles = match document.get(STAFF_ROLES) {
-            Some(Value::Array(roles)) => roles
-                .iter()
-                .filter_map(|role| role.as_str().map(str::to_owned))
+        let staff_roles = match store.get(HOST, &scope, STAFF_ROLES).await {
+            Ok(Value::Array(roles)) => roles
+                .into_iter()
+                .filter_map(|role| match role {
+                    Value::String(id) => Some(id),
+                    _ => None,
+                })
                 .collect(),
             _ => Vec::new(),
         };
