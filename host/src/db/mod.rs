@@ -2,6 +2,10 @@
 //! default (nothing to install), Postgres when `DATABASE_URL` says so. Migrations live in
 //! `migrations/<backend>/` and are embedded in the binary.
 
+mod retry;
+
+pub use retry::{DbError, ErrorClass, RetryPolicy};
+
 use std::time::Duration;
 
 use anyhow::Context;
@@ -29,6 +33,8 @@ pub struct DatabaseConfig {
     pub acquire_timeout_ms: u64,
     /// How long an unused connection stays open, in milliseconds.
     pub idle_timeout_ms: u64,
+    /// Retries of transient failures (`[database.retry]`).
+    pub retry: RetryPolicy,
 }
 
 impl Default for DatabaseConfig {
@@ -39,6 +45,7 @@ impl Default for DatabaseConfig {
             min_connections: 2,
             acquire_timeout_ms: 20_000,
             idle_timeout_ms: 30_000,
+            retry: RetryPolicy::default(),
         }
     }
 }
@@ -57,6 +64,7 @@ pub enum Backend {
 pub struct Database {
     pool: AnyPool,
     backend: Backend,
+    retry: RetryPolicy,
 }
 
 impl Database {
@@ -76,7 +84,11 @@ impl Database {
             .idle_timeout(Duration::from_millis(config.idle_timeout_ms))
             .connect_lazy(&config.url)
             .with_context(|| format!("database url {}", redact(&config.url)))?;
-        Ok(Self { pool, backend })
+        Ok(Self {
+            pool,
+            backend,
+            retry: config.retry,
+        })
     }
 
     /// Applies the embedded migrations not applied yet, in order, once.
@@ -94,6 +106,29 @@ impl Database {
     /// The pool, for the capabilities' queries.
     pub fn pool(&self) -> &AnyPool {
         &self.pool
+    }
+
+    /// Runs one call through the retry policy: transient failures are tried again with
+    /// backoff, the rest fail at once; the error says which class it was.
+    pub async fn run<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.retry.run(what, call).await
+    }
+
+    /// Runs one call once, its error classified: for callers with a fallback of their own.
+    pub async fn run_once<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        let once = RetryPolicy {
+            tries: 1,
+            ..self.retry
+        };
+        once.run(what, call).await
     }
 
     /// Which database this is.

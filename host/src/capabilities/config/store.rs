@@ -21,7 +21,10 @@ use super::{
     l2::L2,
     scope::{Scope, ScopeKind},
 };
-use crate::{config::Config, db::Database};
+use crate::{
+    config::Config,
+    db::{Database, DbError},
+};
 
 /// A settings document: field name → value.
 pub type Document = Map<String, Value>;
@@ -119,6 +122,12 @@ pub enum StoreError {
     /// The database could not be reached or refused the write.
     #[error("the database is unavailable: {0}")]
     Unavailable(String),
+}
+
+impl From<DbError> for StoreError {
+    fn from(error: DbError) -> Self {
+        StoreError::Unavailable(error.to_string())
+    }
 }
 
 /// Counters of the store.
@@ -553,7 +562,7 @@ impl ConfigStore {
             return Ok(document);
         }
         self.stats.db_reads.fetch_add(1, Ordering::Relaxed);
-        let (document, version) = self.row(plugin, scope).await?;
+        let (document, version) = self.row(plugin, scope, false).await?;
         if let Some(l2) = &self.l2 {
             let ttl = self.config.ttl(scope.kind());
             l2.put(key, &document, version, ttl).await;
@@ -561,17 +570,28 @@ impl ConfigStore {
         Ok(document)
     }
 
-    /// The stored document and its version, the row created empty when missing.
-    async fn row(&self, plugin: &str, scope: &Scope) -> Result<(Document, i64), StoreError> {
+    /// The stored document and its version, the row created empty when missing. A write
+    /// retries transient failures; a read does not (it has its fallbacks, and a message
+    /// should not wait on backoff).
+    async fn row(
+        &self,
+        plugin: &str,
+        scope: &Scope,
+        write: bool,
+    ) -> Result<(Document, i64), StoreError> {
+        let upsert = || {
+            sqlx::query(UPSERT)
+                .bind(plugin)
+                .bind(scope.kind().name())
+                .bind(scope.id())
+                .bind(now_ms())
+                .fetch_one(self.db.pool())
+        };
+        let row = match write {
+            true => self.db.run("config.write", upsert).await?,
+            false => self.db.run_once("config.read", upsert).await?,
+        };
         let unavailable = |e: sqlx::Error| StoreError::Unavailable(e.to_string());
-        let row = sqlx::query(UPSERT)
-            .bind(plugin)
-            .bind(scope.kind().name())
-            .bind(scope.id())
-            .bind(now_ms())
-            .fetch_one(self.db.pool())
-            .await
-            .map_err(unavailable)?;
         let document = parse(&row.try_get::<String, _>(0).map_err(unavailable)?)?;
         Ok((document, row.try_get(1).map_err(unavailable)?))
     }
@@ -584,24 +604,25 @@ impl ConfigStore {
         scope: &Scope,
         change: impl Fn(&mut Document),
     ) -> Result<(), StoreError> {
-        let unavailable = |e: sqlx::Error| StoreError::Unavailable(e.to_string());
         for _ in 0..8 {
-            let (mut document, version) = self.row(plugin, scope).await?;
+            let (mut document, version) = self.row(plugin, scope, true).await?;
             change(&mut document);
             let text = Value::Object(document.clone()).to_string();
-            let written = sqlx::query(
-                "UPDATE config_entries SET document = $1, version = version + 1, updated_at = $2 \
-                 WHERE plugin = $3 AND scope = $4 AND scope_id = $5 AND version = $6",
-            )
-            .bind(text)
-            .bind(now_ms())
-            .bind(plugin)
-            .bind(scope.kind().name())
-            .bind(scope.id())
-            .bind(version)
-            .execute(self.db.pool())
-            .await
-            .map_err(unavailable)?;
+            let update = || {
+                sqlx::query(
+                    "UPDATE config_entries SET document = $1, version = version + 1, \
+                     updated_at = $2 \
+                     WHERE plugin = $3 AND scope = $4 AND scope_id = $5 AND version = $6",
+                )
+                .bind(text.clone())
+                .bind(now_ms())
+                .bind(plugin)
+                .bind(scope.kind().name())
+                .bind(scope.id())
+                .bind(version)
+                .execute(self.db.pool())
+            };
+            let written = self.db.run("config.write", update).await?;
             if written.rows_affected() == 1 {
                 let key = cache_key(plugin, scope);
                 // Redis first: a read of this host between the two would otherwise find

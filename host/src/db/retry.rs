@@ -1,0 +1,185 @@
+//! Every database call's error is classified here, and the transient ones are retried with
+//! exponential backoff and jitter (backon); the rest fail at once. The class and whether a
+//! retry could help travel with the error to plugins and to the admin API.
+
+use std::{fmt, future::Future, time::Duration};
+
+use backon::{ExponentialBuilder, Retryable};
+use serde::{Deserialize, Serialize};
+
+/// What kind of failure a database error is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorClass {
+    /// The connection broke or could not be made (network, server restart, too many clients).
+    ConnectionLost,
+    /// No connection came free in time.
+    PoolTimeout,
+    /// A transaction lost a race (serialization failure, deadlock, a busy SQLite file).
+    Serialization,
+    /// The data broke a constraint (unique, foreign key, not null, check).
+    Constraint,
+    /// The statement or its parameters are wrong (syntax, unknown table, type mismatch).
+    BadQuery,
+    /// Anything else: configuration, migrations, a crashed driver.
+    Fatal,
+}
+
+impl ErrorClass {
+    /// Whether trying again could succeed.
+    pub fn retryable(self) -> bool {
+        matches!(
+            self,
+            ErrorClass::ConnectionLost | ErrorClass::PoolTimeout | ErrorClass::Serialization
+        )
+    }
+
+    /// The name in logs and in errors sent to plugins.
+    pub fn name(self) -> &'static str {
+        match self {
+            ErrorClass::ConnectionLost => "connection-lost",
+            ErrorClass::PoolTimeout => "pool-timeout",
+            ErrorClass::Serialization => "serialization",
+            ErrorClass::Constraint => "constraint",
+            ErrorClass::BadQuery => "bad-query",
+            ErrorClass::Fatal => "fatal",
+        }
+    }
+
+    /// The class of a sqlx error, from the SQLSTATE on Postgres and the result code on
+    /// SQLite.
+    pub fn of(error: &sqlx::Error) -> Self {
+        match error {
+            sqlx::Error::PoolTimedOut => ErrorClass::PoolTimeout,
+            sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::Protocol(_) => {
+                ErrorClass::ConnectionLost
+            }
+            sqlx::Error::Database(database) => {
+                if !matches!(database.kind(), sqlx::error::ErrorKind::Other) {
+                    return ErrorClass::Constraint;
+                }
+                database
+                    .code()
+                    .map_or(ErrorClass::Fatal, |code| Self::of_code(&code))
+            }
+            sqlx::Error::RowNotFound
+            | sqlx::Error::TypeNotFound { .. }
+            | sqlx::Error::ColumnIndexOutOfBounds { .. }
+            | sqlx::Error::ColumnNotFound(_)
+            | sqlx::Error::ColumnDecode { .. }
+            | sqlx::Error::Encode(_)
+            | sqlx::Error::Decode(_)
+            | sqlx::Error::InvalidArgument(_) => ErrorClass::BadQuery,
+            _ => ErrorClass::Fatal,
+        }
+    }
+
+    /// Postgres SQLSTATEs are five characters; SQLite's codes are numbers (the primary code
+    /// in the low byte of an extended one).
+    fn of_code(code: &str) -> Self {
+        if let Ok(sqlite) = code.parse::<u32>()
+            && code.len() < 5
+        {
+            return match sqlite & 0xff {
+                5 | 6 => ErrorClass::Serialization, // SQLITE_BUSY, SQLITE_LOCKED
+                19 => ErrorClass::Constraint,
+                1 | 20 | 25 => ErrorClass::BadQuery, // SQLITE_ERROR, MISMATCH, RANGE
+                10 | 14 => ErrorClass::ConnectionLost, // SQLITE_IOERR, CANTOPEN
+                _ => ErrorClass::Fatal,
+            };
+        }
+        match code {
+            "40001" | "40P01" => ErrorClass::Serialization,
+            // Admin shutdown, crash shutdown, cannot connect now, too many connections.
+            "57P01" | "57P02" | "57P03" | "53300" => ErrorClass::ConnectionLost,
+            _ => match code.get(..2) {
+                Some("08") => ErrorClass::ConnectionLost,
+                Some("23") => ErrorClass::Constraint,
+                Some("22" | "42") => ErrorClass::BadQuery,
+                Some("40") => ErrorClass::Serialization,
+                _ => ErrorClass::Fatal,
+            },
+        }
+    }
+}
+
+impl fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A database call that failed, after its retries.
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{what}: {class} database error after {attempts} attempt(s): {message}")]
+pub struct DbError {
+    /// What the call was for, e.g. `config.write`.
+    pub what: &'static str,
+    /// The kind of failure.
+    pub class: ErrorClass,
+    /// Tries made.
+    pub attempts: u32,
+    /// The driver's message.
+    pub message: String,
+}
+
+impl DbError {
+    /// Whether trying again later could succeed.
+    pub fn retryable(&self) -> bool {
+        self.class.retryable()
+    }
+}
+
+/// The `[database]` keys of retries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Tries in all, the first included (1: no retry).
+    pub tries: u32,
+    /// The wait before the first retry; it doubles (with jitter) for each next one.
+    pub first_delay_ms: u64,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            tries: 3,
+            first_delay_ms: 1_000,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// Runs `call` (a fresh statement each time) until it succeeds, fails with an error a
+    /// retry cannot help, or has been tried `tries` times.
+    pub async fn run<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        let mut attempts = 0;
+        let counted = || {
+            attempts += 1;
+            call()
+        };
+        let backoff = ExponentialBuilder::default()
+            .with_min_delay(Duration::from_millis(self.first_delay_ms))
+            .with_max_times(self.tries.saturating_sub(1) as usize)
+            .with_jitter();
+        let result = counted
+            .retry(backoff)
+            .when(|error| ErrorClass::of(error).retryable())
+            .notify(|error, wait| {
+                tracing::warn!(
+                    what,
+                    class = ErrorClass::of(error).name(),
+                    "database call failed, retrying in {wait:?}: {error}"
+                );
+            })
+            .await;
+        result.map_err(|error| DbError {
+            what,
+            class: ErrorClass::of(&error),
+            attempts,
+            message: error.to_string(),
+        })
+    }
+}

@@ -1,0 +1,139 @@
+//! The one place database errors are classified and transient ones retried, against the
+//! real Postgres and SQLite.
+
+use std::time::Duration;
+
+use sqlx::AssertSqlSafe;
+use wasmbot::db::{Database, DatabaseConfig, ErrorClass, RetryPolicy};
+use wasmbot_tests::{postgres_url, unique};
+
+fn database(url: &str, max_connections: u32, acquire_ms: u64) -> Database {
+    Database::connect(&DatabaseConfig {
+        url: url.to_owned(),
+        max_connections,
+        min_connections: 0,
+        acquire_timeout_ms: acquire_ms,
+        retry: RetryPolicy {
+            tries: 3,
+            first_delay_ms: 10,
+        },
+        ..DatabaseConfig::default()
+    })
+    .unwrap()
+}
+
+/// Runs `sql` (a test's own text) and returns how it failed.
+async fn class_of(db: &Database, sql: &str) -> (ErrorClass, u32) {
+    let error = db
+        .run("test", || {
+            sqlx::query(AssertSqlSafe(sql.to_owned())).execute(db.pool())
+        })
+        .await
+        .expect_err(sql);
+    (error.class, error.attempts)
+}
+
+async fn execute(db: &Database, sql: &str) {
+    let query = sqlx::query(AssertSqlSafe(sql.to_owned()));
+    query.execute(db.pool()).await.unwrap();
+}
+
+#[tokio::test]
+async fn postgres_errors_are_classified_and_only_transient_ones_retried() {
+    let db = database(&postgres_url(), 2, 1_000);
+    let table = unique("t").replace('-', "_");
+    execute(&db, &format!("CREATE TABLE {table} (id INT PRIMARY KEY)")).await;
+    let insert = format!("INSERT INTO {table} VALUES (1)");
+    execute(&db, &insert).await;
+
+    assert_eq!(class_of(&db, &insert).await, (ErrorClass::Constraint, 1));
+    assert_eq!(class_of(&db, "SELEC 1").await, (ErrorClass::BadQuery, 1));
+    assert_eq!(
+        class_of(&db, "SELECT * FROM no_such_table").await,
+        (ErrorClass::BadQuery, 1)
+    );
+    let raise =
+        |code: &str| format!("DO $$ BEGIN RAISE EXCEPTION 'test' USING ERRCODE = '{code}'; END $$");
+    assert_eq!(
+        class_of(&db, &raise("40001")).await,
+        (ErrorClass::Serialization, 3)
+    );
+    assert_eq!(
+        class_of(&db, &raise("40P01")).await,
+        (ErrorClass::Serialization, 3)
+    );
+    assert_eq!(
+        class_of(&db, &raise("53300")).await,
+        (ErrorClass::ConnectionLost, 3)
+    );
+    assert_eq!(class_of(&db, &raise("XX000")).await, (ErrorClass::Fatal, 1));
+    execute(&db, &format!("DROP TABLE {table}")).await;
+
+    let nowhere = database("postgres://postgres@127.0.0.1:1/test", 1, 200);
+    let (class, attempts) = class_of(&nowhere, "SELECT 1").await;
+    assert!(class.retryable(), "{class}");
+    assert_eq!(attempts, 3);
+}
+
+#[tokio::test]
+async fn sqlite_errors_are_classified() {
+    let folder = tempfile::tempdir().unwrap();
+    let db = database(
+        &format!("sqlite://{}/t.db?mode=rwc", folder.path().display()),
+        1,
+        1_000,
+    );
+    execute(&db, "CREATE TABLE t (id INTEGER PRIMARY KEY)").await;
+    execute(&db, "INSERT INTO t VALUES (1)").await;
+    assert_eq!(
+        class_of(&db, "INSERT INTO t VALUES (1)").await,
+        (ErrorClass::Constraint, 1)
+    );
+    assert_eq!(class_of(&db, "SELEC 1").await, (ErrorClass::BadQuery, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_busy_pool_times_out_and_is_retried() {
+    let db = database(&postgres_url(), 1, 100);
+    let held = db.pool().acquire().await.unwrap();
+    let (class, attempts) = class_of(&db, "SELECT 1").await;
+    assert_eq!((class, attempts), (ErrorClass::PoolTimeout, 3));
+    drop(held);
+    db.run("test", || sqlx::query("SELECT 1").execute(db.pool()))
+        .await
+        .unwrap();
+}
+
+/// The server drops the connection in the middle of a statement: the retry runs it again on
+/// a new connection and succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_connection_is_retried_on_a_new_one() {
+    let db = database(&postgres_url(), 2, 5_000);
+    let side = database(&postgres_url(), 1, 5_000);
+    let marker = unique("dropped").replace('-', "_");
+    let sleep = format!("SELECT pg_sleep(0.5) AS {marker}");
+    let killer = tokio::spawn(async move {
+        let find = format!(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+             WHERE query LIKE '%AS {marker}' AND pid <> pg_backend_pid()"
+        );
+        for _ in 0..200 {
+            let query = sqlx::query(AssertSqlSafe(find.clone()));
+            let killed = query.fetch_all(side.pool()).await.unwrap();
+            if !killed.is_empty() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the statement never showed up in pg_stat_activity");
+    });
+    let mut attempts = 0;
+    db.run("test", || {
+        attempts += 1;
+        sqlx::query(AssertSqlSafe(sleep.clone())).execute(db.pool())
+    })
+    .await
+    .unwrap();
+    killer.await.unwrap();
+    assert_eq!(attempts, 2, "one failure, one retry");
+}
