@@ -74,6 +74,7 @@ async fn run(db: &Database, wasm: &Path, config: StoreConfig, label: &str, run_i
     host_config.runtime.cache_dir = PathBuf::new();
     let services = Services {
         config: Some(store),
+        ..Services::default()
     };
     let runtime = Runtime::new(Arc::new(host_config.clone()), services).expect("runtime");
     let registry = Registry::new(runtime);
@@ -115,6 +116,7 @@ async fn plugin_reads(db: &Database, probe: &Path, run_id: &str) {
     let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
     let services = Services {
         config: Some(Arc::clone(&store)),
+        ..Services::default()
     };
     let mut config = Config::default();
     config.runtime.cache_dir = PathBuf::new();

@@ -18,7 +18,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    capabilities::{Capability, config::StoreConfig},
+    capabilities::{Capability, config::StoreConfig, counters::CountersConfig},
     db::DatabaseConfig,
     http::AdminConfig,
 };
@@ -39,6 +39,8 @@ pub struct Config {
     pub redis: RedisConfig,
     /// The admin HTTP API.
     pub admin: AdminConfig,
+    /// Write-behind counters.
+    pub counters: CountersConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.

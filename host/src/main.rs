@@ -10,6 +10,7 @@ use wasmbot::{
     capabilities::{
         Services,
         config::{ConfigStore, Scope},
+        counters::WriteBehind,
     },
     config::Config,
     db::{Database, redact},
@@ -108,8 +109,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let store = Arc::new(ConfigStore::open(&config).await?);
+    let counters = WriteBehind::new(store.database().clone(), &config.counters);
+    let flusher = counters.start();
     let services = Services {
         config: Some(Arc::clone(&store)),
+        counters: Some(Arc::clone(&counters)),
     };
     let registry = Registry::new(Runtime::new(Arc::clone(&config), services)?);
     let dir = &config.runtime.plugins_dir;
@@ -146,10 +150,41 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
         config.bot.prefix
     );
     let input = BufReader::new(tokio::io::stdin());
-    tokio::select! {
+    let result = tokio::select! {
         result = console::run(&dispatcher, input) => result,
-        _ = tokio::signal::ctrl_c() => Ok(()),
+        () = shutdown_signal() => Ok(()),
+    };
+    // Whatever the way out, the counters' pending amounts are written.
+    flusher.abort();
+    let written = counters.flush_all().await;
+    tracing::info!(
+        written,
+        left = counters.pending(),
+        "counters flushed; stopped"
+    );
+    result
+}
+
+/// Ctrl-C, or SIGTERM from a service manager.
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let mut terminate =
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(signal) => signal,
+                Err(error) => {
+                    tracing::warn!("cannot listen for SIGTERM: {error}");
+                    let _ = tokio::signal::ctrl_c().await;
+                    return;
+                }
+            };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = terminate.recv() => {}
+        }
     }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
 }
 
 /// Stops a background task when the bot stops.

@@ -156,3 +156,41 @@ async fn the_cli_invalidates_through_the_admin_api() {
         .unwrap();
     assert!(!ok && text.contains("cannot reach the admin API"), "{text}");
 }
+
+/// SIGTERM (a service manager stopping the bot) is a clean stop: pending counters are
+/// written and the exit is a success.
+#[test]
+fn sigterm_flushes_and_exits_cleanly() {
+    use std::io::{BufRead, BufReader};
+
+    let folder = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("--plugins-dir")
+        .arg(folder.path())
+        .env("WASMBOT_RUNTIME__HOT_RELOAD", "false")
+        .env(
+            "WASMBOT_DATABASE__URL",
+            format!("sqlite://{}/bot.db?mode=rwc", folder.path().display()),
+        )
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The console's greeting means the bot is up and waiting for input.
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    stdout.read_line(&mut line).unwrap();
+    assert!(line.starts_with("wasmbot console"), "{line}");
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let output = child.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("counters flushed; stopped"), "{stderr}");
+}

@@ -78,6 +78,7 @@ impl TestHost {
         let bot = config.bot.clone();
         let services = Services {
             config: Some(store),
+            ..Services::default()
         };
         let registry = Registry::new(Runtime::new(Arc::new(config), services)?);
         for file in files {

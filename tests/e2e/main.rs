@@ -3,6 +3,7 @@
 
 mod config_store;
 mod console;
+mod counters;
 mod database;
 mod loading;
 mod plugin_config;

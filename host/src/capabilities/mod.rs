@@ -4,6 +4,7 @@
 //! the allowed set is computed once per load ([`Allowed`]) and checked at every call.
 
 pub mod config;
+pub mod counters;
 mod log;
 
 pub(crate) use log::truncate;
@@ -109,6 +110,8 @@ pub fn allowed(asked: &[String], granted: &[String]) -> Result<Allowed, GrantErr
 pub struct Services {
     /// The config store (capabilities `config` and `host-config`).
     pub config: Option<Arc<ConfigStore>>,
+    /// Write-behind counters.
+    pub counters: Option<Arc<counters::WriteBehind>>,
 }
 
 /// Links every capability's interface (and the WASI basics plugins are built against).

@@ -326,6 +326,11 @@ impl ConfigStore {
         Ok(self)
     }
 
+    /// The database it reads and writes (the host's one pool).
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
     /// Its configuration (limits, time to live).
     pub fn config(&self) -> &StoreConfig {
         &self.config

@@ -1,0 +1,128 @@
+//! Writing what accumulated: keys quiet for long enough, or everything at shutdown.
+
+use std::{
+    sync::{Arc, atomic::Ordering},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use super::{CounterKey, Pending, WriteBehind};
+use crate::db::DbError;
+
+/// Adds the amount when the thread is the stored one, restarts from it otherwise.
+const UPSERT: &str = "INSERT INTO counters (plugin, counter, subject, thread_id, total, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6) \
+     ON CONFLICT (plugin, counter, subject) DO UPDATE SET \
+     total = CASE WHEN counters.thread_id = excluded.thread_id \
+             THEN counters.total + excluded.total ELSE excluded.total END, \
+     thread_id = excluded.thread_id, updated_at = excluded.updated_at";
+
+impl WriteBehind {
+    /// Writes the keys that have been quiet for the configured time; returns how many.
+    pub async fn flush_quiet(&self) -> usize {
+        let due = self.take(|pending| pending.last.elapsed() >= self.quiet);
+        self.write_all(due).await
+    }
+
+    /// Writes everything pending (at shutdown); returns how many keys.
+    pub async fn flush_all(&self) -> usize {
+        let due = self.take(|_| true);
+        self.write_all(due).await
+    }
+
+    /// Flushes quiet keys every `tick` until the returned task is aborted. Abort it, then
+    /// call [`WriteBehind::flush_all`], at shutdown.
+    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let tick = (self.quiet / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let counters = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(tick);
+            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                interval.tick().await;
+                counters.flush_quiet().await;
+            }
+        })
+    }
+
+    fn take(&self, due: impl Fn(&Pending) -> bool) -> Vec<(CounterKey, Pending)> {
+        let mut pending = self.lock();
+        let keys: Vec<CounterKey> = pending
+            .iter()
+            .filter(|(_, waiting)| due(waiting))
+            .map(|(key, _)| key.clone())
+            .collect();
+        self.writing.fetch_add(keys.len(), Ordering::AcqRel);
+        keys.into_iter()
+            .filter_map(|key| pending.remove(&key).map(|waiting| (key, waiting)))
+            .collect()
+    }
+
+    async fn write_all(&self, due: Vec<(CounterKey, Pending)>) -> usize {
+        let mut written = 0;
+        for (key, waiting) in due {
+            match self.write(&key, &waiting).await {
+                Ok(()) => written += 1,
+                Err(error) => {
+                    tracing::warn!(
+                        plugin = %key.plugin,
+                        counter = %key.counter,
+                        "counter not written, kept for the next flush: {error}"
+                    );
+                    self.keep(key, waiting);
+                }
+            }
+            self.writing.fetch_sub(1, Ordering::AcqRel);
+        }
+        written
+    }
+
+    /// Puts an unwritten amount back, merged with what arrived meanwhile in the same thread.
+    fn keep(&self, key: CounterKey, unwritten: Pending) {
+        let mut pending = self.lock();
+        match pending.get_mut(&key) {
+            Some(newer) if newer.thread == unwritten.thread => {
+                newer.amount = newer.amount.saturating_add(unwritten.amount);
+            }
+            // A newer thread restarted the total: the old thread's amount no longer counts.
+            Some(_) => {}
+            None => {
+                pending.insert(
+                    key,
+                    Pending {
+                        last: Instant::now(),
+                        ..unwritten
+                    },
+                );
+            }
+        }
+    }
+
+    pub(super) async fn write(&self, key: &CounterKey, waiting: &Pending) -> Result<(), DbError> {
+        let result = self
+            .db
+            .run("counters.write", || {
+                sqlx::query(UPSERT)
+                    .bind(&key.plugin)
+                    .bind(&key.counter)
+                    .bind(&key.subject)
+                    .bind(&waiting.thread)
+                    .bind(waiting.amount)
+                    .bind(now_ms())
+                    .execute(self.db.pool())
+            })
+            .await;
+        match &result {
+            Ok(_) => self.stats.writes.fetch_add(1, Ordering::Relaxed),
+            Err(_) => self.stats.failed_writes.fetch_add(1, Ordering::Relaxed),
+        };
+        result.map(|_| ())
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}

@@ -1,0 +1,162 @@
+//! Write-behind counters: "user X was active", "thread T used N tokens". Amounts accumulate
+//! in memory per key; a key is written once it has been quiet for a while (every event
+//! restarts its timer), with one upsert whose SQL does the addition, so two hosts flushing
+//! the same key never lose an increment. Everything pending is written on shutdown.
+
+mod flush;
+
+use std::{
+    collections::HashMap,
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, AtomicUsize, Ordering},
+    },
+    time::{Duration, Instant},
+};
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Database, DbError};
+
+/// The `[counters]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct CountersConfig {
+    /// How long a key must be quiet before its total is written, in milliseconds.
+    pub quiet_ms: u64,
+}
+
+impl Default for CountersConfig {
+    fn default() -> Self {
+        Self { quiet_ms: 600_000 }
+    }
+}
+
+/// Which total an amount adds to.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterKey {
+    /// The plugin that counts (its namespace).
+    pub plugin: String,
+    /// What is counted, e.g. `tokens`.
+    pub counter: String,
+    /// Whom or what it is counted for, e.g. a user id.
+    pub subject: String,
+}
+
+/// What is waiting to be written for one key.
+#[derive(Debug, Clone)]
+struct Pending {
+    amount: i64,
+    thread: String,
+    last: Instant,
+}
+
+/// Counters of the write-behind itself.
+#[derive(Debug, Default)]
+pub struct CounterStats {
+    /// Amounts recorded.
+    pub recorded: AtomicU64,
+    /// Amounts of zero or less, skipped.
+    pub skipped: AtomicU64,
+    /// Upserts written.
+    pub writes: AtomicU64,
+    /// Writes that failed (their amounts were kept for the next flush).
+    pub failed_writes: AtomicU64,
+}
+
+/// The write-behind of one host.
+pub struct WriteBehind {
+    db: Database,
+    quiet: Duration,
+    pending: Mutex<HashMap<CounterKey, Pending>>,
+    /// Keys taken out of `pending` whose write has not finished.
+    writing: AtomicUsize,
+    stats: CounterStats,
+}
+
+impl WriteBehind {
+    /// A write-behind over `db` (migrated).
+    pub fn new(db: Database, config: &CountersConfig) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            quiet: Duration::from_millis(config.quiet_ms),
+            pending: Mutex::default(),
+            writing: AtomicUsize::new(0),
+            stats: CounterStats::default(),
+        })
+    }
+
+    /// Its counters.
+    pub fn stats(&self) -> &CounterStats {
+        &self.stats
+    }
+
+    /// Keys waiting to be written, or being written.
+    pub fn pending(&self) -> usize {
+        self.lock().len() + self.writing.load(Ordering::Acquire)
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<CounterKey, Pending>> {
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Adds `amount` to `key`'s total in `thread`. An amount of zero or less is skipped
+    /// and logged. When the thread differs from the one accumulating, what accumulated is
+    /// written first (it belongs to the old thread) and the new thread starts from `amount`
+    /// (if that write fails, nothing is lost that counts: the new thread restarts the total).
+    pub async fn record(&self, key: CounterKey, amount: i64, thread: &str) {
+        if amount <= 0 {
+            self.stats.skipped.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(
+                plugin = %key.plugin,
+                counter = %key.counter,
+                amount,
+                "counter amount of zero or less skipped"
+            );
+            return;
+        }
+        self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+        let previous_thread = {
+            let mut pending = self.lock();
+            let now = Instant::now();
+            match pending.get_mut(&key) {
+                Some(waiting) if waiting.thread == thread => {
+                    waiting.amount = waiting.amount.saturating_add(amount);
+                    waiting.last = now;
+                    None
+                }
+                _ => pending.insert(
+                    key.clone(),
+                    Pending {
+                        amount,
+                        thread: thread.to_owned(),
+                        last: now,
+                    },
+                ),
+            }
+        };
+        if let Some(old) = previous_thread
+            && let Err(error) = self.write(&key, &old).await
+        {
+            tracing::warn!(plugin = %key.plugin, counter = %key.counter, "{error}");
+        }
+    }
+
+    /// The stored total of `key` and its thread (what has been written, not what waits).
+    pub async fn stored(&self, key: &CounterKey) -> Result<Option<(i64, String)>, DbError> {
+        let row = self
+            .db
+            .run("counters.read", || {
+                sqlx::query_as::<_, (i64, String)>(
+                    "SELECT total, thread_id FROM counters \
+                     WHERE plugin = $1 AND counter = $2 AND subject = $3",
+                )
+                .bind(&key.plugin)
+                .bind(&key.counter)
+                .bind(&key.subject)
+                .fetch_optional(self.db.pool())
+            })
+            .await?;
+        Ok(row)
+    }
+}

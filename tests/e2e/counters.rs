@@ -1,0 +1,194 @@
+//! Write-behind counters against the real Postgres and SQLite: one write per key per quiet
+//! period, exact totals, thread semantics, shutdown flush, two hosts flushing at once.
+
+use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
+
+use wasmbot::{
+    capabilities::counters::{CounterKey, CountersConfig, WriteBehind},
+    db::{Database, DatabaseConfig, RetryPolicy},
+};
+use wasmbot_tests::{postgres_url, unique};
+
+async fn database(url: &str) -> Database {
+    let db = Database::connect(&DatabaseConfig {
+        url: url.to_owned(),
+        max_connections: 4,
+        min_connections: 0,
+        retry: RetryPolicy {
+            tries: 3,
+            first_delay_ms: 10,
+        },
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    db.migrate().await.unwrap();
+    db
+}
+
+/// The shared Postgres and a private SQLite file (its folder lives as long as the entry).
+async fn backends() -> Vec<(Option<tempfile::TempDir>, Database)> {
+    let folder = tempfile::tempdir().unwrap();
+    let sqlite = database(&format!(
+        "sqlite://{}/c.db?mode=rwc",
+        folder.path().display()
+    ))
+    .await;
+    vec![
+        (Some(folder), sqlite),
+        (None, database(&postgres_url()).await),
+    ]
+}
+
+fn key(plugin: &str, subject: &str) -> CounterKey {
+    CounterKey {
+        plugin: plugin.to_owned(),
+        counter: "tokens".to_owned(),
+        subject: subject.to_owned(),
+    }
+}
+
+fn counters(db: Database, quiet_ms: u64) -> Arc<WriteBehind> {
+    WriteBehind::new(db, &CountersConfig { quiet_ms })
+}
+
+/// Waits until nothing is pending (a bound so a stuck flusher fails the test; not a speed
+/// bar).
+async fn drained(counters: &WriteBehind) {
+    for _ in 0..1_000 {
+        if counters.pending() == 0 {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    panic!("{} keys never flushed", counters.pending());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_events_for_a_hundred_users_make_a_hundred_writes() {
+    for (_folder, db) in backends().await {
+        let plugin = unique("activity");
+        // A burst well inside one quiet period: each user's amounts become one write.
+        let counters = counters(db, 1_000);
+        let flusher = counters.start();
+        for event in 0..10_000_i64 {
+            let user = format!("u{}", event % 100);
+            counters
+                .record(key(&plugin, &user), event % 7 + 1, "t")
+                .await;
+        }
+        drained(&counters).await;
+        flusher.abort();
+        assert!(counters.stats().writes.load(Ordering::Relaxed) <= 100);
+        for user in 0..100_i64 {
+            let expected: i64 = (0..10_000_i64)
+                .filter(|e| e % 100 == user)
+                .map(|e| e % 7 + 1)
+                .sum();
+            let stored = counters
+                .stored(&key(&plugin, &format!("u{user}")))
+                .await
+                .unwrap();
+            assert_eq!(stored, Some((expected, "t".to_owned())), "user {user}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_new_thread_restarts_the_total_and_nothing_waits_past_shutdown() {
+    for (_folder, db) in backends().await {
+        let plugin = unique("threads");
+        // Never quiet long enough: only flush_all writes.
+        let counters = counters(db, 3_600_000);
+        let user = key(&plugin, "u1");
+        counters.record(user.clone(), 5, "t1").await;
+        counters.record(user.clone(), 3, "t1").await;
+        assert_eq!(
+            counters.stored(&user).await.unwrap(),
+            None,
+            "nothing written yet"
+        );
+        assert_eq!(counters.flush_all().await, 1);
+        assert_eq!(
+            counters.stored(&user).await.unwrap(),
+            Some((8, "t1".into()))
+        );
+
+        counters.record(user.clone(), 2, "t1").await;
+        counters.flush_all().await;
+        assert_eq!(
+            counters.stored(&user).await.unwrap(),
+            Some((10, "t1".into())),
+            "same thread grows"
+        );
+
+        counters.record(user.clone(), 4, "t2").await;
+        counters.flush_all().await;
+        assert_eq!(
+            counters.stored(&user).await.unwrap(),
+            Some((4, "t2".into())),
+            "a new thread restarts"
+        );
+
+        // A change of thread while amounts wait: the old thread's are written first.
+        counters.record(user.clone(), 1, "t2").await;
+        counters.record(user.clone(), 6, "t3").await;
+        assert_eq!(
+            counters.stored(&user).await.unwrap(),
+            Some((5, "t2".into()))
+        );
+        counters.flush_all().await;
+        assert_eq!(
+            counters.stored(&user).await.unwrap(),
+            Some((6, "t3".into()))
+        );
+
+        counters.record(user.clone(), 0, "t3").await;
+        counters.record(user.clone(), -2, "t3").await;
+        assert_eq!(counters.pending(), 0);
+        assert_eq!(counters.stats().skipped.load(Ordering::Relaxed), 2);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_flushing_the_same_users_keep_exact_totals() {
+    let plugin = unique("shared");
+    let (a, b) = (
+        counters(database(&postgres_url()).await, 3_600_000),
+        counters(database(&postgres_url()).await, 3_600_000),
+    );
+    for round in 0..20 {
+        for user in 0..10 {
+            a.record(key(&plugin, &format!("u{user}")), 1, "t").await;
+            b.record(key(&plugin, &format!("u{user}")), 2, "t").await;
+        }
+        // Both hosts write the same rows at the same time.
+        let (written_a, written_b) = tokio::join!(a.flush_all(), b.flush_all());
+        assert_eq!((written_a, written_b), (10, 10), "round {round}");
+    }
+    for user in 0..10 {
+        let stored = a.stored(&key(&plugin, &format!("u{user}"))).await.unwrap();
+        assert_eq!(stored, Some((60, "t".into())), "user {user}");
+    }
+}
+
+#[tokio::test]
+async fn an_unreachable_database_keeps_the_amounts_for_the_next_flush() {
+    let db = Database::connect(&DatabaseConfig {
+        url: "postgres://postgres@127.0.0.1:1/none".into(),
+        min_connections: 0,
+        acquire_timeout_ms: 100,
+        retry: RetryPolicy {
+            tries: 2,
+            first_delay_ms: 10,
+        },
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    let counters = counters(db, 3_600_000);
+    counters.record(key("p", "u1"), 3, "t").await;
+    assert_eq!(counters.flush_all().await, 0);
+    assert_eq!(counters.pending(), 1, "kept");
+    counters.record(key("p", "u1"), 2, "t").await;
+    assert_eq!(counters.pending(), 1);
+    assert_eq!(counters.stats().failed_writes.load(Ordering::Relaxed), 1);
+}
