@@ -140,9 +140,9 @@ impl Default for PluginPolicy {
             cpu_ms: 100,
             wall_ms: 30_000,
             memory_mib: 64,
-            // A plugin's own settings are namespaced, so granting them hurts no one;
-            // `host-config` is granted by name only.
-            grants: [Capability::Log, Capability::Config]
+            // A plugin's own settings and counters are namespaced, so granting them hurts
+            // no one; `host-config` is granted by name only.
+            grants: [Capability::Log, Capability::Config, Capability::Counters]
                 .map(|c| c.name().to_owned())
                 .to_vec(),
             enabled: true,
@@ -301,7 +301,7 @@ mod tests {
         assert_eq!(policy.cpu_budget(), Duration::from_millis(100));
         assert_eq!(policy.wall_budget(), Duration::from_secs(30));
         assert_eq!(policy.memory_bytes(), 64 << 20);
-        assert_eq!(policy.grants, vec!["log", "config"]);
+        assert_eq!(policy.grants, vec!["log", "config", "counters"]);
         assert_eq!(config.bot.prefix, "!");
         config.validate().unwrap();
     }

@@ -58,6 +58,7 @@ mod actions;
 #[cfg(all(feature = "build", not(target_arch = "wasm32")))]
 pub mod build;
 pub mod config;
+pub mod counters;
 mod events;
 pub mod host_config;
 pub mod log;

@@ -22,20 +22,20 @@ use std::{
 };
 
 use futures::future::BoxFuture;
+pub use wasmbot::{
+    capabilities::config::ConfigStore,
+    config::Config,
+    dispatch::Outcome,
+    runtime::bindings::types::{Action, Outgoing},
+};
 use wasmbot::{
-    capabilities::Services,
+    capabilities::{Services, counters::WriteBehind},
     dispatch::{Dispatcher, Outlet},
     platforms::console,
     runtime::{
         Registry, Runtime,
         bindings::types::{Event, Platform},
     },
-};
-pub use wasmbot::{
-    capabilities::config::ConfigStore,
-    config::Config,
-    dispatch::Outcome,
-    runtime::bindings::types::{Action, Outgoing},
 };
 
 /// An in-process host with some plugins loaded, recording what they send.
@@ -76,9 +76,10 @@ impl TestHost {
         files: &[PathBuf],
     ) -> anyhow::Result<Self> {
         let bot = config.bot.clone();
+        let counters = WriteBehind::new(store.database().clone(), &config.counters);
         let services = Services {
             config: Some(store),
-            ..Services::default()
+            counters: Some(counters),
         };
         let registry = Registry::new(Runtime::new(Arc::new(config), services)?);
         for file in files {
@@ -94,6 +95,16 @@ impl TestHost {
             outlet,
             _database: None,
         })
+    }
+
+    /// The host's write-behind counters (`flush_all` writes what plugins counted).
+    pub fn counters(&self) -> Option<&Arc<WriteBehind>> {
+        self.dispatcher
+            .registry()
+            .runtime()
+            .services()
+            .counters
+            .as_ref()
     }
 
     /// The host's config store, to read or change what plugins see.

@@ -48,7 +48,11 @@ fn key(plugin: &str, subject: &str) -> CounterKey {
 }
 
 fn counters(db: Database, quiet_ms: u64) -> Arc<WriteBehind> {
-    WriteBehind::new(db, &CountersConfig { quiet_ms })
+    let config = CountersConfig {
+        quiet_ms,
+        ..CountersConfig::default()
+    };
+    WriteBehind::new(db, &config)
 }
 
 /// Waits until nothing is pending (a bound so a stuck flusher fails the test; not a speed
@@ -172,6 +176,40 @@ async fn two_hosts_flushing_the_same_users_keep_exact_totals() {
 }
 
 #[tokio::test]
+async fn past_its_key_limit_an_amount_is_written_at_once() {
+    let (_folder, db) = backends().await.remove(0);
+    let plugin = unique("full");
+    let config = CountersConfig {
+        quiet_ms: 3_600_000,
+        max_pending: 2,
+    };
+    let counters = WriteBehind::new(db, &config);
+    for user in 0..5 {
+        counters
+            .record(key(&plugin, &format!("u{user}")), 1, "t")
+            .await;
+    }
+    assert_eq!(counters.pending(), 2, "memory stays bounded");
+    assert_eq!(counters.stats().writes.load(Ordering::Relaxed), 3);
+    counters.record(key(&plugin, "u0"), 1, "t").await;
+    counters.flush_all().await;
+    let totals: Vec<_> = stored_totals(&counters, &plugin).await;
+    assert_eq!(totals, vec![2, 1, 1, 1, 1]);
+}
+
+async fn stored_totals(counters: &WriteBehind, plugin: &str) -> Vec<i64> {
+    let mut totals = Vec::new();
+    for user in 0..5 {
+        let stored = counters
+            .stored(&key(plugin, &format!("u{user}")))
+            .await
+            .unwrap();
+        totals.push(stored.map_or(0, |(total, _)| total));
+    }
+    totals
+}
+
+#[tokio::test]
 async fn an_unreachable_database_keeps_the_amounts_for_the_next_flush() {
     let db = Database::connect(&DatabaseConfig {
         url: "postgres://postgres@127.0.0.1:1/none".into(),
@@ -191,4 +229,30 @@ async fn an_unreachable_database_keeps_the_amounts_for_the_next_flush() {
     counters.record(key("p", "u1"), 2, "t").await;
     assert_eq!(counters.pending(), 1);
     assert_eq!(counters.stats().failed_writes.load(Ordering::Relaxed), 1);
+}
+
+/// Through a plugin: what it counts on every message is written once, on flush, exactly.
+#[tokio::test]
+async fn a_plugin_counts_every_message_without_a_write_per_message() {
+    let host = wasmbot_sdk::testing::TestHost::with_config(
+        wasmbot_tests::config(std::path::Path::new("")),
+        &[wasmbot_tests::plugin("counter-probe")],
+    )
+    .await
+    .unwrap();
+    let guild = unique("g");
+    for line in ["hello", "how are you", "fine"] {
+        assert!(host.say_in(&guild, line).await.is_empty());
+    }
+    let counters = host.counters().unwrap();
+    assert_eq!(counters.stats().writes.load(Ordering::Relaxed), 0);
+    assert_eq!(host.say_in(&guild, "!total").await, vec!["ok:none"]);
+    assert_eq!(counters.flush_all().await, 1);
+    let channel = wasmbot::platforms::console::CHANNEL;
+    assert_eq!(
+        host.say_in(&guild, "!total").await,
+        vec![format!("ok:20:{channel}")]
+    );
+    let bad = host.say_in(&guild, "!bad").await;
+    assert!(bad[0].contains("Invalid(\"the counter name must be"), "{bad:?}");
 }

@@ -23,6 +23,7 @@ const PLUGINS: &[&str] = &[
     "settings",
     "legacy",
     "config-probe",
+    "counter-probe",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

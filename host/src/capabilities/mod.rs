@@ -25,12 +25,18 @@ pub enum Capability {
     Config,
     /// `wasmbot:plugin/host-config`: the host's settings (prefix, staff roles...).
     HostConfig,
+    /// `wasmbot:plugin/counters`: write-behind counters.
+    Counters,
 }
 
 impl Capability {
     /// Every capability this host provides.
-    pub const ALL: &'static [Capability] =
-        &[Capability::Log, Capability::Config, Capability::HostConfig];
+    pub const ALL: &'static [Capability] = &[
+        Capability::Log,
+        Capability::Config,
+        Capability::HostConfig,
+        Capability::Counters,
+    ];
 
     /// The name used in manifests and in the operator's grants.
     pub fn name(self) -> &'static str {
@@ -38,6 +44,7 @@ impl Capability {
             Capability::Log => "log",
             Capability::Config => "config",
             Capability::HostConfig => "host-config",
+            Capability::Counters => "counters",
         }
     }
 

@@ -8,6 +8,7 @@ wasmtime::component::bindgen!({
     imports: {
         "wasmbot:plugin/config": async,
         "wasmbot:plugin/host-config": async,
+        "wasmbot:plugin/counters": async,
     },
     exports: { default: async },
     additional_derives: [PartialEq],

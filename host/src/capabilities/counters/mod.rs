@@ -4,6 +4,7 @@
 //! the same key never lose an increment. Everything pending is written on shutdown.
 
 mod flush;
+mod interface;
 
 use std::{
     collections::HashMap,
@@ -24,11 +25,16 @@ use crate::db::{Database, DbError};
 pub struct CountersConfig {
     /// How long a key must be quiet before its total is written, in milliseconds.
     pub quiet_ms: u64,
+    /// Keys accumulated in memory at most; past it, a new key's amount is written at once.
+    pub max_pending: usize,
 }
 
 impl Default for CountersConfig {
     fn default() -> Self {
-        Self { quiet_ms: 600_000 }
+        Self {
+            quiet_ms: 600_000,
+            max_pending: 100_000,
+        }
     }
 }
 
@@ -68,6 +74,7 @@ pub struct CounterStats {
 pub struct WriteBehind {
     db: Database,
     quiet: Duration,
+    max_pending: usize,
     pending: Mutex<HashMap<CounterKey, Pending>>,
     /// Keys taken out of `pending` whose write has not finished.
     writing: AtomicUsize,
@@ -80,6 +87,7 @@ impl WriteBehind {
         Arc::new(Self {
             db,
             quiet: Duration::from_millis(config.quiet_ms),
+            max_pending: config.max_pending,
             pending: Mutex::default(),
             writing: AtomicUsize::new(0),
             stats: CounterStats::default(),
@@ -116,27 +124,28 @@ impl WriteBehind {
             return;
         }
         self.stats.recorded.fetch_add(1, Ordering::Relaxed);
-        let previous_thread = {
+        let arrived = Pending {
+            amount,
+            thread: thread.to_owned(),
+            last: Instant::now(),
+        };
+        // What to write now: the old thread's amount, or this one when memory is full.
+        let write_now = {
             let mut pending = self.lock();
-            let now = Instant::now();
+            let full = pending.len() >= self.max_pending;
             match pending.get_mut(&key) {
                 Some(waiting) if waiting.thread == thread => {
                     waiting.amount = waiting.amount.saturating_add(amount);
-                    waiting.last = now;
+                    waiting.last = arrived.last;
                     None
                 }
-                _ => pending.insert(
-                    key.clone(),
-                    Pending {
-                        amount,
-                        thread: thread.to_owned(),
-                        last: now,
-                    },
-                ),
+                Some(_) => pending.insert(key.clone(), arrived),
+                None if full => Some(arrived),
+                None => pending.insert(key.clone(), arrived),
             }
         };
-        if let Some(old) = previous_thread
-            && let Err(error) = self.write(&key, &old).await
+        if let Some(now) = write_now
+            && let Err(error) = self.write(&key, &now).await
         {
             tracing::warn!(plugin = %key.plugin, counter = %key.counter, "{error}");
         }

@@ -1,0 +1,81 @@
+//! The `counters` interface: a plugin's amounts, checked against its grant, recorded in
+//! its own namespace.
+
+use super::{CounterKey, WriteBehind};
+use crate::{
+    capabilities::Capability,
+    runtime::{
+        HostState,
+        bindings::wasmbot::plugin::counters::{self as wit, CounterError},
+    },
+};
+
+/// The longest counter, subject or thread name.
+const MAX_NAME_BYTES: usize = 128;
+
+impl HostState {
+    fn counters(&mut self) -> Result<&WriteBehind, CounterError> {
+        if !self.allowed.contains(Capability::Counters) {
+            self.note_denied(Capability::Counters);
+            return Err(CounterError::Denied(
+                "the plugin may not use \"counters\": ask for it in the manifest and have the operator grant it".to_owned(),
+            ));
+        }
+        self.services
+            .counters
+            .as_deref()
+            .ok_or_else(|| CounterError::Unavailable("this host runs without counters".to_owned()))
+    }
+}
+
+impl wit::Host for HostState {
+    async fn add(
+        &mut self,
+        counter: String,
+        subject: String,
+        amount: i64,
+        thread: String,
+    ) -> Result<(), CounterError> {
+        check(&[
+            ("counter", &counter),
+            ("subject", &subject),
+            ("thread", &thread),
+        ])?;
+        let plugin = self.plugin.to_string();
+        let key = CounterKey {
+            plugin,
+            counter,
+            subject,
+        };
+        self.counters()?.record(key, amount, &thread).await;
+        Ok(())
+    }
+
+    async fn stored(
+        &mut self,
+        counter: String,
+        subject: String,
+    ) -> Result<Option<(i64, String)>, CounterError> {
+        check(&[("counter", &counter), ("subject", &subject)])?;
+        let key = CounterKey {
+            plugin: self.plugin.to_string(),
+            counter,
+            subject,
+        };
+        self.counters()?
+            .stored(&key)
+            .await
+            .map_err(|error| CounterError::Unavailable(error.to_string()))
+    }
+}
+
+fn check(names: &[(&str, &str)]) -> Result<(), CounterError> {
+    for (what, name) in names {
+        if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
+            return Err(CounterError::Invalid(format!(
+                "the {what} name must be 1 to {MAX_NAME_BYTES} bytes without control characters"
+            )));
+        }
+    }
+    Ok(())
+}
