@@ -18,7 +18,7 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    capabilities::{Capability, config::StoreConfig, counters::CountersConfig},
+    capabilities::{Capability, config::StoreConfig, counters::CountersConfig, state::StateConfig},
     db::DatabaseConfig,
     http::AdminConfig,
 };
@@ -41,6 +41,8 @@ pub struct Config {
     pub admin: AdminConfig,
     /// Write-behind counters.
     pub counters: CountersConfig,
+    /// Conversation state.
+    pub state: StateConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
@@ -140,11 +142,16 @@ impl Default for PluginPolicy {
             cpu_ms: 100,
             wall_ms: 30_000,
             memory_mib: 64,
-            // A plugin's own settings and counters are namespaced, so granting them hurts
-            // no one; `host-config` is granted by name only.
-            grants: [Capability::Log, Capability::Config, Capability::Counters]
-                .map(|c| c.name().to_owned())
-                .to_vec(),
+            // A plugin's own settings, counters and state are namespaced, so granting
+            // them hurts no one; `host-config` is granted by name only.
+            grants: [
+                Capability::Log,
+                Capability::Config,
+                Capability::Counters,
+                Capability::State,
+            ]
+            .map(|c| c.name().to_owned())
+            .to_vec(),
             enabled: true,
         }
     }
@@ -301,7 +308,7 @@ mod tests {
         assert_eq!(policy.cpu_budget(), Duration::from_millis(100));
         assert_eq!(policy.wall_budget(), Duration::from_secs(30));
         assert_eq!(policy.memory_bytes(), 64 << 20);
-        assert_eq!(policy.grants, vec!["log", "config", "counters"]);
+        assert_eq!(policy.grants, vec!["log", "config", "counters", "state"]);
         assert_eq!(config.bot.prefix, "!");
         config.validate().unwrap();
     }

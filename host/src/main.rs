@@ -11,6 +11,7 @@ use wasmbot::{
         Services,
         config::{ConfigStore, Scope},
         counters::WriteBehind,
+        state::StateStore,
     },
     config::Config,
     db::{Database, redact},
@@ -111,9 +112,12 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let store = Arc::new(ConfigStore::open(&config).await?);
     let counters = WriteBehind::new(store.database().clone(), &config.counters);
     let flusher = counters.start();
+    let state = StateStore::new(store.database().clone(), config.state.clone());
+    let _sweeper = AbortOnDrop(state.start_sweeper(std::time::Duration::from_secs(3600)));
     let services = Services {
         config: Some(Arc::clone(&store)),
         counters: Some(Arc::clone(&counters)),
+        state: Some(state),
     };
     let registry = Registry::new(Runtime::new(Arc::clone(&config), services)?);
     let dir = &config.runtime.plugins_dir;

@@ -63,6 +63,7 @@ mod events;
 pub mod host_config;
 pub mod log;
 mod manifest;
+pub mod state;
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod testing;
 

@@ -29,7 +29,7 @@ pub use wasmbot::{
     runtime::bindings::types::{Action, Outgoing},
 };
 use wasmbot::{
-    capabilities::{Services, counters::WriteBehind},
+    capabilities::{Services, counters::WriteBehind, state::StateStore},
     dispatch::{Dispatcher, Outlet},
     platforms::console,
     runtime::{
@@ -77,9 +77,11 @@ impl TestHost {
     ) -> anyhow::Result<Self> {
         let bot = config.bot.clone();
         let counters = WriteBehind::new(store.database().clone(), &config.counters);
+        let state = StateStore::new(store.database().clone(), config.state.clone());
         let services = Services {
             config: Some(store),
             counters: Some(counters),
+            state: Some(state),
         };
         let registry = Registry::new(Runtime::new(Arc::new(config), services)?);
         for file in files {

@@ -254,5 +254,8 @@ async fn a_plugin_counts_every_message_without_a_write_per_message() {
         vec![format!("ok:20:{channel}")]
     );
     let bad = host.say_in(&guild, "!bad").await;
-    assert!(bad[0].contains("Invalid(\"the counter name must be"), "{bad:?}");
+    assert!(
+        bad[0].contains("Invalid(\"the counter name must be"),
+        "{bad:?}"
+    );
 }

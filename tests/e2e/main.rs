@@ -10,3 +10,4 @@ mod plugin_config;
 mod plugins;
 mod reload;
 mod sandbox;
+mod state;

@@ -24,6 +24,7 @@ const PLUGINS: &[&str] = &[
     "legacy",
     "config-probe",
     "counter-probe",
+    "state-probe",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

@@ -6,6 +6,7 @@
 pub mod config;
 pub mod counters;
 mod log;
+pub mod state;
 
 pub(crate) use log::truncate;
 
@@ -27,6 +28,8 @@ pub enum Capability {
     HostConfig,
     /// `wasmbot:plugin/counters`: write-behind counters.
     Counters,
+    /// `wasmbot:plugin/state`: conversation state with a time to live.
+    State,
 }
 
 impl Capability {
@@ -36,6 +39,7 @@ impl Capability {
         Capability::Config,
         Capability::HostConfig,
         Capability::Counters,
+        Capability::State,
     ];
 
     /// The name used in manifests and in the operator's grants.
@@ -45,6 +49,7 @@ impl Capability {
             Capability::Config => "config",
             Capability::HostConfig => "host-config",
             Capability::Counters => "counters",
+            Capability::State => "state",
         }
     }
 
@@ -119,6 +124,8 @@ pub struct Services {
     pub config: Option<Arc<ConfigStore>>,
     /// Write-behind counters.
     pub counters: Option<Arc<counters::WriteBehind>>,
+    /// Conversation state.
+    pub state: Option<Arc<state::StateStore>>,
 }
 
 /// Links every capability's interface (and the WASI basics plugins are built against).

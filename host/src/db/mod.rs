@@ -163,6 +163,15 @@ fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
     }
 }
 
+/// Milliseconds since the Unix epoch, as the tables store times.
+pub(crate) fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| {
+            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
+        })
+}
+
 /// The URL without its password, for logs and errors.
 pub fn redact(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

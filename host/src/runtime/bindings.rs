@@ -9,6 +9,7 @@ wasmtime::component::bindgen!({
         "wasmbot:plugin/config": async,
         "wasmbot:plugin/host-config": async,
         "wasmbot:plugin/counters": async,
+        "wasmbot:plugin/state": async,
     },
     exports: { default: async },
     additional_derives: [PartialEq],

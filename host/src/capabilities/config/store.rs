@@ -9,7 +9,7 @@ use std::{
         Arc, RwLock,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use moka::{Expiry, future::Cache, notification::RemovalCause};
@@ -23,7 +23,7 @@ use super::{
 };
 use crate::{
     config::Config,
-    db::{Database, DbError},
+    db::{Database, DbError, now_ms},
 };
 
 /// A settings document: field name → value.
@@ -747,12 +747,4 @@ fn type_name(value: &Value) -> &'static str {
         Value::Array(_) => "a list",
         Value::Object(_) => "an object",
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }

@@ -2,11 +2,11 @@
 
 use std::{
     sync::{Arc, atomic::Ordering},
-    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+    time::{Duration, Instant},
 };
 
 use super::{CounterKey, Pending, WriteBehind};
-use crate::db::DbError;
+use crate::db::{DbError, now_ms};
 
 /// Adds the amount when the thread is the stored one, restarts from it otherwise.
 const UPSERT: &str = "INSERT INTO counters (plugin, counter, subject, thread_id, total, updated_at) \
@@ -117,12 +117,4 @@ impl WriteBehind {
         };
         result.map(|_| ())
     }
-}
-
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |elapsed| {
-            i64::try_from(elapsed.as_millis()).unwrap_or(i64::MAX)
-        })
 }

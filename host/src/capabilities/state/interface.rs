@@ -1,0 +1,91 @@
+//! The `state` interface: a plugin's conversation state, checked against its grant, in its
+//! own namespace.
+
+use std::time::Duration;
+
+use super::{Conversation, StateStore};
+use crate::{
+    capabilities::Capability,
+    runtime::{
+        HostState,
+        bindings::wasmbot::plugin::state::{self as wit, StateError},
+    },
+};
+
+/// The longest chat or user id.
+const MAX_ID_BYTES: usize = 128;
+
+impl HostState {
+    fn state(&mut self) -> Result<&StateStore, StateError> {
+        if !self.allowed.contains(Capability::State) {
+            self.note_denied(Capability::State);
+            return Err(StateError::Denied(
+                "the plugin may not use \"state\": ask for it in the manifest and have the operator grant it".to_owned(),
+            ));
+        }
+        self.services
+            .state
+            .as_deref()
+            .ok_or_else(|| StateError::Unavailable("this host runs without state".to_owned()))
+    }
+
+    fn conversation(&self, conversation: wit::Conversation) -> Result<Conversation, StateError> {
+        for (what, id) in [
+            ("chat", &conversation.chat_id),
+            ("user", &conversation.user_id),
+        ] {
+            if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) {
+                return Err(StateError::Invalid(format!(
+                    "the {what} id must be 1 to {MAX_ID_BYTES} bytes without control characters"
+                )));
+            }
+        }
+        Ok(Conversation {
+            plugin: self.plugin.to_string(),
+            platform: conversation.platform.name().to_owned(),
+            chat: conversation.chat_id,
+            user: conversation.user_id,
+        })
+    }
+}
+
+fn unavailable(error: crate::db::DbError) -> StateError {
+    StateError::Unavailable(error.to_string())
+}
+
+impl wit::Host for HostState {
+    async fn get(&mut self, conversation: wit::Conversation) -> Result<Option<String>, StateError> {
+        let conversation = self.conversation(conversation)?;
+        self.state()?.get(&conversation).await.map_err(unavailable)
+    }
+
+    async fn set(
+        &mut self,
+        conversation: wit::Conversation,
+        value: String,
+        ttl_seconds: u32,
+    ) -> Result<(), StateError> {
+        let conversation = self.conversation(conversation)?;
+        let store = self.state()?;
+        let limit = store.config().max_bytes;
+        if value.len() > limit {
+            return Err(StateError::TooLarge(format!(
+                "the state is {} bytes; the limit is {limit}",
+                value.len()
+            )));
+        }
+        let ttl = Duration::from_secs(u64::from(ttl_seconds));
+        store
+            .set(&conversation, &value, ttl)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn clear(&mut self, conversation: wit::Conversation) -> Result<(), StateError> {
+        let conversation = self.conversation(conversation)?;
+        self.state()?
+            .clear(&conversation)
+            .await
+            .map_err(unavailable)
+    }
+}

@@ -1,0 +1,155 @@
+//! Conversation state: one value per (plugin, platform, chat, user), kept in the database
+//! with a time to live, so a flow waiting for a reply survives a restart and can continue
+//! on another host. Expired values are never returned, and swept away in the background.
+
+mod interface;
+
+use std::{sync::Arc, time::Duration};
+
+use serde::{Deserialize, Serialize};
+
+use crate::db::{Database, DbError, now_ms};
+
+/// The `[state]` section.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct StateConfig {
+    /// The largest value, in bytes.
+    pub max_bytes: usize,
+    /// The longest time to live, in seconds.
+    pub max_ttl_s: u32,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        Self {
+            max_bytes: 16 << 10,
+            max_ttl_s: 7 * 24 * 3600,
+        }
+    }
+}
+
+/// Whose state: a plugin's, for one user in one chat of one platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Conversation {
+    /// The plugin (its namespace).
+    pub plugin: String,
+    /// The platform's name.
+    pub platform: String,
+    /// The chat, channel or thread.
+    pub chat: String,
+    /// The user.
+    pub user: String,
+}
+
+/// The conversation state of one host.
+pub struct StateStore {
+    db: Database,
+    config: StateConfig,
+}
+
+impl StateStore {
+    /// A store over `db` (migrated).
+    pub fn new(db: Database, config: StateConfig) -> Arc<Self> {
+        Arc::new(Self { db, config })
+    }
+
+    /// Its limits.
+    pub fn config(&self) -> &StateConfig {
+        &self.config
+    }
+
+    /// The value, unless none was set or it expired.
+    pub async fn get(&self, conversation: &Conversation) -> Result<Option<String>, DbError> {
+        let now = now_ms();
+        self.db
+            .run("state.read", || {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT value FROM flow_state WHERE plugin = $1 AND platform = $2 \
+                     AND chat_id = $3 AND user_id = $4 AND expires_at > $5",
+                )
+                .bind(&conversation.plugin)
+                .bind(&conversation.platform)
+                .bind(&conversation.chat)
+                .bind(&conversation.user)
+                .bind(now)
+                .fetch_optional(self.db.pool())
+            })
+            .await
+    }
+
+    /// Sets the value for `ttl` (cut to the configured longest). The caller checks the size.
+    pub async fn set(
+        &self,
+        conversation: &Conversation,
+        value: &str,
+        ttl: Duration,
+    ) -> Result<(), DbError> {
+        let ttl = ttl.min(Duration::from_secs(u64::from(self.config.max_ttl_s)));
+        let expires = now_ms().saturating_add(i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX));
+        self.db
+            .run("state.write", || {
+                sqlx::query(
+                    "INSERT INTO flow_state (plugin, platform, chat_id, user_id, value, expires_at) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (plugin, platform, chat_id, user_id) \
+                     DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at",
+                )
+                .bind(&conversation.plugin)
+                .bind(&conversation.platform)
+                .bind(&conversation.chat)
+                .bind(&conversation.user)
+                .bind(value)
+                .bind(expires)
+                .execute(self.db.pool())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Forgets the value.
+    pub async fn clear(&self, conversation: &Conversation) -> Result<(), DbError> {
+        self.db
+            .run("state.write", || {
+                sqlx::query(
+                    "DELETE FROM flow_state WHERE plugin = $1 AND platform = $2 \
+                     AND chat_id = $3 AND user_id = $4",
+                )
+                .bind(&conversation.plugin)
+                .bind(&conversation.platform)
+                .bind(&conversation.chat)
+                .bind(&conversation.user)
+                .execute(self.db.pool())
+            })
+            .await
+            .map(|_| ())
+    }
+
+    /// Deletes expired values; returns how many.
+    pub async fn sweep(&self) -> Result<u64, DbError> {
+        let now = now_ms();
+        let done = self
+            .db
+            .run("state.sweep", || {
+                sqlx::query("DELETE FROM flow_state WHERE expires_at <= $1")
+                    .bind(now)
+                    .execute(self.db.pool())
+            })
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Sweeps expired values every `every` until the task is aborted.
+    pub fn start_sweeper(self: &Arc<Self>, every: Duration) -> tokio::task::JoinHandle<()> {
+        let store = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut interval = tokio::time::interval(every);
+            loop {
+                interval.tick().await;
+                if let Err(error) = store.sweep().await {
+                    tracing::warn!("expired conversation state not swept: {error}");
+                }
+            }
+        })
+    }
+}
