@@ -129,3 +129,71 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
     );
     store.clear(&conversation("survey", "c1")).await.unwrap();
 }
+
+/// One pool per process, whatever the load: 200 events at once, each writing and reading
+/// its state, never hold more connections than the pool's limit (Postgres counts them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plugins_share_one_bounded_pool() {
+    let name = unique("pool").replace('-', "_");
+    let url = format!("{}?application_name={name}", postgres_url());
+    let mut config: Config = config(Path::new(""));
+    config.database.url = url;
+    config.database.max_connections = 4;
+    config.database.min_connections = 0;
+    let store = Arc::new(
+        wasmbot::capabilities::config::ConfigStore::open(&config)
+            .await
+            .unwrap(),
+    );
+    let host = Arc::new(
+        TestHost::with_store(config, store, &[plugin("state-probe")])
+            .await
+            .unwrap(),
+    );
+    let watcher = Database::connect(&DatabaseConfig {
+        url: postgres_url(),
+        max_connections: 1,
+        min_connections: 0,
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let sampler = {
+        let done = Arc::clone(&done);
+        let count =
+            format!("SELECT count(*) FROM pg_stat_activity WHERE application_name = '{name}'");
+        tokio::spawn(async move {
+            let mut most = 0_i64;
+            while !done.load(std::sync::atomic::Ordering::Relaxed) {
+                let query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count.clone()));
+                most = most.max(query.fetch_one(watcher.pool()).await.unwrap());
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            most
+        })
+    };
+    let events: Vec<_> = (0..200)
+        .map(|n| {
+            let host = Arc::clone(&host);
+            tokio::spawn(async move {
+                let guild = format!("g{n}");
+                let mut event = wasmbot::platforms::console::event_for_line(
+                    host.dispatcher(),
+                    &format!("!remember item {n}"),
+                )
+                .unwrap();
+                event.guild_id = Some(guild);
+                event.channel_id = format!("{}-c{n}", unique("pool"));
+                let (_, actions) = host.event(event).await;
+                assert_eq!(wasmbot_sdk::testing::texts(&actions), vec!["ok"]);
+            })
+        })
+        .collect();
+    for event in events {
+        event.await.unwrap();
+    }
+    done.store(true, std::sync::atomic::Ordering::Relaxed);
+    let most = sampler.await.unwrap();
+    assert!(most >= 1, "the sampler saw the pool at work");
+    assert!(most <= 4, "{most} connections for a pool of 4");
+}
