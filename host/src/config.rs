@@ -134,6 +134,8 @@ pub struct PluginPolicy {
     pub grants: Vec<String>,
     /// Set to false to keep the plugin's file in the folder without loading it.
     pub enabled: bool,
+    /// Messages kept in each conversation's history (capability `state`).
+    pub history_turns: u32,
 }
 
 impl Default for PluginPolicy {
@@ -153,6 +155,7 @@ impl Default for PluginPolicy {
             .map(|c| c.name().to_owned())
             .to_vec(),
             enabled: true,
+            history_turns: 5,
         }
     }
 }
@@ -171,6 +174,8 @@ pub struct PluginOverride {
     pub grants: Option<Vec<String>>,
     /// Overrides [`PluginPolicy::enabled`].
     pub enabled: Option<bool>,
+    /// Overrides [`PluginPolicy::history_turns`].
+    pub history_turns: Option<u32>,
 }
 
 impl PluginPolicy {
@@ -228,6 +233,7 @@ impl Config {
                 .clone()
                 .unwrap_or_else(|| defaults.grants.clone()),
             enabled: over.enabled.unwrap_or(defaults.enabled),
+            history_turns: over.history_turns.unwrap_or(defaults.history_turns),
         }
     }
 

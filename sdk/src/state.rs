@@ -1,6 +1,7 @@
 //! Conversation state: what a multi-step flow remembers between one user's messages in one
 //! chat, kept by the host in the database with a time to live, so the flow survives a
-//! restart and can continue on another host. The state is the plugin's own; the capability
+//! restart and can continue on another host; and the conversation's last few messages
+//! ([`remember`], [`history`]) to build AI prompts from. The state is the plugin's own; the capability
 //! is `state`, granted by default.
 //!
 //! ```
@@ -41,7 +42,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-pub use crate::bindings::wasmbot::plugin::state::{Conversation, StateError};
+pub use crate::bindings::wasmbot::plugin::state::{Conversation, StateError, Turn};
 use crate::{Event, PluginError, bindings::wasmbot::plugin::state as wit};
 
 /// The conversation's state, unless none was set, it expired, or it no longer reads as `T`
@@ -65,6 +66,22 @@ pub fn set(
 /// Forgets the conversation's state.
 pub fn clear(conversation: &Conversation) -> Result<(), StateError> {
     wit::clear(conversation)
+}
+
+/// Appends a message to the conversation's history; the host keeps only the last few
+/// (`history_turns`, 5 by default).
+pub fn remember(conversation: &Conversation, role: &str, text: &str) -> Result<(), StateError> {
+    wit::remember(conversation, role, text)
+}
+
+/// The conversation's history, oldest first: what an AI prompt is built from.
+pub fn history(conversation: &Conversation) -> Result<Vec<Turn>, StateError> {
+    wit::history(conversation)
+}
+
+/// Forgets the conversation's history.
+pub fn clear_history(conversation: &Conversation) -> Result<(), StateError> {
+    wit::clear_history(conversation)
 }
 
 impl Event {

@@ -66,7 +66,39 @@ async fn a_flow_keeps_its_state_across_a_restart() {
         assert_eq!(second.say_in(&guild, "!remember again").await, vec!["ok"]);
         assert_eq!(second.say_in(&guild, "!forget").await, vec!["ok"]);
         assert_eq!(second.say_in(&guild, "!recall").await, vec!["ok:none"]);
+
+        // The history keeps the last five messages (the default), oldest first.
+        for n in 1..=6 {
+            second.say_in(&guild, &format!("!say m{n}")).await;
+        }
+        assert_eq!(
+            second.say_in(&guild, "!say m7").await,
+            vec!["ok:m3|m4|m5|m6|m7"]
+        );
+        assert_eq!(second.say_in(&guild, "!forget").await, vec!["ok"]);
+        assert_eq!(second.say_in(&guild, "!say again").await, vec!["ok:again"]);
+        assert_eq!(second.say_in(&guild, "!forget").await, vec!["ok"]);
     }
+}
+
+#[tokio::test]
+async fn the_operator_sets_how_much_history_a_plugin_keeps() {
+    let mut config: Config = config(Path::new(""));
+    config.plugins.insert(
+        "state-probe".into(),
+        wasmbot::config::PluginOverride {
+            history_turns: Some(2),
+            ..Default::default()
+        },
+    );
+    let host = TestHost::with_config(config, &[plugin("state-probe")])
+        .await
+        .unwrap();
+    let guild = unique("g");
+    for line in ["!say a", "!say b"] {
+        host.say_in(&guild, line).await;
+    }
+    assert_eq!(host.say_in(&guild, "!say c").await, vec!["ok:b|c"]);
 }
 
 #[tokio::test]

@@ -28,6 +28,8 @@ pub struct HostState {
     pub(crate) memory: MemoryCap,
     pub(crate) cpu: CpuClock,
     pub(crate) services: Services,
+    /// Messages kept per conversation history, from the plugin's policy.
+    pub(crate) history_turns: u32,
     /// The config fields a plugin declares while it describes itself (`Some` only then).
     pub(crate) registrations: Option<Vec<(ScopeKind, Document)>>,
     wasi: Wasi,
@@ -53,6 +55,7 @@ impl HostState {
             memory: MemoryCap::new(policy.memory_bytes()),
             cpu: CpuClock::new(policy.cpu_budget(), tick),
             services,
+            history_turns: policy.history_turns,
             registrations: None,
             wasi,
             table: ResourceTable::new(),

@@ -14,6 +14,8 @@ use crate::{
 
 /// The longest chat or user id.
 const MAX_ID_BYTES: usize = 128;
+/// The longest role name in a history.
+const MAX_ROLE_BYTES: usize = 32;
 
 impl HostState {
     fn state(&mut self) -> Result<&StateStore, StateError> {
@@ -85,6 +87,62 @@ impl wit::Host for HostState {
         let conversation = self.conversation(conversation)?;
         self.state()?
             .clear(&conversation)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn remember(
+        &mut self,
+        conversation: wit::Conversation,
+        role: String,
+        text: String,
+    ) -> Result<(), StateError> {
+        let conversation = self.conversation(conversation)?;
+        if role.is_empty() || role.len() > MAX_ROLE_BYTES || role.chars().any(char::is_control) {
+            return Err(StateError::Invalid(format!(
+                "the role must be 1 to {MAX_ROLE_BYTES} bytes without control characters"
+            )));
+        }
+        let keep = self.history_turns;
+        let store = self.state()?;
+        let limit = store.config().max_bytes;
+        if text.len() > limit {
+            return Err(StateError::TooLarge(format!(
+                "the message is {} bytes; the limit is {limit}",
+                text.len()
+            )));
+        }
+        store
+            .remember(&conversation, &role, &text, keep)
+            .await
+            .map_err(unavailable)
+    }
+
+    async fn history(
+        &mut self,
+        conversation: wit::Conversation,
+    ) -> Result<Vec<wit::Turn>, StateError> {
+        let conversation = self.conversation(conversation)?;
+        let turns = self
+            .state()?
+            .history(&conversation)
+            .await
+            .map_err(unavailable)?;
+        Ok(turns
+            .into_iter()
+            .map(|turn| wit::Turn {
+                role: turn.role,
+                text: turn.text,
+                timestamp_ms: u64::try_from(turn.at_ms).unwrap_or_default(),
+            })
+            .collect())
+    }
+
+    async fn clear_history(&mut self, conversation: wit::Conversation) -> Result<(), StateError> {
+        let conversation = self.conversation(conversation)?;
+        let store = self.state()?;
+        store
+            .clear_history(&conversation)
             .await
             .map_err(unavailable)
     }

@@ -1,8 +1,12 @@
 //! Conversation state: one value per (plugin, platform, chat, user), kept in the database
 //! with a time to live, so a flow waiting for a reply survives a restart and can continue
 //! on another host. Expired values are never returned, and swept away in the background.
+//! Beside it, each conversation's last few messages, for AI prompts.
 
+mod history;
 mod interface;
+
+pub use history::Turn;
 
 use std::{sync::Arc, time::Duration};
 
