@@ -229,3 +229,57 @@ async fn plugins_share_one_bounded_pool() {
     assert!(most >= 1, "the sampler saw the pool at work");
     assert!(most <= 4, "{most} connections for a pool of 4");
 }
+
+/// The survey plugin: a flow across messages that a restart in the middle does not lose,
+/// its answers counted without a write per message.
+#[tokio::test]
+async fn the_survey_continues_after_a_restart_and_counts_answers() {
+    let folder = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/s.db?mode=rwc", folder.path().display());
+    let survey_host = || async {
+        let mut config: Config = config(Path::new(""));
+        config.database.url = url.clone();
+        let store = Arc::new(
+            wasmbot::capabilities::config::ConfigStore::open(&config)
+                .await
+                .unwrap(),
+        );
+        TestHost::with_store(config, store, &[plugin("survey")])
+            .await
+            .unwrap()
+    };
+    let first = survey_host().await;
+    assert!(first.say("hello").await.is_empty(), "no survey, no answer");
+    assert_eq!(first.say("!survey").await, vec!["1/3 What is your name?"]);
+    assert_eq!(
+        first.say("Ada").await,
+        vec!["2/3 Which city do you live in?"]
+    );
+    first.counters().unwrap().flush_all().await;
+    drop(first);
+
+    let second = survey_host().await;
+    assert_eq!(
+        second.say("London").await,
+        vec!["3/3 How did you hear about us?"]
+    );
+    assert_eq!(
+        second.say("a friend").await,
+        vec!["Thank you! You said: Ada / London / a friend"]
+    );
+    assert!(
+        second.say("anything else").await.is_empty(),
+        "the survey is over"
+    );
+    let counters = second.counters().unwrap();
+    counters.flush_all().await;
+    let key = wasmbot::capabilities::counters::CounterKey {
+        plugin: "survey".into(),
+        counter: "answers".into(),
+        subject: wasmbot::platforms::console::USER.into(),
+    };
+    assert_eq!(
+        counters.stored(&key).await.unwrap(),
+        Some((3, "survey".into()))
+    );
+}

@@ -14,6 +14,7 @@ use wasmbot_sdk::build::PluginBuild;
 const PLUGINS: &[&str] = &[
     "ping",
     "dice",
+    "survey",
     "echo",
     "misbehave",
     "ping-v2",
