@@ -240,6 +240,10 @@ impl Config {
     /// Rejects values that would make the runtime useless or unbounded.
     pub fn validate(&self) -> anyhow::Result<()> {
         let rt = &self.runtime;
+        anyhow::ensure!(
+            self.database.retry.tries >= 1,
+            "database.retry.tries must be at least 1 (1: no retry)"
+        );
         anyhow::ensure!(!self.bot.prefix.is_empty(), "bot.prefix must not be empty");
         anyhow::ensure!(
             (1..=100_000).contains(&rt.max_instances),
@@ -285,6 +289,10 @@ impl Config {
                 rt.epoch_tick_ms
             );
             anyhow::ensure!(policy.wall_ms > 0, "{section}.wall_ms must be at least 1");
+            anyhow::ensure!(
+                policy.history_turns <= 100,
+                "{section}.history_turns must be at most 100"
+            );
             anyhow::ensure!(
                 (1..=rt.max_memory_mib).contains(&policy.memory_mib),
                 "{section}.memory_mib must be between 1 and runtime.max_memory_mib ({})",

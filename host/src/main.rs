@@ -149,6 +149,7 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
 
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
     let dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
+    let stop = stop_requested()?;
     println!(
         "wasmbot console: type a message, e.g. {}ping; /press ID to click a button; /quit to leave.",
         config.bot.prefix
@@ -156,10 +157,10 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let input = BufReader::new(tokio::io::stdin());
     let result = tokio::select! {
         result = console::run(&dispatcher, input) => result,
-        () = shutdown_signal() => Ok(()),
+        () = stop => Ok(()),
     };
     // Whatever the way out, the counters' pending amounts are written.
-    flusher.abort();
+    flusher.stop().await;
     let written = counters.flush_all().await;
     tracing::info!(
         written,
@@ -169,26 +170,25 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     result
 }
 
-/// Ctrl-C, or SIGTERM from a service manager.
-async fn shutdown_signal() {
+/// Ctrl-C, or SIGTERM from a service manager. The handlers are installed by this call, not
+/// when the future is first polled, so a signal that comes early is not the default death.
+fn stop_requested() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
     {
-        let mut terminate =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(signal) => signal,
-                Err(error) => {
-                    tracing::warn!("cannot listen for SIGTERM: {error}");
-                    let _ = tokio::signal::ctrl_c().await;
-                    return;
-                }
-            };
-        tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
-            _ = terminate.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        let mut terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+        })
     }
     #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }
 
 /// Stops a background task when the bot stops.

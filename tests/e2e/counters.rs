@@ -81,7 +81,7 @@ async fn ten_thousand_events_for_a_hundred_users_make_a_hundred_writes() {
                 .await;
         }
         drained(&counters).await;
-        flusher.abort();
+        flusher.stop().await;
         assert!(counters.stats().writes.load(Ordering::Relaxed) <= 100);
         for user in 0..100_i64 {
             let expected: i64 = (0..10_000_i64)

@@ -11,6 +11,18 @@ use wasmbot::{
 use wasmbot_sdk::testing::TestHost;
 use wasmbot_tests::{config, plugin, postgres_url, unique};
 
+/// Types `line` in a chat of its own (state is per chat and user; the console's chat is the
+/// same in every run and the Postgres is shared).
+async fn say(host: &TestHost, chat: &str, line: &str) -> Vec<String> {
+    let Some(mut event) = wasmbot::platforms::console::event_for_line(host.dispatcher(), line)
+    else {
+        return Vec::new();
+    };
+    event.guild_id = Some(chat.to_owned());
+    event.channel_id = chat.to_owned();
+    wasmbot_sdk::testing::texts(&host.event(event).await.1)
+}
+
 /// A host whose database is the given one (so a second host can share it).
 async fn host(url: &str) -> TestHost {
     let mut config: Config = config(Path::new(""));
@@ -30,54 +42,52 @@ async fn a_flow_keeps_its_state_across_a_restart() {
     let folder = tempfile::tempdir().unwrap();
     let sqlite = format!("sqlite://{}/s.db?mode=rwc", folder.path().display());
     for url in [sqlite, postgres_url()] {
-        // The console's chat and user are the same in every run (state is per chat and
-        // user, not per guild): start clean.
         let first = host(&url).await;
         let guild = unique("g");
-        assert_eq!(first.say_in(&guild, "!forget").await, vec!["ok"]);
-        assert_eq!(first.say_in(&guild, "!recall").await, vec!["ok:none"]);
+        assert_eq!(say(&first, &guild, "!forget").await, vec!["ok"]);
+        assert_eq!(say(&first, &guild, "!recall").await, vec!["ok:none"]);
         assert_eq!(
-            first.say_in(&guild, "!remember question 2 of 3").await,
+            say(&first, &guild, "!remember question 2 of 3").await,
             vec!["ok"]
         );
         drop(first);
 
         let second = host(&url).await;
         assert_eq!(
-            second.say_in(&guild, "!recall").await,
+            say(&second, &guild, "!recall").await,
             vec!["ok:question 2 of 3"]
         );
-        let refused = second.say_in(&guild, "!hoard").await;
+        let refused = say(&second, &guild, "!hoard").await;
         assert!(
             refused[0].starts_with("err:StateError::TooLarge("),
             "{refused:?}"
         );
         assert_eq!(
-            second.say_in(&guild, "!recall").await,
+            say(&second, &guild, "!recall").await,
             vec!["ok:question 2 of 3"],
             "nothing written"
         );
-        assert_eq!(second.say_in(&guild, "!glimpse gone").await, vec!["ok"]);
+        assert_eq!(say(&second, &guild, "!glimpse gone").await, vec!["ok"]);
         assert_eq!(
-            second.say_in(&guild, "!recall").await,
+            say(&second, &guild, "!recall").await,
             vec!["ok:none"],
             "expired at once"
         );
-        assert_eq!(second.say_in(&guild, "!remember again").await, vec!["ok"]);
-        assert_eq!(second.say_in(&guild, "!forget").await, vec!["ok"]);
-        assert_eq!(second.say_in(&guild, "!recall").await, vec!["ok:none"]);
+        assert_eq!(say(&second, &guild, "!remember again").await, vec!["ok"]);
+        assert_eq!(say(&second, &guild, "!forget").await, vec!["ok"]);
+        assert_eq!(say(&second, &guild, "!recall").await, vec!["ok:none"]);
 
         // The history keeps the last five messages (the default), oldest first.
         for n in 1..=6 {
-            second.say_in(&guild, &format!("!say m{n}")).await;
+            say(&second, &guild, &format!("!say m{n}")).await;
         }
         assert_eq!(
-            second.say_in(&guild, "!say m7").await,
+            say(&second, &guild, "!say m7").await,
             vec!["ok:m3|m4|m5|m6|m7"]
         );
-        assert_eq!(second.say_in(&guild, "!forget").await, vec!["ok"]);
-        assert_eq!(second.say_in(&guild, "!say again").await, vec!["ok:again"]);
-        assert_eq!(second.say_in(&guild, "!forget").await, vec!["ok"]);
+        assert_eq!(say(&second, &guild, "!forget").await, vec!["ok"]);
+        assert_eq!(say(&second, &guild, "!say again").await, vec!["ok:again"]);
+        assert_eq!(say(&second, &guild, "!forget").await, vec!["ok"]);
     }
 }
 
@@ -96,9 +106,9 @@ async fn the_operator_sets_how_much_history_a_plugin_keeps() {
         .unwrap();
     let guild = unique("g");
     for line in ["!say a", "!say b"] {
-        host.say_in(&guild, line).await;
+        say(&host, &guild, line).await;
     }
-    assert_eq!(host.say_in(&guild, "!say c").await, vec!["ok:b|c"]);
+    assert_eq!(say(&host, &guild, "!say c").await, vec!["ok:b|c"]);
 }
 
 #[tokio::test]
@@ -110,6 +120,7 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
     })
     .unwrap();
     db.migrate().await.unwrap();
+    let store_db = db.clone();
     let store = StateStore::new(db, StateConfig::default());
     let user = unique("u");
     let conversation = |plugin: &str, chat: &str| Conversation {
@@ -150,7 +161,14 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
         )
         .await
         .unwrap();
-    assert!(store.sweep().await.unwrap() >= 1);
+    store.sweep().await.unwrap();
+    let left: i64 =
+        sqlx::query_scalar("SELECT count(*) FROM flow_state WHERE user_id = $1 AND chat_id = 'c3'")
+            .bind(&user)
+            .fetch_one(store_db.pool())
+            .await
+            .unwrap();
+    assert_eq!(left, 0, "the expired state was swept");
     assert_eq!(
         store
             .get(&conversation("survey", "c1"))
@@ -167,7 +185,9 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_share_one_bounded_pool() {
     let name = unique("pool").replace('-', "_");
-    let url = format!("{}?application_name={name}", postgres_url());
+    let base = postgres_url();
+    let joint = if base.contains('?') { '&' } else { '?' };
+    let url = format!("{base}{joint}application_name={name}");
     let mut config: Config = config(Path::new(""));
     config.database.url = url;
     config.database.max_connections = 4;

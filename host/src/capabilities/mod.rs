@@ -128,6 +128,17 @@ pub struct Services {
     pub state: Option<Arc<state::StateStore>>,
 }
 
+/// Checks a name or id a plugin passes: not empty, at most `max` bytes, no control
+/// characters (it ends up in keys, rows and logs).
+pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<(), String> {
+    if value.is_empty() || value.len() > max || value.chars().any(char::is_control) {
+        return Err(format!(
+            "the {what} must be 1 to {max} bytes without control characters"
+        ));
+    }
+    Ok(())
+}
+
 /// Links every capability's interface (and the WASI basics plugins are built against).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;

@@ -118,7 +118,18 @@ impl Database {
         self.retry.run(what, call).await
     }
 
-    /// Runs one call once, its error classified: for callers with a fallback of their own.
+    /// [`Database::run`] for a statement that adds (not idempotent): retried only when it
+    /// surely did not take effect.
+    pub async fn run_additive<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.retry.run_additive(what, call).await
+    }
+
+    /// Runs one call once, its error classified: for callers with a fallback of their own,
+    /// or on a plugin's call, which must not wait out a backoff.
     pub async fn run_once<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, DbError>
     where
         F: FnMut() -> Fut,

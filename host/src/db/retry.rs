@@ -25,6 +25,13 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// Whether the statement surely did not take effect, so even a statement that adds
+    /// (not idempotent) may run again: no connection was had, or the transaction was
+    /// rolled back.
+    pub fn surely_not_applied(self) -> bool {
+        matches!(self, ErrorClass::PoolTimeout | ErrorClass::Serialization)
+    }
+
     /// Whether trying again could succeed.
     pub fn retryable(self) -> bool {
         matches!(
@@ -54,7 +61,15 @@ impl ErrorClass {
                 ErrorClass::ConnectionLost
             }
             sqlx::Error::Database(database) => {
-                if !matches!(database.kind(), sqlx::error::ErrorKind::Other) {
+                use sqlx::error::ErrorKind;
+                if matches!(
+                    database.kind(),
+                    ErrorKind::UniqueViolation
+                        | ErrorKind::ForeignKeyViolation
+                        | ErrorKind::NotNullViolation
+                        | ErrorKind::CheckViolation
+                        | ErrorKind::ExclusionViolation
+                ) {
                     return ErrorClass::Constraint;
                 }
                 database
@@ -88,14 +103,16 @@ impl ErrorClass {
             };
         }
         match code {
-            "40001" | "40P01" => ErrorClass::Serialization,
+            // Rolled back for sure: trying again is safe. (40003, "statement completion
+            // unknown", is not: it may have committed.)
+            "40001" | "40P01" | "55P03" => ErrorClass::Serialization,
+            "40003" => ErrorClass::ConnectionLost,
             // Admin shutdown, crash shutdown, cannot connect now, too many connections.
             "57P01" | "57P02" | "57P03" | "53300" => ErrorClass::ConnectionLost,
             _ => match code.get(..2) {
                 Some("08") => ErrorClass::ConnectionLost,
                 Some("23") => ErrorClass::Constraint,
                 Some("22" | "42") => ErrorClass::BadQuery,
-                Some("40") => ErrorClass::Serialization,
                 _ => ErrorClass::Fatal,
             },
         }
@@ -129,8 +146,9 @@ impl DbError {
     }
 }
 
-/// The `[database]` keys of retries.
+/// The `[database.retry]` section.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct RetryPolicy {
     /// Tries in all, the first included (1: no retry).
     pub tries: u32,
@@ -150,7 +168,31 @@ impl Default for RetryPolicy {
 impl RetryPolicy {
     /// Runs `call` (a fresh statement each time) until it succeeds, fails with an error a
     /// retry cannot help, or has been tried `tries` times.
-    pub async fn run<T, F, Fut>(&self, what: &'static str, mut call: F) -> Result<T, DbError>
+    pub async fn run<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.run_if(what, call, ErrorClass::retryable).await
+    }
+
+    /// [`RetryPolicy::run`] for a statement that adds (a counter, a history row): retried
+    /// only when it surely did not take effect, so it never counts twice.
+    pub async fn run_additive<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: Future<Output = Result<T, sqlx::Error>>,
+    {
+        self.run_if(what, call, ErrorClass::surely_not_applied)
+            .await
+    }
+
+    async fn run_if<T, F, Fut>(
+        &self,
+        what: &'static str,
+        mut call: F,
+        again: fn(ErrorClass) -> bool,
+    ) -> Result<T, DbError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
@@ -166,7 +208,7 @@ impl RetryPolicy {
             .with_jitter();
         let result = counted
             .retry(backoff)
-            .when(|error| ErrorClass::of(error).retryable())
+            .when(|error| again(ErrorClass::of(error)))
             .notify(|error, wait| {
                 tracing::warn!(
                     what,

@@ -1,5 +1,7 @@
 //! Writing what accumulated: keys quiet for long enough, or everything at shutdown.
 
+use tokio::sync::Notify;
+
 use std::{
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
@@ -29,19 +31,24 @@ impl WriteBehind {
         self.write_all(due).await
     }
 
-    /// Flushes quiet keys every `tick` until the returned task is aborted. Abort it, then
-    /// call [`WriteBehind::flush_all`], at shutdown.
-    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Flushes quiet keys in the background until [`Flusher::stop`].
+    pub fn start(self: &Arc<Self>) -> Flusher {
         let tick = (self.quiet / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
         let counters = Arc::clone(self);
-        tokio::spawn(async move {
+        let stop = Arc::new(Notify::new());
+        let stopped = Arc::clone(&stop);
+        let task = tokio::spawn(async move {
             let mut interval = tokio::time::interval(tick);
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
-                interval.tick().await;
-                counters.flush_quiet().await;
+                // A flush under way is never cut short: stopping waits for it.
+                tokio::select! {
+                    _ = interval.tick() => counters.flush_quiet().await,
+                    () = stopped.notified() => break,
+                };
             }
-        })
+        });
+        Flusher { stop, task }
     }
 
     fn take(&self, due: impl Fn(&Pending) -> bool) -> Vec<(CounterKey, Pending)> {
@@ -60,9 +67,9 @@ impl WriteBehind {
     async fn write_all(&self, due: Vec<(CounterKey, Pending)>) -> usize {
         let mut written = 0;
         for (key, waiting) in due {
-            match self.write(&key, &waiting).await {
+            match self.write(&key, &waiting, false).await {
                 Ok(()) => written += 1,
-                Err(error) => {
+                Err(error) if error.retryable() => {
                     tracing::warn!(
                         plugin = %key.plugin,
                         counter = %key.counter,
@@ -70,6 +77,13 @@ impl WriteBehind {
                     );
                     self.keep(key, waiting);
                 }
+                // Trying again could not help (an overflowing total): said, and dropped.
+                Err(error) => tracing::error!(
+                    plugin = %key.plugin,
+                    counter = %key.counter,
+                    amount = waiting.amount,
+                    "counter dropped: {error}"
+                ),
             }
             self.writing.fetch_sub(1, Ordering::AcqRel);
         }
@@ -97,24 +111,49 @@ impl WriteBehind {
         }
     }
 
-    pub(super) async fn write(&self, key: &CounterKey, waiting: &Pending) -> Result<(), DbError> {
-        let result = self
-            .db
-            .run("counters.write", || {
-                sqlx::query(UPSERT)
-                    .bind(&key.plugin)
-                    .bind(&key.counter)
-                    .bind(&key.subject)
-                    .bind(&waiting.thread)
-                    .bind(waiting.amount)
-                    .bind(now_ms())
-                    .execute(self.db.pool())
-            })
-            .await;
+    /// One adding upsert, retried only when it surely did not take effect (it must never
+    /// add twice); `once` for a plugin's call, which must not wait out a backoff.
+    pub(super) async fn write(
+        &self,
+        key: &CounterKey,
+        waiting: &Pending,
+        once: bool,
+    ) -> Result<(), DbError> {
+        let upsert = || {
+            sqlx::query(UPSERT)
+                .bind(&key.plugin)
+                .bind(&key.counter)
+                .bind(&key.subject)
+                .bind(&waiting.thread)
+                .bind(waiting.amount)
+                .bind(now_ms())
+                .execute(self.db.pool())
+        };
+        let result = match once {
+            true => self.db.run_once("counters.write", upsert).await,
+            false => self.db.run_additive("counters.write", upsert).await,
+        };
         match &result {
             Ok(_) => self.stats.writes.fetch_add(1, Ordering::Relaxed),
             Err(_) => self.stats.failed_writes.fetch_add(1, Ordering::Relaxed),
         };
         result.map(|_| ())
+    }
+}
+
+/// The background flusher of a [`WriteBehind`].
+pub struct Flusher {
+    stop: Arc<Notify>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Flusher {
+    /// Stops it, waiting for a flush under way to finish (then call
+    /// [`WriteBehind::flush_all`]).
+    pub async fn stop(self) {
+        self.stop.notify_one();
+        if let Err(error) = self.task.await {
+            tracing::error!("the counters' flusher failed: {error}");
+        }
     }
 }

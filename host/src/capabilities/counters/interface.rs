@@ -3,7 +3,7 @@
 
 use super::{CounterKey, WriteBehind};
 use crate::{
-    capabilities::Capability,
+    capabilities::{Capability, check_name},
     runtime::{
         HostState,
         bindings::wasmbot::plugin::counters::{self as wit, CounterError},
@@ -12,6 +12,8 @@ use crate::{
 
 /// The longest counter, subject or thread name.
 const MAX_NAME_BYTES: usize = 128;
+/// The largest amount one call adds: totals stay far from overflowing.
+const MAX_AMOUNT: i64 = 1 << 40;
 
 impl HostState {
     fn counters(&mut self) -> Result<&WriteBehind, CounterError> {
@@ -41,6 +43,11 @@ impl wit::Host for HostState {
             ("subject", &subject),
             ("thread", &thread),
         ])?;
+        if amount > MAX_AMOUNT {
+            return Err(CounterError::Invalid(format!(
+                "an amount is at most {MAX_AMOUNT}"
+            )));
+        }
         let plugin = self.plugin.to_string();
         let key = CounterKey {
             plugin,
@@ -71,11 +78,7 @@ impl wit::Host for HostState {
 
 fn check(names: &[(&str, &str)]) -> Result<(), CounterError> {
     for (what, name) in names {
-        if name.is_empty() || name.len() > MAX_NAME_BYTES || name.chars().any(char::is_control) {
-            return Err(CounterError::Invalid(format!(
-                "the {what} name must be 1 to {MAX_NAME_BYTES} bytes without control characters"
-            )));
-        }
+        check_name(&format!("{what} name"), name, MAX_NAME_BYTES).map_err(CounterError::Invalid)?;
     }
     Ok(())
 }

@@ -1,10 +1,14 @@
 //! Write-behind counters: "user X was active", "thread T used N tokens". Amounts accumulate
 //! in memory per key; a key is written once it has been quiet for a while (every event
 //! restarts its timer), with one upsert whose SQL does the addition, so two hosts flushing
-//! the same key never lose an increment. Everything pending is written on shutdown.
+//! the same key never lose an increment of the same thread (a change of thread is
+//! last-writer-wins between hosts). An upsert is retried only when it surely did not take
+//! effect, so nothing counts twice. Everything pending is written on shutdown.
 
 mod flush;
 mod interface;
+
+pub use flush::Flusher;
 
 use std::{
     collections::HashMap,
@@ -144,10 +148,12 @@ impl WriteBehind {
                 None => pending.insert(key.clone(), arrived),
             }
         };
-        if let Some(now) = write_now
-            && let Err(error) = self.write(&key, &now).await
-        {
-            tracing::warn!(plugin = %key.plugin, counter = %key.counter, "{error}");
+        if let Some(now) = write_now {
+            self.writing.fetch_add(1, Ordering::AcqRel);
+            if let Err(error) = self.write(&key, &now, true).await {
+                tracing::warn!(plugin = %key.plugin, counter = %key.counter, "{error}");
+            }
+            self.writing.fetch_sub(1, Ordering::AcqRel);
         }
     }
 

@@ -28,7 +28,7 @@ impl StateStore {
     ) -> Result<(), DbError> {
         let now = now_ms();
         self.db
-            .run("history.write", || {
+            .run_additive("history.write", || {
                 sqlx::query(
                     "INSERT INTO chat_history (plugin, platform, chat_id, user_id, role, text, at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7)",
@@ -66,7 +66,7 @@ impl StateStore {
         let read = format!("SELECT role, text, at FROM chat_history WHERE {WHERE} ORDER BY id");
         let rows = self
             .db
-            .run("history.read", || {
+            .run_once("history.read", || {
                 sqlx::query_as::<_, (String, String, i64)>(sqlx::AssertSqlSafe(read.clone()))
                     .bind(&conversation.plugin)
                     .bind(&conversation.platform)

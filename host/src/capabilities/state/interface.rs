@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use super::{Conversation, StateStore};
 use crate::{
-    capabilities::Capability,
+    capabilities::{Capability, check_name},
     runtime::{
         HostState,
         bindings::wasmbot::plugin::state::{self as wit, StateError},
@@ -32,16 +32,8 @@ impl HostState {
     }
 
     fn conversation(&self, conversation: wit::Conversation) -> Result<Conversation, StateError> {
-        for (what, id) in [
-            ("chat", &conversation.chat_id),
-            ("user", &conversation.user_id),
-        ] {
-            if id.is_empty() || id.len() > MAX_ID_BYTES || id.chars().any(char::is_control) {
-                return Err(StateError::Invalid(format!(
-                    "the {what} id must be 1 to {MAX_ID_BYTES} bytes without control characters"
-                )));
-            }
-        }
+        check_name("chat id", &conversation.chat_id, MAX_ID_BYTES).map_err(StateError::Invalid)?;
+        check_name("user id", &conversation.user_id, MAX_ID_BYTES).map_err(StateError::Invalid)?;
         Ok(Conversation {
             plugin: self.plugin.to_string(),
             platform: conversation.platform.name().to_owned(),
@@ -98,11 +90,7 @@ impl wit::Host for HostState {
         text: String,
     ) -> Result<(), StateError> {
         let conversation = self.conversation(conversation)?;
-        if role.is_empty() || role.len() > MAX_ROLE_BYTES || role.chars().any(char::is_control) {
-            return Err(StateError::Invalid(format!(
-                "the role must be 1 to {MAX_ROLE_BYTES} bytes without control characters"
-            )));
-        }
+        check_name("role", &role, MAX_ROLE_BYTES).map_err(StateError::Invalid)?;
         let keep = self.history_turns;
         let store = self.state()?;
         let limit = store.config().max_bytes;

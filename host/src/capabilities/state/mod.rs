@@ -66,8 +66,9 @@ impl StateStore {
     /// The value, unless none was set or it expired.
     pub async fn get(&self, conversation: &Conversation) -> Result<Option<String>, DbError> {
         let now = now_ms();
+        // Once: a plugin's call must not wait out a backoff.
         self.db
-            .run("state.read", || {
+            .run_once("state.read", || {
                 sqlx::query_scalar::<_, String>(
                     "SELECT value FROM flow_state WHERE plugin = $1 AND platform = $2 \
                      AND chat_id = $3 AND user_id = $4 AND expires_at > $5",
