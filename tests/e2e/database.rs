@@ -137,3 +137,27 @@ async fn a_dropped_connection_is_retried_on_a_new_one() {
     killer.await.unwrap();
     assert_eq!(attempts, 2, "one failure, one retry");
 }
+
+/// A statement that adds is retried only when it surely did not apply: a rolled-back
+/// transaction yes, a connection lost (maybe after the commit) no.
+#[tokio::test]
+async fn adding_statements_are_retried_only_when_they_surely_did_not_apply() {
+    let db = database(&postgres_url(), 2, 1_000);
+    let attempts = |code: &'static str| {
+        let db = &db;
+        async move {
+            let raise =
+                format!("DO $$ BEGIN RAISE EXCEPTION 'test' USING ERRCODE = '{code}'; END $$");
+            let error = db
+                .run_additive("test", || {
+                    sqlx::query(AssertSqlSafe(raise.clone())).execute(db.pool())
+                })
+                .await
+                .expect_err(code);
+            (error.class, error.attempts)
+        }
+    };
+    assert_eq!(attempts("40001").await, (ErrorClass::Serialization, 3));
+    assert_eq!(attempts("57P01").await, (ErrorClass::ConnectionLost, 1));
+    assert_eq!(attempts("40003").await, (ErrorClass::ConnectionLost, 1));
+}
