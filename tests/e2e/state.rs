@@ -23,8 +23,8 @@ async fn say(host: &TestHost, chat: &str, line: &str) -> Vec<String> {
     wasmbot_sdk::testing::texts(&host.event(event).await.1)
 }
 
-/// A host whose database is the given one (so a second host can share it).
-async fn host(url: &str) -> TestHost {
+/// A host with `package` whose database is the given one (so a second host can share it).
+async fn host_with(url: &str, package: &str) -> TestHost {
     let mut config: Config = config(Path::new(""));
     config.database.url = url.to_owned();
     let store = Arc::new(
@@ -32,9 +32,14 @@ async fn host(url: &str) -> TestHost {
             .await
             .unwrap(),
     );
-    TestHost::with_store(config, store, &[plugin("state-probe")])
+    TestHost::with_store(config, store, &[plugin(package)])
         .await
         .unwrap()
+}
+
+/// The state probe on the given database.
+async fn host(url: &str) -> TestHost {
+    host_with(url, "state-probe").await
 }
 
 #[tokio::test]
@@ -256,19 +261,7 @@ async fn plugins_share_one_bounded_pool() {
 async fn the_survey_continues_after_a_restart_and_counts_answers() {
     let folder = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}/s.db?mode=rwc", folder.path().display());
-    let survey_host = || async {
-        let mut config: Config = config(Path::new(""));
-        config.database.url = url.clone();
-        let store = Arc::new(
-            wasmbot::capabilities::config::ConfigStore::open(&config)
-                .await
-                .unwrap(),
-        );
-        TestHost::with_store(config, store, &[plugin("survey")])
-            .await
-            .unwrap()
-    };
-    let first = survey_host().await;
+    let first = host_with(&url, "survey").await;
     assert!(first.say("hello").await.is_empty(), "no survey, no answer");
     assert_eq!(first.say("!survey").await, vec!["1/3 What is your name?"]);
     assert_eq!(
@@ -278,7 +271,7 @@ async fn the_survey_continues_after_a_restart_and_counts_answers() {
     first.counters().unwrap().flush_all().await;
     drop(first);
 
-    let second = survey_host().await;
+    let second = host_with(&url, "survey").await;
     assert_eq!(
         second.say("London").await,
         vec!["3/3 How did you hear about us?"]
