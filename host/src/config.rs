@@ -136,6 +136,12 @@ pub struct PluginPolicy {
     pub enabled: bool,
     /// Messages kept in each conversation's history (capability `state`).
     pub history_turns: u32,
+    /// How long one storage call may run, in milliseconds (capability `storage`).
+    pub statement_timeout_ms: u64,
+    /// Rows one storage query may return.
+    pub max_rows: u32,
+    /// Bytes one storage query may return.
+    pub max_result_bytes: u64,
 }
 
 impl Default for PluginPolicy {
@@ -151,11 +157,15 @@ impl Default for PluginPolicy {
                 Capability::Config,
                 Capability::Counters,
                 Capability::State,
+                Capability::Storage,
             ]
             .map(|c| c.name().to_owned())
             .to_vec(),
             enabled: true,
             history_turns: 5,
+            statement_timeout_ms: 2_000,
+            max_rows: 1_000,
+            max_result_bytes: 1 << 20,
         }
     }
 }
@@ -176,6 +186,12 @@ pub struct PluginOverride {
     pub enabled: Option<bool>,
     /// Overrides [`PluginPolicy::history_turns`].
     pub history_turns: Option<u32>,
+    /// Overrides [`PluginPolicy::statement_timeout_ms`].
+    pub statement_timeout_ms: Option<u64>,
+    /// Overrides [`PluginPolicy::max_rows`].
+    pub max_rows: Option<u32>,
+    /// Overrides [`PluginPolicy::max_result_bytes`].
+    pub max_result_bytes: Option<u64>,
 }
 
 impl PluginPolicy {
@@ -187,6 +203,15 @@ impl PluginPolicy {
     /// Wall-clock time one event may take.
     pub fn wall_budget(&self) -> Duration {
         Duration::from_millis(self.wall_ms)
+    }
+
+    /// What the plugin's storage calls may take.
+    pub fn storage_limits(&self) -> crate::capabilities::storage::Limits {
+        crate::capabilities::storage::Limits {
+            timeout: Duration::from_millis(self.statement_timeout_ms),
+            max_rows: usize::try_from(self.max_rows).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(self.max_result_bytes).unwrap_or(usize::MAX),
+        }
     }
 
     /// Memory one instance may use, in bytes.
@@ -234,6 +259,11 @@ impl Config {
                 .unwrap_or_else(|| defaults.grants.clone()),
             enabled: over.enabled.unwrap_or(defaults.enabled),
             history_turns: over.history_turns.unwrap_or(defaults.history_turns),
+            statement_timeout_ms: over
+                .statement_timeout_ms
+                .unwrap_or(defaults.statement_timeout_ms),
+            max_rows: over.max_rows.unwrap_or(defaults.max_rows),
+            max_result_bytes: over.max_result_bytes.unwrap_or(defaults.max_result_bytes),
         }
     }
 
@@ -289,6 +319,10 @@ impl Config {
                 rt.epoch_tick_ms
             );
             anyhow::ensure!(policy.wall_ms > 0, "{section}.wall_ms must be at least 1");
+            anyhow::ensure!(
+                policy.statement_timeout_ms > 0 && policy.max_rows > 0 && policy.max_result_bytes > 0,
+                "{section}.statement_timeout_ms, max_rows and max_result_bytes must be at least 1"
+            );
             anyhow::ensure!(
                 policy.history_turns <= 100,
                 "{section}.history_turns must be at most 100"

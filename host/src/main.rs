@@ -10,8 +10,6 @@ use wasmbot::{
     capabilities::{
         Services,
         config::{ConfigStore, Scope},
-        counters::WriteBehind,
-        state::StateStore,
     },
     config::Config,
     db::{Database, redact},
@@ -110,15 +108,11 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let store = Arc::new(ConfigStore::open(&config).await?);
-    let counters = WriteBehind::new(store.database().clone(), &config.counters);
+    let services = Services::on(Arc::clone(&store), &config);
+    let counters = services.counters.clone().context("counters")?;
     let flusher = counters.start();
-    let state = StateStore::new(store.database().clone(), config.state.clone());
+    let state = services.state.as_ref().context("state")?;
     let _sweeper = AbortOnDrop(state.start_sweeper(std::time::Duration::from_secs(3600)));
-    let services = Services {
-        config: Some(Arc::clone(&store)),
-        counters: Some(Arc::clone(&counters)),
-        state: Some(state),
-    };
     let registry = Registry::new(Runtime::new(Arc::clone(&config), services)?);
     let dir = &config.runtime.plugins_dir;
     std::fs::create_dir_all(dir)

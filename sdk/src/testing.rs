@@ -76,13 +76,7 @@ impl TestHost {
         files: &[PathBuf],
     ) -> anyhow::Result<Self> {
         let bot = config.bot.clone();
-        let counters = WriteBehind::new(store.database().clone(), &config.counters);
-        let state = StateStore::new(store.database().clone(), config.state.clone());
-        let services = Services {
-            config: Some(store),
-            counters: Some(counters),
-            state: Some(state),
-        };
+        let services = Services::on(store, &config);
         let registry = Registry::new(Runtime::new(Arc::new(config), services)?);
         for file in files {
             registry

@@ -11,3 +11,4 @@ mod plugins;
 mod reload;
 mod sandbox;
 mod state;
+mod storage;

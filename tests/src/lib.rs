@@ -26,6 +26,8 @@ const PLUGINS: &[&str] = &[
     "config-probe",
     "counter-probe",
     "state-probe",
+    "storage-probe",
+    "storage-broken",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

@@ -7,6 +7,7 @@ pub mod config;
 pub mod counters;
 mod log;
 pub mod state;
+pub mod storage;
 
 pub(crate) use log::truncate;
 
@@ -30,6 +31,8 @@ pub enum Capability {
     Counters,
     /// `wasmbot:plugin/state`: conversation state with a time to live.
     State,
+    /// `wasmbot:plugin/storage`: the plugin's own tables.
+    Storage,
 }
 
 impl Capability {
@@ -40,6 +43,7 @@ impl Capability {
         Capability::HostConfig,
         Capability::Counters,
         Capability::State,
+        Capability::Storage,
     ];
 
     /// The name used in manifests and in the operator's grants.
@@ -50,6 +54,7 @@ impl Capability {
             Capability::HostConfig => "host-config",
             Capability::Counters => "counters",
             Capability::State => "state",
+            Capability::Storage => "storage",
         }
     }
 
@@ -126,6 +131,21 @@ pub struct Services {
     pub counters: Option<Arc<counters::WriteBehind>>,
     /// Conversation state.
     pub state: Option<Arc<state::StateStore>>,
+    /// The plugins' own tables.
+    pub storage: Option<Arc<storage::Storage>>,
+}
+
+impl Services {
+    /// Every capability's backend, on the config store's database.
+    pub fn on(store: Arc<ConfigStore>, config: &crate::config::Config) -> Self {
+        let db = store.database().clone();
+        Self {
+            counters: Some(counters::WriteBehind::new(db.clone(), &config.counters)),
+            state: Some(state::StateStore::new(db.clone(), config.state.clone())),
+            storage: Some(Arc::new(storage::Storage::new(db))),
+            config: Some(store),
+        }
+    }
 }
 
 /// Checks a name or id a plugin passes: not empty, at most `max` bytes, no control

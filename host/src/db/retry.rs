@@ -140,6 +140,16 @@ pub struct DbError {
 }
 
 impl DbError {
+    /// The error of a call tried `attempts` times, classified.
+    pub fn new(what: &'static str, attempts: u32, error: &sqlx::Error) -> Self {
+        Self {
+            what,
+            class: ErrorClass::of(error),
+            attempts,
+            message: error.to_string(),
+        }
+    }
+
     /// Whether trying again later could succeed.
     pub fn retryable(&self) -> bool {
         self.class.retryable()
@@ -217,11 +227,6 @@ impl RetryPolicy {
                 );
             })
             .await;
-        result.map_err(|error| DbError {
-            what,
-            class: ErrorClass::of(&error),
-            attempts,
-            message: error.to_string(),
-        })
+        result.map_err(|error| DbError::new(what, attempts, &error))
     }
 }

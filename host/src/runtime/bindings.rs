@@ -10,6 +10,7 @@ wasmtime::component::bindgen!({
         "wasmbot:plugin/host-config": async,
         "wasmbot:plugin/counters": async,
         "wasmbot:plugin/state": async,
+        "wasmbot:plugin/storage": async,
     },
     exports: { default: async },
     additional_derives: [PartialEq],

@@ -9,10 +9,12 @@ use crate::{
     capabilities::{
         self, Allowed, Capability, GrantError,
         config::{Document, ScopeKind},
+        storage::{Migration, MigrationError},
     },
     config::PluginPolicy,
     runtime::{
         Failure, HostState, Plugin, PluginStats, Runtime,
+        state::Registrations,
         bindings::{PluginPre, types::Manifest},
     },
 };
@@ -73,6 +75,14 @@ pub enum LoadError {
         /// The file that provides it.
         other: String,
     },
+    /// Its storage migrations could not be applied; none of them was.
+    #[error("plugin {plugin:?}: its storage migrations were not applied: {error}")]
+    Migration {
+        /// The plugin's name.
+        plugin: String,
+        /// Why.
+        error: MigrationError,
+    },
     /// Another plugin already provides one of its commands.
     #[error("command {command:?} is already provided by plugin {owner:?}")]
     CommandTaken {
@@ -128,7 +138,7 @@ impl Runtime {
                 plugin: manifest.name.clone(),
                 failure,
             })?;
-        let config_fields = config_fields(&manifest.name, allowed, registrations);
+        let (config_fields, migrations) = declared(&manifest.name, allowed, registrations);
         let stats = stats(&manifest.name);
         Ok(Plugin {
             runtime: Arc::clone(self),
@@ -142,6 +152,7 @@ impl Runtime {
             digest,
             stats,
             config_fields,
+            migrations,
         })
     }
 
@@ -160,10 +171,10 @@ impl Runtime {
     async fn describe(
         &self,
         pre: &PluginPre<HostState>,
-    ) -> Result<(Manifest, Vec<(ScopeKind, Document)>), LoadError> {
+    ) -> Result<(Manifest, Registrations), LoadError> {
         let policy = &self.config.plugin_defaults;
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy);
-        store.data_mut().registrations = Some(Vec::new());
+        store.data_mut().registrations = Some(Registrations::default());
         let _slot = self.slots.acquire().await;
         let call = async {
             let instance = pre.instance_pre().instantiate_async(&mut store).await?;
@@ -187,21 +198,32 @@ impl Runtime {
     }
 }
 
-/// The config fields a plugin registered while describing itself, when it may use its
-/// settings.
-fn config_fields(
+/// The config fields and migrations a plugin declared while describing itself, each kept
+/// when it may use the capability.
+fn declared(
     plugin: &str,
     allowed: Allowed,
-    registrations: Vec<(ScopeKind, Document)>,
-) -> Vec<(ScopeKind, Document)> {
-    if !registrations.is_empty() && !allowed.contains(Capability::Config) {
+    registrations: Registrations,
+) -> (Vec<(ScopeKind, Document)>, Vec<Migration>) {
+    let Registrations {
+        mut config,
+        mut migrations,
+    } = registrations;
+    if !config.is_empty() && !allowed.contains(Capability::Config) {
         tracing::warn!(
             plugin,
             "its config fields are ignored: its manifest does not ask for \"config\""
         );
-        return Vec::new();
+        config.clear();
     }
-    registrations
+    if !migrations.is_empty() && !allowed.contains(Capability::Storage) {
+        tracing::warn!(
+            plugin,
+            "its migrations are ignored: its manifest does not ask for \"storage\""
+        );
+        migrations.clear();
+    }
+    (config, migrations)
 }
 
 impl Runtime {

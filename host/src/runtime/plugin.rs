@@ -13,10 +13,11 @@ use crate::{
     capabilities::{
         Allowed,
         config::{Document, ScopeKind},
+        storage::Migration,
     },
     config::PluginPolicy,
     runtime::{
-        Failure, HostState, PluginStats, Runtime,
+        Failure, HostState, LoadError, PluginStats, Runtime,
         bindings::types::{Action, Event, Manifest, PluginError},
         output,
     },
@@ -41,6 +42,7 @@ pub struct Plugin {
     pub(super) stats: Arc<PluginStats>,
     /// The settings it declared, registered in the config store when it is installed.
     pub(super) config_fields: Vec<(ScopeKind, Document)>,
+    pub(super) migrations: Vec<Migration>,
 }
 
 impl Plugin {
@@ -72,6 +74,24 @@ impl Plugin {
     /// Its counters, shared by all its versions.
     pub fn stats(&self) -> &Arc<PluginStats> {
         &self.stats
+    }
+
+    /// Applies its storage migrations the database does not have yet, before it serves.
+    pub(super) async fn migrate(&self) -> Result<(), LoadError> {
+        let Some(storage) = self.runtime.services().storage.as_ref() else {
+            return Ok(());
+        };
+        let applied = storage
+            .migrate(&self.name, &self.migrations)
+            .await
+            .map_err(|error| LoadError::Migration {
+                plugin: self.name.to_string(),
+                error,
+            })?;
+        if !applied.is_empty() {
+            tracing::info!(plugin = &*self.name, ?applied, "storage migrations applied");
+        }
+        Ok(())
     }
 
     /// Registers its settings in the config store, replacing an earlier version's.

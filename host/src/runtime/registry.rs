@@ -259,6 +259,7 @@ impl Registry {
             self.forget_config(&owner);
         }
         next.check_conflicts(&plugin)?;
+        plugin.migrate().await?;
         plugin.register_config();
         let new = plugin.manifest().version.clone();
         let name = plugin.name().to_owned();

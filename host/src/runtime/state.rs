@@ -13,6 +13,7 @@ use crate::{
     capabilities::{
         Allowed, Capability, Services,
         config::{Document, ScopeKind},
+        storage::{Limits, Migration},
     },
     config::PluginPolicy,
     runtime::stderr::CappedStderr,
@@ -20,6 +21,16 @@ use crate::{
 
 /// Bytes of a plugin's stderr kept per event (a panic message fits).
 const STDERR_BYTES: usize = 4 * 1024;
+
+/// What a plugin declares while it describes itself, kept for when its manifest has been
+/// checked.
+#[derive(Debug, Default)]
+pub(crate) struct Registrations {
+    /// Its config fields' defaults per scope kind.
+    pub(crate) config: Vec<(ScopeKind, Document)>,
+    /// Its storage migrations, in order.
+    pub(crate) migrations: Vec<Migration>,
+}
 
 /// Per-instance state: built fresh for every event, dropped with the instance.
 pub struct HostState {
@@ -30,8 +41,10 @@ pub struct HostState {
     pub(crate) services: Services,
     /// Messages kept per conversation history, from the plugin's policy.
     pub(crate) history_turns: u32,
-    /// The config fields a plugin declares while it describes itself (`Some` only then).
-    pub(crate) registrations: Option<Vec<(ScopeKind, Document)>>,
+    /// What its storage calls may take, from the plugin's policy.
+    pub(crate) storage_limits: Limits,
+    /// What a plugin declares while it describes itself (`Some` only then).
+    pub(crate) registrations: Option<Registrations>,
     wasi: Wasi,
     table: ResourceTable,
     log_lines_left: u32,
@@ -56,6 +69,7 @@ impl HostState {
             cpu: CpuClock::new(policy.cpu_budget(), tick),
             services,
             history_turns: policy.history_turns,
+            storage_limits: policy.storage_limits(),
             registrations: None,
             wasi,
             table: ResourceTable::new(),

@@ -145,8 +145,8 @@ impl wit::Host for HostState {
             ConfigError::InvalidValue(format!("the defaults are not a JSON object: {error}"))
         })?;
         let kind = kind_of(kind);
-        registrations.retain(|(registered, _)| *registered != kind);
-        registrations.push((kind, defaults));
+        registrations.config.retain(|(registered, _)| *registered != kind);
+        registrations.config.push((kind, defaults));
         Ok(())
     }
 

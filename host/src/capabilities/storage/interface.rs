@@ -1,0 +1,185 @@
+//! The `storage` interface: a plugin's statements, checked against its grant and run in
+//! its namespace under its limits.
+
+use super::{
+    Migration, Rows, Statement, Storage, StorageError, Value,
+    migrate::MAX_MIGRATIONS,
+    sql::{MAX_SQL_BYTES, SqlError},
+};
+use crate::{
+    capabilities::Capability,
+    db::{Backend, ErrorClass},
+    runtime::{HostState, bindings::wasmbot::plugin::storage as wit},
+};
+
+/// The most statements in one batch.
+const MAX_BATCH: usize = 100;
+
+impl HostState {
+    fn storage(&mut self) -> Result<&Storage, wit::StorageError> {
+        if !self.allowed.contains(Capability::Storage) {
+            self.note_denied(Capability::Storage);
+            return Err(wit::StorageError::Denied(
+                "the plugin may not use \"storage\": ask for it in the manifest and have the operator grant it".to_owned(),
+            ));
+        }
+        self.services.storage.as_deref().ok_or_else(|| {
+            wit::StorageError::Denied("this host runs without plugin storage".to_owned())
+        })
+    }
+}
+
+impl wit::Host for HostState {
+    async fn backend(&mut self) -> wit::DatabaseKind {
+        let backend = self
+            .services
+            .storage
+            .as_deref()
+            .map_or(Backend::Sqlite, Storage::backend);
+        match backend {
+            Backend::Sqlite => wit::DatabaseKind::Sqlite,
+            Backend::Postgres => wit::DatabaseKind::Postgres,
+        }
+    }
+
+    async fn query(
+        &mut self,
+        sql: String,
+        params: Vec<wit::Value>,
+    ) -> Result<wit::Rows, wit::StorageError> {
+        let limits = self.storage_limits;
+        let plugin = self.plugin.clone();
+        let statement = statement(sql, params);
+        let rows = self.storage()?.query(&plugin, &limits, statement).await?;
+        Ok(rows.into())
+    }
+
+    async fn execute(
+        &mut self,
+        sql: String,
+        params: Vec<wit::Value>,
+    ) -> Result<u64, wit::StorageError> {
+        let limits = self.storage_limits;
+        let plugin = self.plugin.clone();
+        let statement = statement(sql, params);
+        let counts = self
+            .storage()?
+            .execute(&plugin, &limits, vec![statement])
+            .await?;
+        Ok(counts.into_iter().sum())
+    }
+
+    async fn batch(
+        &mut self,
+        statements: Vec<wit::Statement>,
+    ) -> Result<Vec<u64>, wit::StorageError> {
+        if statements.len() > MAX_BATCH {
+            return Err(wit::StorageError::Invalid(format!(
+                "{} statements in one batch; at most {MAX_BATCH}",
+                statements.len()
+            )));
+        }
+        let limits = self.storage_limits;
+        let plugin = self.plugin.clone();
+        let statements = statements
+            .into_iter()
+            .map(|s| statement(s.sql, s.params))
+            .collect();
+        Ok(self
+            .storage()?
+            .execute(&plugin, &limits, statements)
+            .await?)
+    }
+
+    async fn migration(&mut self, version: u32, sql: String) -> Result<(), wit::StorageError> {
+        let Some(registrations) = &mut self.registrations else {
+            return Err(wit::StorageError::Denied(
+                "migrations are declared only while the plugin describes itself".to_owned(),
+            ));
+        };
+        let migrations = &mut registrations.migrations;
+        let next = migrations.last().map_or(1, |last| last.version + 1);
+        if version != next {
+            return Err(wit::StorageError::Invalid(format!(
+                "migration {version} declared where {next} was expected: declare 1, 2, 3... in order"
+            )));
+        }
+        if migrations.len() >= MAX_MIGRATIONS || sql.len() > MAX_SQL_BYTES {
+            return Err(wit::StorageError::TooLarge(format!(
+                "at most {MAX_MIGRATIONS} migrations of {MAX_SQL_BYTES} bytes each"
+            )));
+        }
+        migrations.push(Migration { version, sql });
+        Ok(())
+    }
+}
+
+fn statement(sql: String, params: Vec<wit::Value>) -> Statement {
+    Statement {
+        sql,
+        params: params.into_iter().map(Value::from).collect(),
+    }
+}
+
+impl From<wit::Value> for Value {
+    fn from(value: wit::Value) -> Self {
+        match value {
+            wit::Value::Null => Value::Null,
+            wit::Value::Integer(n) => Value::Integer(n),
+            wit::Value::Real(x) => Value::Real(x),
+            wit::Value::Text(text) => Value::Text(text),
+            wit::Value::Blob(bytes) => Value::Blob(bytes),
+        }
+    }
+}
+
+impl From<Value> for wit::Value {
+    fn from(value: Value) -> Self {
+        match value {
+            Value::Null => wit::Value::Null,
+            Value::Integer(n) => wit::Value::Integer(n),
+            Value::Real(x) => wit::Value::Real(x),
+            Value::Text(text) => wit::Value::Text(text),
+            Value::Blob(bytes) => wit::Value::Blob(bytes),
+        }
+    }
+}
+
+impl From<Rows> for wit::Rows {
+    fn from(rows: Rows) -> Self {
+        wit::Rows {
+            columns: rows.columns,
+            rows: rows
+                .rows
+                .into_iter()
+                .map(|row| row.into_iter().map(wit::Value::from).collect())
+                .collect(),
+        }
+    }
+}
+
+impl From<StorageError> for wit::StorageError {
+    fn from(error: StorageError) -> Self {
+        let message = error.to_string();
+        match error {
+            StorageError::Sql(SqlError::Forbidden(_)) => wit::StorageError::Forbidden(message),
+            StorageError::Sql(SqlError::Invalid(_)) => wit::StorageError::Invalid(message),
+            StorageError::TooLarge(_) => wit::StorageError::TooLarge(message),
+            StorageError::Timeout(_) => wit::StorageError::Timeout(message),
+            StorageError::Database(error) => {
+                wit::StorageError::Database(wit::DatabaseError {
+                    class: match error.class {
+                        ErrorClass::ConnectionLost => wit::ErrorClass::ConnectionLost,
+                        ErrorClass::PoolTimeout => wit::ErrorClass::PoolTimeout,
+                        ErrorClass::Serialization => wit::ErrorClass::Serialization,
+                        ErrorClass::Constraint => wit::ErrorClass::Constraint,
+                        ErrorClass::BadQuery => wit::ErrorClass::BadQuery,
+                        ErrorClass::Fatal => wit::ErrorClass::Fatal,
+                    },
+                    retryable: error.retryable(),
+                    message,
+                })
+            }
+        }
+    }
+}

@@ -1,0 +1,312 @@
+//! Plugin storage: each plugin's own tables in the host's one pool.
+//!
+//! Statements are checked and rewritten into the plugin's namespace ([`sql`]), run with the
+//! plugin's parameters bound (never spliced into the text), under its statement timeout
+//! and row / byte limits, each call in one transaction. Migrations ([`migrate`]) create the
+//! tables when the plugin loads.
+
+mod interface;
+mod migrate;
+pub mod sql;
+
+pub use migrate::{Migration, MigrationError};
+
+use std::time::Duration;
+
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+use sqlx::{
+    Any, AssertSqlSafe, Column, Row, ValueRef,
+    any::{AnyArguments, AnyRow, AnyTypeInfoKind},
+    query::Query,
+};
+
+use crate::db::{Backend, Database, DbError, ErrorClass};
+use sql::{Checked, SqlError};
+
+/// What one plugin's statements may take: `[plugin_defaults]` / `[plugins.NAME]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// How long one call (all its statements) may run.
+    pub timeout: Duration,
+    /// Rows a query may return.
+    pub max_rows: usize,
+    /// Bytes a query may return (text and blobs by length, numbers as 8).
+    pub max_bytes: usize,
+}
+
+/// A value bound to a statement or read from a result.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    /// SQL `NULL`.
+    Null,
+    /// An integer (booleans read as 0 / 1).
+    Integer(i64),
+    /// A floating-point number.
+    Real(f64),
+    /// Text.
+    Text(String),
+    /// Bytes.
+    Blob(Vec<u8>),
+}
+
+impl Value {
+    fn size(&self) -> usize {
+        match self {
+            Value::Text(text) => text.len(),
+            Value::Blob(bytes) => bytes.len(),
+            Value::Null | Value::Integer(_) | Value::Real(_) => 8,
+        }
+    }
+}
+
+/// A query's result.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Rows {
+    /// The column names, in order.
+    pub columns: Vec<String>,
+    /// The rows' values, in the columns' order.
+    pub rows: Vec<Vec<Value>>,
+}
+
+/// Why a storage call failed. Nothing was written.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum StorageError {
+    /// The statement was refused before it ran.
+    #[error(transparent)]
+    Sql(#[from] SqlError),
+    /// The result is over the plugin's limits.
+    #[error("{0}")]
+    TooLarge(String),
+    /// The call ran over the plugin's statement timeout.
+    #[error("the statement ran over its {0:?} timeout and was cancelled")]
+    Timeout(Duration),
+    /// The database refused the statement or could not be reached.
+    #[error(transparent)]
+    Database(#[from] DbError),
+}
+
+/// What a call returned.
+enum Outcome {
+    Rows(Rows),
+    Counts(Vec<u64>),
+}
+
+/// One statement of a call, with its parameters.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Statement {
+    /// The plugin's SQL.
+    pub sql: String,
+    /// Its parameters, `$1` first.
+    pub params: Vec<Value>,
+}
+
+/// The plugins' storage, on the host's pool.
+pub struct Storage {
+    db: Database,
+}
+
+/// Postgres' SQLSTATE for a statement cancelled by `statement_timeout`.
+const QUERY_CANCELED: &str = "57014";
+
+impl Storage {
+    /// Storage on `db`, whose migrations (the `plugin_migrations` table) have run.
+    pub fn new(db: Database) -> Self {
+        Self { db }
+    }
+
+    /// The database behind it.
+    pub fn backend(&self) -> Backend {
+        self.db.backend()
+    }
+
+    /// Runs one query of `plugin` and returns its rows, within `limits`.
+    pub async fn query(
+        &self,
+        plugin: &str,
+        limits: &Limits,
+        statement: Statement,
+    ) -> Result<Rows, StorageError> {
+        let checked = self.prepare(plugin, vec![statement])?;
+        match self.run(limits, "storage.query", checked, true).await? {
+            Outcome::Rows(rows) => Ok(rows),
+            Outcome::Counts(_) => Ok(Rows::default()),
+        }
+    }
+
+    /// Runs statements of `plugin` in one transaction and returns each one's changed-row
+    /// count.
+    pub async fn execute(
+        &self,
+        plugin: &str,
+        limits: &Limits,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<u64>, StorageError> {
+        let checked = self.prepare(plugin, statements)?;
+        match self.run(limits, "storage.execute", checked, false).await? {
+            Outcome::Counts(counts) => Ok(counts),
+            Outcome::Rows(_) => Ok(Vec::new()),
+        }
+    }
+
+    /// Checks and rewrites each statement for its parameters.
+    fn prepare(
+        &self,
+        plugin: &str,
+        statements: Vec<Statement>,
+    ) -> Result<Vec<(Checked, Vec<Value>)>, StorageError> {
+        statements
+            .into_iter()
+            .map(|statement| {
+                let nulls: Vec<bool> = statement.params.iter().map(|p| *p == Value::Null).collect();
+                let checked = sql::check_data(plugin, &statement.sql, self.backend(), &nulls)?;
+                // NULLs are written into the statement: bound, they would carry a type.
+                let params = statement
+                    .params
+                    .into_iter()
+                    .filter(|param| *param != Value::Null)
+                    .collect();
+                Ok((checked, params))
+            })
+            .collect()
+    }
+
+    /// Runs statements in one transaction under the plugin's timeout: on Postgres the
+    /// server cancels the statement (`SET LOCAL statement_timeout`); everywhere the host
+    /// stops waiting. Errors are classified; a plugin's call is not retried (it must not
+    /// wait out a backoff: it may retry itself, the error says whether that can help).
+    async fn run(
+        &self,
+        limits: &Limits,
+        what: &'static str,
+        statements: Vec<(Checked, Vec<Value>)>,
+        want_rows: bool,
+    ) -> Result<Outcome, StorageError> {
+        let timeout = limits.timeout;
+        let work = async {
+            let mut tx = match self.backend() {
+                Backend::Postgres => {
+                    let begin = format!(
+                        "BEGIN; SET LOCAL statement_timeout = {}",
+                        timeout.as_millis().max(1)
+                    );
+                    self.db.pool().begin_with(AssertSqlSafe(begin)).await?
+                }
+                Backend::Sqlite => self.db.pool().begin().await?,
+            };
+            let mut counts = Vec::with_capacity(statements.len());
+            for (statement, params) in statements {
+                let query = bind(&statement.sql, params);
+                if want_rows {
+                    match read(query.fetch(&mut *tx), limits).await? {
+                        Ok(rows) => {
+                            tx.commit().await?;
+                            return Ok(Ok(Outcome::Rows(rows)));
+                        }
+                        Err(refused) => return Ok(Err(refused)),
+                    }
+                }
+                counts.push(query.execute(&mut *tx).await?.rows_affected());
+            }
+            tx.commit().await?;
+            Ok(Ok(Outcome::Counts(counts)))
+        };
+        // The server's timeout fires first on Postgres; the margin covers the round trips.
+        let Ok(result) = tokio::time::timeout(timeout + Duration::from_millis(250), work).await
+        else {
+            return Err(StorageError::Timeout(timeout));
+        };
+        match result {
+            Ok(outcome) => outcome,
+            Err(error) if is_cancelled(&error) => Err(StorageError::Timeout(timeout)),
+            Err(error) => Err(DbError::new(what, 1, &error).into()),
+        }
+    }
+
+    /// Applies the migrations of `plugin` not applied yet (see [`migrate`]).
+    pub async fn migrate(
+        &self,
+        plugin: &str,
+        migrations: &[Migration],
+    ) -> Result<Vec<u32>, MigrationError> {
+        migrate::apply(&self.db, plugin, migrations).await
+    }
+}
+
+fn is_cancelled(error: &sqlx::Error) -> bool {
+    matches!(error, sqlx::Error::Database(database) if database.code().as_deref() == Some(QUERY_CANCELED))
+}
+
+fn bind(sql: &str, params: Vec<Value>) -> Query<'static, Any, AnyArguments> {
+    let mut query = sqlx::query(AssertSqlSafe(sql.to_owned()));
+    for param in params {
+        query = match param {
+            Value::Null => query,
+            Value::Integer(n) => query.bind(n),
+            Value::Real(x) => query.bind(x),
+            Value::Text(text) => query.bind(text),
+            Value::Blob(bytes) => query.bind(bytes),
+        };
+    }
+    query
+}
+
+/// Reads rows until the stream ends or a limit is passed.
+async fn read(
+    mut rows: impl futures::Stream<Item = Result<AnyRow, sqlx::Error>> + Unpin,
+    limits: &Limits,
+) -> Result<Result<Rows, StorageError>, sqlx::Error> {
+    let mut out = Rows::default();
+    let mut bytes = 0;
+    while let Some(row) = rows.try_next().await? {
+        if out.rows.is_empty() {
+            out.columns = row.columns().iter().map(|c| c.name().to_owned()).collect();
+        }
+        if out.rows.len() == limits.max_rows {
+            return Ok(Err(StorageError::TooLarge(format!(
+                "the query returns more than {} rows; page it (LIMIT / OFFSET) or ask for fewer",
+                limits.max_rows
+            ))));
+        }
+        let values = (0..row.len())
+            .map(|i| value(&row, i))
+            .collect::<Result<Vec<_>, _>>()?;
+        bytes += values.iter().map(Value::size).sum::<usize>();
+        if bytes > limits.max_bytes {
+            return Ok(Err(StorageError::TooLarge(format!(
+                "the query returns more than {} bytes; ask for fewer rows or columns",
+                limits.max_bytes
+            ))));
+        }
+        out.rows.push(values);
+    }
+    Ok(Ok(out))
+}
+
+fn value(row: &AnyRow, index: usize) -> Result<Value, sqlx::Error> {
+    let raw = row.try_get_raw(index)?;
+    if raw.is_null() {
+        return Ok(Value::Null);
+    }
+    let kind = raw.type_info().kind();
+    Ok(match kind {
+        AnyTypeInfoKind::Null => Value::Null,
+        AnyTypeInfoKind::Bool => Value::Integer(i64::from(row.try_get::<bool, _>(index)?)),
+        AnyTypeInfoKind::SmallInt | AnyTypeInfoKind::Integer | AnyTypeInfoKind::BigInt => {
+            Value::Integer(row.try_get(index)?)
+        }
+        AnyTypeInfoKind::Real | AnyTypeInfoKind::Double => Value::Real(row.try_get(index)?),
+        AnyTypeInfoKind::Text => Value::Text(row.try_get(index)?),
+        AnyTypeInfoKind::Blob => Value::Blob(row.try_get(index)?),
+    })
+}
+
+impl StorageError {
+    /// The class a database failure had, for metrics and tests.
+    pub fn class(&self) -> Option<ErrorClass> {
+        match self {
+            StorageError::Database(error) => Some(error.class),
+            _ => None,
+        }
+    }
+}
