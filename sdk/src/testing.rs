@@ -29,7 +29,7 @@ pub use wasmbot::{
     runtime::bindings::types::{Action, Outgoing},
 };
 use wasmbot::{
-    capabilities::{Services, counters::WriteBehind, state::StateStore},
+    capabilities::{Services, counters::WriteBehind},
     dispatch::{Dispatcher, Outlet},
     platforms::console,
     runtime::{

@@ -186,7 +186,8 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
 }
 
 /// One pool per process, whatever the load: 200 events at once, each writing and reading
-/// its state, never hold more connections than the pool's limit (Postgres counts them).
+/// its state or its plugin's own table, never hold more connections than the pool's limit
+/// (Postgres counts them).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn plugins_share_one_bounded_pool() {
     let name = unique("pool").replace('-', "_");
@@ -203,7 +204,11 @@ async fn plugins_share_one_bounded_pool() {
             .unwrap(),
     );
     let host = Arc::new(
-        TestHost::with_store(config, store, &[plugin("state-probe")])
+        TestHost::with_store(
+            config,
+            store,
+            &[plugin("state-probe"), plugin("storage-probe")],
+        )
             .await
             .unwrap(),
     );
@@ -234,15 +239,19 @@ async fn plugins_share_one_bounded_pool() {
             let host = Arc::clone(&host);
             tokio::spawn(async move {
                 let guild = format!("g{n}");
-                let mut event = wasmbot::platforms::console::event_for_line(
-                    host.dispatcher(),
-                    &format!("!remember item {n}"),
-                )
-                .unwrap();
+                let (line, answer) = if n % 2 == 0 {
+                    (format!("!remember item {n}"), "ok")
+                } else {
+                    (format!("!add item {n}"), "ok:1")
+                };
+                let mut event =
+                    wasmbot::platforms::console::event_for_line(host.dispatcher(), &line)
+                        .unwrap();
                 event.guild_id = Some(guild);
                 event.channel_id = format!("{}-c{n}", unique("pool"));
+                event.author.id = event.channel_id.clone();
                 let (_, actions) = host.event(event).await;
-                assert_eq!(wasmbot_sdk::testing::texts(&actions), vec!["ok"]);
+                assert_eq!(wasmbot_sdk::testing::texts(&actions), vec![answer]);
             })
         })
         .collect();
@@ -283,6 +292,10 @@ async fn the_survey_continues_after_a_restart_and_counts_answers() {
     assert!(
         second.say("anything else").await.is_empty(),
         "the survey is over"
+    );
+    assert_eq!(
+        second.say("!survey-results").await,
+        vec!["1 response so far. Cities: London (1)"]
     );
     let counters = second.counters().unwrap();
     counters.flush_all().await;

@@ -2,7 +2,10 @@
 //! own tables, nothing outside them reachable, results and statements bounded, migrations
 //! applied once, and a migration that fails half-way leaving nothing behind.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use sqlx::AssertSqlSafe;
 use wasmbot::{
@@ -15,12 +18,16 @@ use wasmbot_tests::{config, plugin, postgres_url, unique};
 
 /// A host with `packages` on the database at `url`, `over` as storage-probe's policy.
 async fn host(url: &str, packages: &[&str], over: PluginOverride) -> TestHost {
+    let files: Vec<_> = packages.iter().map(|p| plugin(p)).collect();
+    host_with_files(url, &files, over).await
+}
+
+async fn host_with_files(url: &str, files: &[PathBuf], over: PluginOverride) -> TestHost {
     let mut config: Config = config(Path::new(""));
     config.database.url = url.to_owned();
     config.plugins.insert("storage-probe".into(), over);
     let store = Arc::new(ConfigStore::open(&config).await.unwrap());
-    let files: Vec<_> = packages.iter().map(|p| plugin(p)).collect();
-    TestHost::with_store(config, store, &files).await.unwrap()
+    TestHost::with_store(config, store, files).await.unwrap()
 }
 
 /// Types `line` as `author` (the probe's notes are per author; the Postgres is shared).
@@ -153,14 +160,19 @@ async fn migrations_apply_once_and_a_failed_one_leaves_the_previous_version() {
         let ada = unique("ada");
         assert_eq!(say(&first, &ada, "!add kept").await, "ok:1");
         // A second host (a restart, another machine) finds the migration applied.
-        let second = host(&url, &["storage-probe"], PluginOverride::default()).await;
+        let plugins = tempfile::tempdir().unwrap();
+        let file = plugins.path().join("storage-probe.wasm");
+        std::fs::copy(plugin("storage-probe"), &file).unwrap();
+        let second = host_with_files(&url, &[file.clone()], PluginOverride::default()).await;
         assert_eq!(say(&second, &ada, "!list").await, "ok:kept");
         let applied = "SELECT count(*) FROM plugin_migrations WHERE plugin = 'storage-probe'";
         assert_eq!(count(&second, applied).await.unwrap(), 1);
 
         let registry = second.dispatcher().registry();
+        // Its next version's second migration fails half-way.
+        std::fs::copy(plugin("storage-broken"), &file).unwrap();
         let error = registry
-            .load_file(&plugin("storage-broken"))
+            .load_file(&file)
             .await
             .expect_err("migration 2 fails");
         assert!(
