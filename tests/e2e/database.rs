@@ -161,3 +161,43 @@ async fn adding_statements_are_retried_only_when_they_surely_did_not_apply() {
     assert_eq!(attempts("57P01").await, (ErrorClass::ConnectionLost, 1));
     assert_eq!(attempts("40003").await, (ErrorClass::ConnectionLost, 1));
 }
+
+/// The admin API tells a database that may come back (503) from one that will not (500),
+/// with the failure's class.
+#[tokio::test]
+async fn the_admin_api_answers_database_failures_by_class() {
+    use axum::{body::Body, http::Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+    use wasmbot::capabilities::config::{ConfigStore, StoreConfig};
+
+    async fn status(url: &str) -> (u16, serde_json::Value) {
+        let store = ConfigStore::new(database(url, 1, 300), StoreConfig::default());
+        let router = wasmbot::http::admin_router(std::sync::Arc::new(store), "s3cret");
+        let request = Request::get("/v1/database")
+            .header("authorization", "Bearer s3cret")
+            .body(Body::empty())
+            .unwrap();
+        let response = router.oneshot(request).await.unwrap();
+        let status = response.status().as_u16();
+        let bytes = response.into_body().collect().await.unwrap().to_bytes();
+        (status, serde_json::from_slice(&bytes).unwrap())
+    }
+
+    let (code, body) = status(&postgres_url()).await;
+    assert_eq!((code, &body["backend"]), (200, &serde_json::json!("postgres")), "{body}");
+
+    let (code, body) = status("postgres://postgres@127.0.0.1:1/test").await;
+    assert_eq!(code, 503, "{body}");
+    // Nothing listens: the pool gives up trying to connect within its acquire timeout.
+    assert!(
+        ["connection-lost", "pool-timeout"].contains(&body["class"].as_str().unwrap()),
+        "{body}"
+    );
+    assert_eq!(body["retryable"], true);
+
+    let (code, body) = status("postgres://postgres@127.0.0.1:5432/wasmbot_no_such_database").await;
+    assert_eq!(code, 500, "{body}");
+    assert_eq!(body["class"], "fatal");
+    assert_eq!(body["retryable"], false);
+}

@@ -2,6 +2,7 @@
 //! default (nothing to install), Postgres when `DATABASE_URL` says so. Migrations live in
 //! `migrations/<backend>/` and are embedded in the binary.
 
+pub mod admin;
 mod retry;
 
 pub use retry::{DbError, ErrorClass, RetryPolicy};

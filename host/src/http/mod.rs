@@ -15,7 +15,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::config::ConfigStore;
+use crate::{capabilities::config::ConfigStore, db::DbError};
 
 /// The `[admin]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -46,26 +46,37 @@ pub enum ApiError {
     /// The request is malformed; the text says how.
     #[error("{0}")]
     BadRequest(String),
+    /// The database failed: 503 when trying again may help, 500 when it will not.
+    #[error(transparent)]
+    Database(#[from] DbError),
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let status = match self {
+        let mut body = serde_json::json!({ "error": self.to_string() });
+        let status = match &self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Database(error) => {
+                body["class"] = error.class.name().into();
+                body["retryable"] = error.retryable().into();
+                if error.retryable() {
+                    StatusCode::SERVICE_UNAVAILABLE
+                } else {
+                    StatusCode::INTERNAL_SERVER_ERROR
+                }
+            }
         };
-        (
-            status,
-            Json(serde_json::json!({ "error": self.to_string() })),
-        )
-            .into_response()
+        (status, Json(body)).into_response()
     }
 }
 
 /// Every admin route, behind the bearer token.
 pub fn admin_router(store: Arc<ConfigStore>, token: &str) -> Router {
     let token: Arc<str> = Arc::from(token);
+    let db = store.database().clone();
     crate::capabilities::config::admin::router(store)
+        .merge(crate::db::admin::router(db))
         .layer(middleware::from_fn_with_state(token, require_bearer))
 }
 

@@ -1,0 +1,26 @@
+//! The database's admin route: whether the pool reaches its database, for a readiness
+//! probe or an operator.
+
+use axum::{Json, Router, extract::State, routing::get};
+use serde_json::{Value, json};
+
+use super::{Backend, Database};
+use crate::http::ApiError;
+
+/// `GET /v1/database`: 200 when a statement runs; otherwise the failure's class, with 503
+/// when it may pass (the database restarting, the pool busy) and 500 when it will not.
+pub fn router(db: Database) -> Router {
+    Router::new()
+        .route("/v1/database", get(status))
+        .with_state(db)
+}
+
+async fn status(State(db): State<Database>) -> Result<Json<Value>, ApiError> {
+    db.run_once("admin.database", || sqlx::query("SELECT 1").execute(db.pool()))
+        .await?;
+    let backend = match db.backend() {
+        Backend::Sqlite => "sqlite",
+        Backend::Postgres => "postgres",
+    };
+    Ok(Json(json!({ "database": "ok", "backend": backend })))
+}
