@@ -320,7 +320,9 @@ impl Config {
             );
             anyhow::ensure!(policy.wall_ms > 0, "{section}.wall_ms must be at least 1");
             anyhow::ensure!(
-                policy.statement_timeout_ms > 0 && policy.max_rows > 0 && policy.max_result_bytes > 0,
+                policy.statement_timeout_ms > 0
+                    && policy.max_rows > 0
+                    && policy.max_result_bytes > 0,
                 "{section}.statement_timeout_ms, max_rows and max_result_bytes must be at least 1"
             );
             anyhow::ensure!(

@@ -185,7 +185,11 @@ async fn the_admin_api_answers_database_failures_by_class() {
     }
 
     let (code, body) = status(&postgres_url()).await;
-    assert_eq!((code, &body["backend"]), (200, &serde_json::json!("postgres")), "{body}");
+    assert_eq!(
+        (code, &body["backend"]),
+        (200, &serde_json::json!("postgres")),
+        "{body}"
+    );
 
     let (code, body) = status("postgres://postgres@127.0.0.1:1/test").await;
     assert_eq!(code, 503, "{body}");

@@ -209,8 +209,8 @@ async fn plugins_share_one_bounded_pool() {
             store,
             &[plugin("state-probe"), plugin("storage-probe")],
         )
-            .await
-            .unwrap(),
+        .await
+        .unwrap(),
     );
     let watcher = Database::connect(&DatabaseConfig {
         url: postgres_url(),
@@ -245,8 +245,7 @@ async fn plugins_share_one_bounded_pool() {
                     (format!("!add item {n}"), "ok:1")
                 };
                 let mut event =
-                    wasmbot::platforms::console::event_for_line(host.dispatcher(), &line)
-                        .unwrap();
+                    wasmbot::platforms::console::event_for_line(host.dispatcher(), &line).unwrap();
                 event.guild_id = Some(guild);
                 event.channel_id = format!("{}-c{n}", unique("pool"));
                 event.author.id = event.channel_id.clone();

@@ -59,7 +59,10 @@ async fn plugins_keep_data_in_their_own_tables_and_reach_nothing_else() {
         let host = host(&url, &["storage-probe"], PluginOverride::default()).await;
         let ada = unique("ada");
         assert_eq!(say(&host, &ada, "!add first").await, "ok:1");
-        assert_eq!(say(&host, &ada, "!add it's; DROP TABLE notes").await, "ok:2");
+        assert_eq!(
+            say(&host, &ada, "!add it's; DROP TABLE notes").await,
+            "ok:2"
+        );
         assert_eq!(say(&host, &unique("bob"), "!add other").await, "ok:1");
         assert_eq!(
             say(&host, &ada, "!list").await,
@@ -67,9 +70,7 @@ async fn plugins_keep_data_in_their_own_tables_and_reach_nothing_else() {
             "values travel as parameters"
         );
         // The rows are in the plugin's namespace, where the operator finds them.
-        let stored = format!(
-            "SELECT count(*) FROM \"storage-probe.notes\" WHERE author = '{ada}'"
-        );
+        let stored = format!("SELECT count(*) FROM \"storage-probe.notes\" WHERE author = '{ada}'");
         assert_eq!(count(&host, &stored).await.unwrap(), 2);
 
         // Another table of the same name is the plugin's own, which does not exist.
@@ -127,7 +128,12 @@ async fn results_over_the_limits_and_wrong_parameters_are_typed_errors() {
         assert!(answer.contains("100 bytes"), "{answer}");
     }
     // Postgres checks types (SQLite compares anything with anything).
-    let host = host(&postgres_url(), &["storage-probe"], PluginOverride::default()).await;
+    let host = host(
+        &postgres_url(),
+        &["storage-probe"],
+        PluginOverride::default(),
+    )
+    .await;
     let answer = say(&host, &unique("ada"), "!count-longer abc").await;
     assert!(
         answer.starts_with("err:StorageError::Database(DatabaseError { class: ErrorClass::BadQuery, retryable: false"),
@@ -181,7 +187,13 @@ async fn migrations_apply_once_and_a_failed_one_leaves_the_previous_version() {
         );
         assert!(error.to_string().contains("migration 2"), "{error}");
         assert_eq!(say(&second, &ada, "!list").await, "ok:kept", "0.1.0 serves");
-        let version = registry.snapshot().plugin("storage-probe").unwrap().manifest().version.clone();
+        let version = registry
+            .snapshot()
+            .plugin("storage-probe")
+            .unwrap()
+            .manifest()
+            .version
+            .clone();
         assert_eq!(version, "0.1.0");
         assert_eq!(count(&second, applied).await.unwrap(), 1);
         let extra = count(&second, "SELECT count(*) FROM \"storage-probe.extra\"").await;
@@ -206,4 +218,28 @@ async fn a_migration_changed_after_it_was_applied_is_refused() {
     let refused = TestHost::with_store(config, store, &[plugin("storage-probe")]).await;
     let error = refused.err().expect("refused").to_string();
     assert!(error.contains("migration 1 changed"), "{error}");
+}
+
+/// A plugin waiting on its database is not spending CPU: 300 reads take longer than its
+/// 100 ms CPU budget in wall-clock time, and pass.
+#[tokio::test]
+async fn time_waiting_on_the_database_is_not_cpu_time() {
+    let host = host(
+        &postgres_url(),
+        &["storage-probe"],
+        PluginOverride::default(),
+    )
+    .await;
+    let ada = unique("ada");
+    say(&host, &ada, "!add note").await;
+    let answer = say(&host, &ada, "!bench 300").await;
+    let nanos: Vec<u64> = answer
+        .split(' ')
+        .map(|n| n.parse().unwrap_or_else(|_| panic!("{answer}")))
+        .collect();
+    assert_eq!(nanos.len(), 300);
+    // Each read is a transaction of three round trips to Postgres: far more than the
+    // 333 µs each would need to fit the budget in wall-clock time.
+    let waited = std::time::Duration::from_nanos(nanos.iter().sum());
+    assert!(waited > std::time::Duration::from_millis(100), "{waited:?}");
 }

@@ -16,8 +16,10 @@ pub fn router(db: Database) -> Router {
 }
 
 async fn status(State(db): State<Database>) -> Result<Json<Value>, ApiError> {
-    db.run_once("admin.database", || sqlx::query("SELECT 1").execute(db.pool()))
-        .await?;
+    db.run_once("admin.database", || {
+        sqlx::query("SELECT 1").execute(db.pool())
+    })
+    .await?;
     let backend = match db.backend() {
         Backend::Sqlite => "sqlite",
         Backend::Postgres => "postgres",

@@ -14,8 +14,8 @@ use crate::{
     config::PluginPolicy,
     runtime::{
         Failure, HostState, Plugin, PluginStats, Runtime,
-        state::Registrations,
         bindings::{PluginPre, types::Manifest},
+        state::Registrations,
     },
 };
 

@@ -17,7 +17,7 @@ pub mod watch;
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Semaphore;
-use wasmtime::{Engine, Store, UpdateDeadline, component::Linker};
+use wasmtime::{CallHook, Engine, Store, UpdateDeadline, component::Linker};
 
 pub use cache::ComponentCache;
 pub use failure::Failure;
@@ -109,6 +109,16 @@ impl Runtime {
                 true => UpdateDeadline::Yield(1),
                 false => UpdateDeadline::Interrupt,
             })
+        });
+        // Time in host calls (a database round trip) is not the plugin's CPU time.
+        store.call_hook(|mut context, hook| {
+            let cpu = &mut context.data_mut().cpu;
+            match hook {
+                CallHook::CallingHost => cpu.entering_host(),
+                CallHook::ReturningFromHost => cpu.leaving_host(),
+                CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
+            }
+            Ok(())
         });
         store
     }

@@ -3,7 +3,7 @@
 
 use std::{
     sync::{Arc, Mutex},
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use wasmtime::ResourceLimiter;
@@ -230,39 +230,57 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// Measures the CPU time of an event's guest code in epoch ticks. The epoch callback runs
-/// only while guest code runs: a host call, however long it waits, costs at most the one
-/// tick counted when the guest resumes past its deadline. (An async capability that makes
-/// many calls should reset the deadline with `set_epoch_deadline(1)` after its await.)
+/// Measures the CPU time of an event's guest code: at each epoch tick (the callback runs
+/// only while guest code runs), the wall-clock time since the last one less the time spent
+/// in host calls, which wasmtime's call hook reports: a plugin waiting on the database is
+/// not spending its budget. At most one tick counts per callback: the guest yields at each
+/// one, and the time it then waits for a thread is not its own either.
 pub(crate) struct CpuClock {
-    ticks_used: u64,
-    budget_ticks: u64,
+    used: Duration,
+    tick: Duration,
     pub(crate) budget: Duration,
     pub(crate) exceeded: bool,
+    last_tick: Instant,
+    in_host_since: Option<Instant>,
+    in_host: Duration,
 }
 
 impl CpuClock {
     fn new(budget: Duration, tick: Duration) -> Self {
         Self {
-            ticks_used: 0,
-            budget_ticks: ticks(budget, tick),
+            used: Duration::ZERO,
+            tick,
             budget,
             exceeded: false,
+            last_tick: Instant::now(),
+            in_host_since: None,
+            in_host: Duration::ZERO,
         }
     }
 
-    /// Counts one tick of guest time; false (and marked exceeded) once the budget is spent.
+    /// Adds the guest time since the last tick; false (and marked exceeded) once the
+    /// budget is spent.
     pub(crate) fn tick(&mut self) -> bool {
-        self.ticks_used += 1;
-        self.exceeded = self.ticks_used >= self.budget_ticks;
+        let now = Instant::now();
+        let since = now.duration_since(self.last_tick);
+        let guest = since.saturating_sub(std::mem::take(&mut self.in_host));
+        self.used += guest.min(self.tick);
+        self.last_tick = now;
+        self.exceeded = self.used >= self.budget;
         !self.exceeded
     }
-}
 
-/// Epoch ticks covering `duration`, at least one.
-fn ticks(duration: Duration, tick: Duration) -> u64 {
-    let ticks = duration.as_nanos().div_ceil(tick.as_nanos().max(1));
-    u64::try_from(ticks).unwrap_or(u64::MAX).max(1)
+    /// The guest called the host.
+    pub(crate) fn entering_host(&mut self) {
+        self.in_host_since = Some(Instant::now());
+    }
+
+    /// The host call returned to the guest.
+    pub(crate) fn leaving_host(&mut self) {
+        if let Some(since) = self.in_host_since.take() {
+            self.in_host += since.elapsed();
+        }
+    }
 }
 
 #[cfg(test)]
@@ -282,13 +300,19 @@ mod tests {
     }
 
     #[test]
-    fn cpu_budget_is_counted_in_ticks_of_guest_time() {
-        let mut clock = CpuClock::new(Duration::from_millis(100), Duration::from_millis(5));
-        assert_eq!(clock.budget_ticks, 20);
-        assert!((0..19).all(|_| clock.tick()));
-        assert!(!clock.exceeded);
-        assert!(!clock.tick());
+    fn cpu_time_is_guest_time_less_host_calls() {
+        let mut clock = CpuClock::new(Duration::from_millis(10), Duration::from_millis(5));
+        clock.entering_host();
+        std::thread::sleep(Duration::from_millis(30));
+        clock.leaving_host();
+        assert!(clock.tick(), "30 ms in a host call cost the guest nothing");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(clock.tick(), "a tick counts at most its own length");
+        std::thread::sleep(Duration::from_millis(30));
+        assert!(
+            !clock.tick(),
+            "two ticks of guest time spend a 10 ms budget"
+        );
         assert!(clock.exceeded);
-        assert_eq!(ticks(Duration::from_millis(1), Duration::from_millis(5)), 1);
     }
 }

@@ -29,7 +29,10 @@ impl Plugin for Survey {
         Manifest::new("survey", env!("CARGO_PKG_VERSION"))
             .description("A three-question survey across messages")
             .command(CommandSpec::new("survey", "Answer three questions"))
-            .command(CommandSpec::new("survey-results", "What the answers say so far"))
+            .command(CommandSpec::new(
+                "survey-results",
+                "What the answers say so far",
+            ))
             .on(EventType::Message)
             .capability("state")
             .capability("counters")
@@ -81,7 +84,11 @@ impl Plugin for Survey {
 /// How many finished the survey, and their most common cities.
 fn results() -> Result<String, PluginError> {
     let total = storage::query("SELECT count(*) FROM responses", &[])?;
-    let total = total.rows.first().and_then(|row| row[0].as_i64()).unwrap_or(0);
+    let total = total
+        .rows
+        .first()
+        .and_then(|row| row[0].as_i64())
+        .unwrap_or(0);
     let cities = storage::query(
         "SELECT city, count(*) AS n FROM responses GROUP BY city ORDER BY n DESC, city LIMIT 3",
         &[],

@@ -145,7 +145,9 @@ impl wit::Host for HostState {
             ConfigError::InvalidValue(format!("the defaults are not a JSON object: {error}"))
         })?;
         let kind = kind_of(kind);
-        registrations.config.retain(|(registered, _)| *registered != kind);
+        registrations
+            .config
+            .retain(|(registered, _)| *registered != kind);
         registrations.config.push((kind, defaults));
         Ok(())
     }

@@ -166,20 +166,18 @@ impl From<StorageError> for wit::StorageError {
             StorageError::Sql(SqlError::Invalid(_)) => wit::StorageError::Invalid(message),
             StorageError::TooLarge(_) => wit::StorageError::TooLarge(message),
             StorageError::Timeout(_) => wit::StorageError::Timeout(message),
-            StorageError::Database(error) => {
-                wit::StorageError::Database(wit::DatabaseError {
-                    class: match error.class {
-                        ErrorClass::ConnectionLost => wit::ErrorClass::ConnectionLost,
-                        ErrorClass::PoolTimeout => wit::ErrorClass::PoolTimeout,
-                        ErrorClass::Serialization => wit::ErrorClass::Serialization,
-                        ErrorClass::Constraint => wit::ErrorClass::Constraint,
-                        ErrorClass::BadQuery => wit::ErrorClass::BadQuery,
-                        ErrorClass::Fatal => wit::ErrorClass::Fatal,
-                    },
-                    retryable: error.retryable(),
-                    message,
-                })
-            }
+            StorageError::Database(error) => wit::StorageError::Database(wit::DatabaseError {
+                class: match error.class {
+                    ErrorClass::ConnectionLost => wit::ErrorClass::ConnectionLost,
+                    ErrorClass::PoolTimeout => wit::ErrorClass::PoolTimeout,
+                    ErrorClass::Serialization => wit::ErrorClass::Serialization,
+                    ErrorClass::Constraint => wit::ErrorClass::Constraint,
+                    ErrorClass::BadQuery => wit::ErrorClass::BadQuery,
+                    ErrorClass::Fatal => wit::ErrorClass::Fatal,
+                },
+                retryable: error.retryable(),
+                message,
+            }),
         }
     }
 }

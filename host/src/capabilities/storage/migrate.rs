@@ -44,7 +44,9 @@ pub enum MigrationError {
     #[error("migration {0} changed since it was applied: ship a new migration instead")]
     Changed(u32),
     /// The database has a migration this version does not ship (a newer version ran it).
-    #[error("the database has migration {0}, which this version does not ship (it is older than one loaded before)")]
+    #[error(
+        "the database has migration {0}, which this version does not ship (it is older than one loaded before)"
+    )]
     Unknown(u32),
     /// The database refused a statement or could not be reached.
     #[error("migration {version}: {error}")]
@@ -68,17 +70,20 @@ pub(super) async fn apply(
     }
     let mut prepared = Vec::with_capacity(migrations.len());
     for migration in migrations {
-        let statements = sql::check_migration(plugin, &migration.sql, db.backend()).map_err(
-            |error| MigrationError::Refused {
-                version: migration.version,
-                error,
-            },
-        )?;
+        let statements =
+            sql::check_migration(plugin, &migration.sql, db.backend()).map_err(|error| {
+                MigrationError::Refused {
+                    version: migration.version,
+                    error,
+                }
+            })?;
         prepared.push((migration, statements));
     }
     let failed_at = AtomicU32::new(0);
     let result = db
-        .run("storage.migrate", || apply_once(db, plugin, &prepared, &failed_at))
+        .run("storage.migrate", || {
+            apply_once(db, plugin, &prepared, &failed_at)
+        })
         .await;
     result.unwrap_or_else(|error| {
         Err(MigrationError::Failed {

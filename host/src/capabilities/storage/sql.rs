@@ -96,7 +96,9 @@ pub fn check_data(
             "one statement per call (a batch runs several in one transaction)".to_owned(),
         ));
     }
-    let mut statement = statements.pop().ok_or_else(|| SqlError::Invalid("there is no statement".to_owned()))?;
+    let mut statement = statements
+        .pop()
+        .ok_or_else(|| SqlError::Invalid("there is no statement".to_owned()))?;
     let placeholders = rewrite(plugin, &mut statement, Use::Data, nulls)?;
     if placeholders.iter().copied().ne(1..=nulls.len()) {
         return Err(SqlError::Invalid(format!(
@@ -334,7 +336,10 @@ fn short_name(name: &ObjectName) -> Result<Ident, SqlError> {
 /// Moves `name` into the plugin's namespace.
 fn own(plugin: &str, name: &mut ObjectName) -> Result<(), SqlError> {
     let short = short_name(name)?;
-    *name = ObjectName::from(vec![Ident::with_quote('"', format!("{plugin}.{}", short.value))]);
+    *name = ObjectName::from(vec![Ident::with_quote(
+        '"',
+        format!("{plugin}.{}", short.value),
+    )]);
     Ok(())
 }
 
@@ -417,7 +422,9 @@ impl VisitorMut for Rewrite<'_> {
             TableFactor::Derived { .. } | TableFactor::NestedJoin { .. } => {
                 ControlFlow::Continue(())
             }
-            _ => self.refuse(forbidden("this kind of FROM item (tables and subqueries are)")),
+            _ => self.refuse(forbidden(
+                "this kind of FROM item (tables and subqueries are)",
+            )),
         }
     }
 
@@ -445,9 +452,7 @@ impl VisitorMut for Rewrite<'_> {
 
     fn pre_visit_value(&mut self, value: &mut ValueWithSpan) -> ControlFlow<()> {
         match (&value.value, self.used) {
-            (Value::Number(..) | Value::Boolean(_) | Value::Null, _) => {
-                ControlFlow::Continue(())
-            }
+            (Value::Number(..) | Value::Boolean(_) | Value::Null, _) => ControlFlow::Continue(()),
             (Value::Placeholder(text), Use::Data) => {
                 match text.strip_prefix('$').and_then(|n| n.parse::<usize>().ok()) {
                     Some(n) if n >= 1 => {
@@ -473,8 +478,7 @@ impl VisitorMut for Rewrite<'_> {
             ))),
             (_, Use::Migration) => ControlFlow::Continue(()),
             (_, Use::Data) => self.refuse(SqlError::Forbidden(
-                "a quoted value in the statement: pass values as parameters ($1, $2...)"
-                    .to_owned(),
+                "a quoted value in the statement: pass values as parameters ($1, $2...)".to_owned(),
             )),
         }
     }

@@ -1,7 +1,8 @@
 //! `!add TEXT` keeps a note of the author's and answers `ok:N` (their note count), `!list`
 //! answers `ok:A|B`, `!sql STATEMENT` runs the test's statement (no parameters) and
 //! answers `ok:ROWS` or the error, `!count-longer TEXT` passes a text where a number
-//! belongs, `!double` doubles the notes table in one statement.
+//! belongs; `!bench N` times N reads of
+//! one note and answers each one's nanoseconds (for the storage benchmark).
 
 use wasmbot_sdk::{
     prelude::*,
@@ -60,11 +61,20 @@ fn run(command: &Command, author: &str) -> Result<String, StorageError> {
             &[text.into()],
         )
         .map(rows),
-        "double" => storage::execute(
-            "INSERT INTO notes (author, body) SELECT author, body FROM notes",
-            &[],
-        )
-        .map(|n| format!("ok:{n}")),
+        "bench" => {
+            let reads: usize = text.parse().unwrap_or(1);
+            let mut nanos = Vec::with_capacity(reads);
+            for _ in 0..reads {
+                // std's clock on wasm32-wasip2 is WASI's monotonic clock, in nanoseconds.
+                let started = std::time::Instant::now();
+                storage::query(
+                    "SELECT body FROM notes WHERE author = $1 LIMIT 1",
+                    &[author.into()],
+                )?;
+                nanos.push(started.elapsed().as_nanos().to_string());
+            }
+            Ok(nanos.join(" "))
+        }
         _ => storage::query(text, &[]).map(rows),
     }
 }
@@ -76,7 +86,7 @@ impl Plugin for Probe {
             .command(CommandSpec::new("list", "The author's notes"))
             .command(text_command("sql"))
             .command(text_command("count-longer"))
-            .command(CommandSpec::new("double", "Double the notes"))
+            .command(text_command("bench"))
             .migration(1, NOTES)
     }
 

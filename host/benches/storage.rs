@@ -1,0 +1,159 @@
+//! A plugin's storage call against a direct sqlx call, on Postgres and SQLite.
+//!
+//! `cargo bench -p wasmbot-host --bench storage` (Postgres from `DATABASE_URL`, default the
+//! local server's `test` database): the `storage-probe` plugin reads one row of its own
+//! table 2 000 times per round, timing each call inside the plugin; beside it, the same read
+//! through the host's storage natively (check, rewrite, transaction, limits: what the plugin
+//! call includes but the wasm boundary), and the printed statement run directly on the pool
+//! with sqlx (no check, no transaction): the baseline.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Instant,
+};
+
+use wasmbot::{
+    capabilities::{
+        Services,
+        config::{ConfigStore, StoreConfig},
+        storage::{Statement, Storage, Value, sql},
+    },
+    config::Config,
+    db::{Database, DatabaseConfig},
+    dispatch::Dispatcher,
+    platforms::console,
+    runtime::{Registry, Runtime, bindings::types::Action},
+};
+use wasmbot_sdk::build::PluginBuild;
+
+const READS: usize = 2_000;
+const ROUNDS: usize = 5;
+const AUTHOR: &str = "bench-author";
+
+fn percentiles(mut nanos: Vec<u64>) -> (f64, f64) {
+    nanos.sort_unstable();
+    let at = |q: f64| nanos[((nanos.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    (at(0.50), at(0.99))
+}
+
+async fn measure(url: &str, label: &str, probe: &Path) {
+    let db = Database::connect(&DatabaseConfig {
+        url: url.to_owned(),
+        min_connections: 2,
+        idle_timeout_ms: 3_600_000,
+        ..DatabaseConfig::default()
+    })
+    .expect("database");
+    db.migrate().await.expect("migrations");
+    let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
+    let mut config = Config::default();
+    config.runtime.cache_dir = PathBuf::new();
+    let services = Services::on(store, &config);
+    let storage: Arc<Storage> = services.storage.clone().expect("storage");
+    let runtime = Runtime::new(Arc::new(config.clone()), services).expect("runtime");
+    let registry = Registry::new(runtime);
+    registry
+        .load_file(probe)
+        .await
+        .expect("storage-probe loads");
+    let dispatcher = Dispatcher::new(registry, config.bot.clone());
+    let say = |line: String| {
+        let dispatcher = &dispatcher;
+        async move {
+            let mut event = console::event_for_line(dispatcher, &line).expect("event");
+            event.author.id = AUTHOR.to_owned();
+            let outcomes = dispatcher.dispatch(event).await;
+            let actions = outcomes[0].result.as_ref().expect("the probe answers");
+            let Action::Reply(reply) = &actions[0] else {
+                panic!("a reply")
+            };
+            reply.text.clone()
+        }
+    };
+    say("!add the note".to_owned()).await;
+
+    let plugin_round = || async {
+        let answer = say(format!("!bench {READS}")).await;
+        answer
+            .split(' ')
+            .map(|n| n.parse::<u64>().expect(&answer))
+            .collect::<Vec<_>>()
+    };
+    plugin_round().await; // Warm caches and connections.
+    let mut plugin = Vec::new();
+    for _ in 0..ROUNDS {
+        plugin.extend(plugin_round().await);
+    }
+
+    let statement = || Statement {
+        sql: "SELECT body FROM notes WHERE author = $1 LIMIT 1".to_owned(),
+        params: vec![Value::Text(AUTHOR.to_owned())],
+    };
+    let limits = config.plugin_defaults.storage_limits();
+    let mut native = Vec::new();
+    for _ in 0..READS * ROUNDS {
+        let started = Instant::now();
+        std::hint::black_box(
+            storage
+                .query("storage-probe", &limits, statement())
+                .await
+                .expect("read"),
+        );
+        native.push(started.elapsed().as_nanos() as u64);
+    }
+
+    let printed = sql::check_data("storage-probe", &statement().sql, db.backend(), &[false])
+        .expect("checked")
+        .sql;
+    let mut direct = Vec::new();
+    for _ in 0..READS * ROUNDS {
+        let started = Instant::now();
+        std::hint::black_box(
+            sqlx::query(sqlx::AssertSqlSafe(printed.clone()))
+                .bind(AUTHOR)
+                .fetch_all(db.pool())
+                .await
+                .expect("read"),
+        );
+        direct.push(started.elapsed().as_nanos() as u64);
+    }
+
+    let (direct_p50, direct_p99) = percentiles(direct);
+    for (path, nanos) in [
+        ("storage.query from the plugin", plugin),
+        ("the host's storage, native", native),
+    ] {
+        let (p50, p99) = percentiles(nanos);
+        println!(
+            "| {label} | {path} | {p50:.1} µs | {p99:.1} µs | {:.2}× |",
+            p50 / direct_p50
+        );
+    }
+    println!("| {label} | direct sqlx (baseline) | {direct_p50:.1} µs | {direct_p99:.1} µs | 1× |");
+}
+
+fn main() {
+    let url = std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let probe = PluginBuild::new(root)
+        .profile("plugin")
+        .package("storage-probe")
+        .run()
+        .expect("the plugin builds")
+        .remove(0);
+    let folder = tempfile::tempdir().expect("a folder");
+    let sqlite = format!("sqlite://{}/bench.db?mode=rwc", folder.path().display());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio");
+    runtime.block_on(async {
+        println!("| database | path | p50 | p99 | p50 / direct |");
+        println!("|---|---|---|---|---|");
+        measure(&url, "postgres", &probe).await;
+        measure(&sqlite, "sqlite", &probe).await;
+    });
+}
