@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p wasmbot-host --bench storage` (Postgres from `DATABASE_URL`, default the
 //! local server's `test` database): the `storage-probe` plugin reads one row of its own
-//! table 2 000 times per round, timing each call inside the plugin; beside it, the same read
+//! table 500 times per event, 20 events, timing each call inside the plugin; beside it, the same read
 //! through the host's storage natively (check, rewrite, transaction, limits: what the plugin
 //! call includes but the wasm boundary), and the printed statement run directly on the pool
 //! with sqlx (no check, no transaction): the baseline.
@@ -27,8 +27,8 @@ use wasmbot::{
 };
 use wasmbot_sdk::build::PluginBuild;
 
-const READS: usize = 2_000;
-const ROUNDS: usize = 5;
+const READS: usize = 500;
+const ROUNDS: usize = 20;
 const AUTHOR: &str = "bench-author";
 
 fn percentiles(mut nanos: Vec<u64>) -> (f64, f64) {
@@ -49,6 +49,8 @@ async fn measure(url: &str, label: &str, probe: &Path) {
     let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
     let mut config = Config::default();
     config.runtime.cache_dir = PathBuf::new();
+    // A round of reads is one event: its budget must not cut the measurement short.
+    config.plugin_defaults.cpu_ms = 60_000;
     let services = Services::on(store, &config);
     let storage: Arc<Storage> = services.storage.clone().expect("storage");
     let runtime = Runtime::new(Arc::new(config.clone()), services).expect("runtime");

@@ -358,7 +358,13 @@ mod tests {
         assert_eq!(policy.cpu_budget(), Duration::from_millis(100));
         assert_eq!(policy.wall_budget(), Duration::from_secs(30));
         assert_eq!(policy.memory_bytes(), 64 << 20);
-        assert_eq!(policy.grants, vec!["log", "config", "counters", "state"]);
+        assert_eq!(
+            policy.grants,
+            vec!["log", "config", "counters", "state", "storage"]
+        );
+        let storage = policy.storage_limits();
+        assert_eq!(storage.timeout, Duration::from_secs(2));
+        assert_eq!((storage.max_rows, storage.max_bytes), (1_000, 1 << 20));
         assert_eq!(config.bot.prefix, "!");
         config.validate().unwrap();
     }

@@ -169,7 +169,8 @@ async fn migrations_apply_once_and_a_failed_one_leaves_the_previous_version() {
         let plugins = tempfile::tempdir().unwrap();
         let file = plugins.path().join("storage-probe.wasm");
         std::fs::copy(plugin("storage-probe"), &file).unwrap();
-        let second = host_with_files(&url, &[file.clone()], PluginOverride::default()).await;
+        let second =
+            host_with_files(&url, std::slice::from_ref(&file), PluginOverride::default()).await;
         assert_eq!(say(&second, &ada, "!list").await, "ok:kept");
         let applied = "SELECT count(*) FROM plugin_migrations WHERE plugin = 'storage-probe'";
         assert_eq!(count(&second, applied).await.unwrap(), 1);
