@@ -15,5 +15,6 @@ pub mod db;
 pub mod dispatch;
 pub mod http;
 pub mod platforms;
+pub mod redis;
 pub mod runtime;
 pub mod telemetry;

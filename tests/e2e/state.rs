@@ -9,7 +9,7 @@ use wasmbot::{
     db::{Database, DatabaseConfig},
 };
 use wasmbot_sdk::testing::TestHost;
-use wasmbot_tests::{config, plugin, postgres_url, unique};
+use wasmbot_tests::{config, plugin, postgres_url, redis_url, unique};
 
 /// Types `line` in a chat of its own (state is per chat and user; the console's chat is the
 /// same in every run and the Postgres is shared).
@@ -126,7 +126,7 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
     .unwrap();
     db.migrate().await.unwrap();
     let store_db = db.clone();
-    let store = StateStore::new(db, StateConfig::default());
+    let store = StateStore::new(db, StateConfig::default(), None);
     let user = unique("u");
     let conversation = |plugin: &str, chat: &str| Conversation {
         plugin: plugin.to_owned(),
@@ -183,6 +183,67 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
         Some("step 2")
     );
     store.clear(&conversation("survey", "c1")).await.unwrap();
+}
+
+/// With Redis, two hosts read a conversation's state from their shared copy: a write on one
+/// is what the other reads next, a clear leaves "none", and the database is not asked (a
+/// row changed behind the hosts' backs is not seen until the copy expires, at most 5
+/// minutes: the same bound holds for a write a host could not copy to Redis). Redis down:
+/// the database answers.
+#[tokio::test]
+async fn state_is_cached_in_redis_and_hosts_see_each_others_writes() {
+    let db = Database::connect(&DatabaseConfig {
+        url: postgres_url(),
+        min_connections: 0,
+        ..DatabaseConfig::default()
+    })
+    .unwrap();
+    db.migrate().await.unwrap();
+    let redis = || Some(wasmbot::redis::Redis::new(&redis_url()).unwrap());
+    let one = StateStore::new(db.clone(), StateConfig::default(), redis());
+    let two = StateStore::new(db.clone(), StateConfig::default(), redis());
+    let conversation = Conversation {
+        plugin: "survey".into(),
+        platform: "whatsapp".into(),
+        chat: unique("chat"),
+        user: unique("u"),
+    };
+    let hour = std::time::Duration::from_secs(3600);
+    assert_eq!(two.get(&conversation).await.unwrap(), None);
+    one.set(&conversation, "step 1", hour).await.unwrap();
+    assert_eq!(
+        two.get(&conversation).await.unwrap().as_deref(),
+        Some("step 1")
+    );
+    one.set(&conversation, "step 2", hour).await.unwrap();
+    assert_eq!(
+        two.get(&conversation).await.unwrap().as_deref(),
+        Some("step 2")
+    );
+
+    // Served from the copy: the database's row is not read.
+    sqlx::query("UPDATE flow_state SET value = 'changed behind' WHERE chat_id = $1")
+        .bind(&conversation.chat)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        two.get(&conversation).await.unwrap().as_deref(),
+        Some("step 2")
+    );
+
+    two.clear(&conversation).await.unwrap();
+    assert_eq!(one.get(&conversation).await.unwrap(), None);
+
+    let unreachable = Some(wasmbot::redis::Redis::new("redis://127.0.0.1:1").unwrap());
+    let down = StateStore::new(db, StateConfig::default(), unreachable);
+    down.set(&conversation, "step 3", hour).await.unwrap();
+    assert_eq!(
+        down.get(&conversation).await.unwrap().as_deref(),
+        Some("step 3")
+    );
+    down.clear(&conversation).await.unwrap();
+    assert!(down.get(&conversation).await.unwrap().is_none());
 }
 
 /// One pool per process, whatever the load: 200 events at once, each writing and reading

@@ -141,7 +141,11 @@ impl Services {
         let db = store.database().clone();
         Self {
             counters: Some(counters::WriteBehind::new(db.clone(), &config.counters)),
-            state: Some(state::StateStore::new(db.clone(), config.state.clone())),
+            state: Some(state::StateStore::new(
+                db.clone(),
+                config.state.clone(),
+                store.redis().cloned(),
+            )),
             storage: Some(Arc::new(storage::Storage::new(db))),
             config: Some(store),
         }

@@ -11,15 +11,14 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use moka::future::Cache;
-use redis::{AsyncCommands, aio::ConnectionManager};
-use tokio::sync::{Mutex, watch};
+use redis::AsyncCommands;
+use tokio::sync::watch;
 
-use super::store::{Cached, Document, Episode, Generations};
+use super::store::{Cached, Document, Generations};
+use crate::redis::Redis;
 
 /// The pub/sub channel carrying invalidated keys.
 const CHANNEL: &str = "wasmbot:config:invalidate";
-/// How long a Redis call may take before the layer is skipped for that read.
-const TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Stores `{"v":VERSION,"d":DOCUMENT}` (ARGV 1, version ARGV 2) unless Redis holds the
 /// same or a later version of the document, or the marker `{"w":VERSION}` of a later write.
@@ -40,23 +39,24 @@ return 1
 
 /// The Redis layer of one host.
 pub(crate) struct L2 {
-    client: redis::Client,
+    redis: Arc<Redis>,
     put: redis::Script,
-    connection: Mutex<Option<ConnectionManager>>,
-    outage: Arc<Episode>,
     subscribed: watch::Sender<bool>,
 }
 
 impl L2 {
-    /// A layer on the Redis at `url`; nothing is connected until first use.
-    pub(crate) fn new(url: &str) -> anyhow::Result<Self> {
-        Ok(Self {
-            client: redis::Client::open(url)?,
+    /// A layer on the host's Redis link.
+    pub(crate) fn new(redis: Arc<Redis>) -> Self {
+        Self {
+            redis,
             put: redis::Script::new(PUT),
-            connection: Mutex::new(None),
-            outage: Arc::new(Episode::new("cache.l2_unavailable")),
             subscribed: watch::Sender::new(false),
-        })
+        }
+    }
+
+    /// The Redis link it uses.
+    pub(crate) fn redis(&self) -> &Arc<Redis> {
+        &self.redis
     }
 
     /// Waits until the invalidation listener is subscribed.
@@ -66,56 +66,26 @@ impl L2 {
         let _ = subscribed.wait_for(|yes| *yes).await;
     }
 
-    /// Failed Redis calls so far.
-    pub(crate) fn failures(&self) -> u64 {
-        self.outage.count()
-    }
-
-    /// A connection, made on first use and remade after it could not be made.
-    async fn connection(&self) -> Option<ConnectionManager> {
-        let mut connection = self.connection.lock().await;
-        if connection.is_none() {
-            let config = redis::aio::ConnectionManagerConfig::new()
-                .set_connection_timeout(Some(TIMEOUT))
-                .set_response_timeout(Some(TIMEOUT))
-                .set_number_of_retries(1);
-            match self.client.get_connection_manager_with_config(config).await {
-                Ok(made) => *connection = Some(made),
-                Err(error) => self.outage.failed(&error),
-            }
-        }
-        connection.clone()
-    }
-
     fn key(key: &str) -> String {
         format!("wasmbot:config:{key}")
     }
 
     /// The document, when Redis has it (a write's marker is no document).
     pub(crate) async fn get(&self, key: &str) -> Option<Document> {
-        let mut connection = self.connection().await?;
-        let read: redis::RedisResult<Option<String>> = connection.get(Self::key(key)).await;
-        match read {
-            Ok(text) => {
-                self.outage.recovered();
-                let mut entry: serde_json::Map<String, serde_json::Value> =
-                    serde_json::from_str(&text?).ok()?;
-                match entry.remove("d")? {
-                    serde_json::Value::Object(document) => Some(document),
-                    _ => None,
-                }
-            }
-            Err(error) => {
-                self.outage.failed(&error);
-                None
-            }
+        let mut connection = self.redis.connection().await?;
+        let text: Option<String> = self.redis.outcome(connection.get(Self::key(key)).await)?;
+        let mut entry: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(&text?).ok()?;
+        match entry.remove("d")? {
+            serde_json::Value::Object(document) => Some(document),
+            _ => None,
         }
     }
 
     /// Stores the document, read at `version`, for `ttl`, unless a later version or a later
     /// write's marker is there.
     pub(crate) async fn put(&self, key: &str, document: &Document, version: i64, ttl: Duration) {
-        let Some(mut connection) = self.connection().await else {
+        let Some(mut connection) = self.redis.connection().await else {
             return;
         };
         let document = serde_json::Value::Object(document.clone());
@@ -124,17 +94,14 @@ impl L2 {
         put.key(Self::key(key)).arg(entry).arg(version);
         put.arg(ttl.as_secs().max(1)).arg(0);
         let stored: redis::RedisResult<i64> = put.invoke_async(&mut connection).await;
-        match stored {
-            Ok(_) => self.outage.recovered(),
-            Err(error) => self.outage.failed(&error),
-        }
+        self.redis.outcome(stored);
     }
 
     /// Drops the document and tells every host to drop it. After a write through the
     /// store, `written` is the new version: its marker stays for `ttl` in the document's
     /// place (unless a later write's is there), so older copies cannot come back.
     pub(crate) async fn invalidate(&self, key: &str, written: Option<(i64, Duration)>) {
-        let Some(mut connection) = self.connection().await else {
+        let Some(mut connection) = self.redis.connection().await else {
             return;
         };
         let mut pipe = redis::pipe();
@@ -154,10 +121,7 @@ impl L2 {
             .ignore()
             .query_async(&mut connection)
             .await;
-        match removed {
-            Ok(()) => self.outage.recovered(),
-            Err(error) => self.outage.failed(&error),
-        }
+        self.redis.outcome(removed);
     }
 
     /// Listens for invalidations for as long as the cache lives, resubscribing after an
@@ -168,8 +132,8 @@ impl L2 {
         fresh: Cache<Arc<str>, Cached>,
         generations: Arc<Generations>,
     ) -> tokio::task::JoinHandle<()> {
-        let client = self.client.clone();
-        let outage = Arc::clone(&self.outage);
+        let client = self.redis.client().clone();
+        let outage = Arc::clone(self.redis.outage());
         let subscribed = self.subscribed.clone();
         tokio::spawn(async move {
             loop {
@@ -217,7 +181,7 @@ mod tests {
     #[tokio::test]
     async fn an_older_copy_cannot_replace_a_later_write() {
         let url = std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".into());
-        let l2 = L2::new(&url).unwrap();
+        let l2 = L2::new(Redis::new(&url).unwrap());
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
         let key = format!("l2-test-{}", now.map_or(0, |t| t.as_nanos()));
         let ttl = Duration::from_secs(30);
@@ -238,6 +202,6 @@ mod tests {
         // An invalidation from outside the bot knows no version: the copy goes.
         l2.invalidate(&key, None).await;
         assert_eq!(l2.get(&key).await, None);
-        assert_eq!(l2.failures(), 0);
+        assert_eq!(l2.redis.failures(), 0);
     }
 }

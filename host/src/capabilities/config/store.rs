@@ -7,7 +7,7 @@ use std::{
     collections::HashMap,
     sync::{
         Arc, RwLock,
-        atomic::{AtomicBool, AtomicU64, Ordering},
+        atomic::{AtomicU64, Ordering},
     },
     time::{Duration, Instant},
 };
@@ -24,6 +24,7 @@ use super::{
 use crate::{
     config::Config,
     db::{Database, DbError, now_ms},
+    redis::{Episode, Redis},
 };
 
 /// A settings document: field name → value.
@@ -203,43 +204,6 @@ impl Expiry<Arc<str>, Cached> for ScopeTtl {
     }
 }
 
-/// A failure that lasts: logged when it starts and when it ends, counted throughout.
-pub(crate) struct Episode {
-    category: &'static str,
-    ongoing: AtomicBool,
-    count: AtomicU64,
-}
-
-impl Episode {
-    pub(crate) const fn new(category: &'static str) -> Self {
-        Self {
-            category,
-            ongoing: AtomicBool::new(false),
-            count: AtomicU64::new(0),
-        }
-    }
-
-    pub(crate) fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    pub(crate) fn failed(&self, error: &dyn std::fmt::Display) {
-        self.count.fetch_add(1, Ordering::Relaxed);
-        if !self.ongoing.swap(true, Ordering::Relaxed) {
-            tracing::warn!(
-                category = self.category,
-                "{error}; falling back until it recovers"
-            );
-        }
-    }
-
-    pub(crate) fn recovered(&self) {
-        if self.ongoing.swap(false, Ordering::Relaxed) {
-            tracing::info!(category = self.category, "recovered");
-        }
-    }
-}
-
 /// The config store of one host.
 pub struct ConfigStore {
     db: Database,
@@ -320,7 +284,7 @@ impl ConfigStore {
     /// Adds the Redis layer: documents shared between hosts, and invalidations published to
     /// every host. Must be called inside a tokio runtime (it starts the listener).
     pub fn with_redis(mut self, url: &str) -> anyhow::Result<Self> {
-        let l2 = L2::new(url)?;
+        let l2 = L2::new(Redis::new(url)?);
         self.listener = Some(l2.listen(self.fresh.clone(), Arc::clone(&self.generations)));
         self.l2 = Some(l2);
         Ok(self)
@@ -345,7 +309,12 @@ impl ConfigStore {
 
     /// Failed Redis calls so far (0 without Redis).
     pub fn redis_failures(&self) -> u64 {
-        self.l2.as_ref().map_or(0, L2::failures)
+        self.redis().map_or(0, |redis| redis.failures())
+    }
+
+    /// The host's Redis link, when it has one: other capabilities cache in it too.
+    pub fn redis(&self) -> Option<&Arc<Redis>> {
+        self.l2.as_ref().map(L2::redis)
     }
 
     /// The store's counters.

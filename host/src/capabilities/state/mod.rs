@@ -1,8 +1,10 @@
 //! Conversation state: one value per (plugin, platform, chat, user), kept in the database
 //! with a time to live, so a flow waiting for a reply survives a restart and can continue
 //! on another host. Expired values are never returned, and swept away in the background.
-//! Beside it, each conversation's last few messages, for AI prompts.
+//! Beside it, each conversation's last few messages, for AI prompts. With Redis, reads are
+//! served from a copy there ([`cache`]).
 
+mod cache;
 mod history;
 mod interface;
 
@@ -12,7 +14,11 @@ use std::{sync::Arc, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Database, DbError, now_ms};
+use crate::{
+    db::{Database, DbError, now_ms},
+    redis::Redis,
+};
+use cache::{Cached, StateCache};
 
 /// The `[state]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -46,16 +52,24 @@ pub struct Conversation {
     pub user: String,
 }
 
+/// How long a cached "no state" is kept: a flow's first message finds one.
+const ABSENT_TTL: Duration = Duration::from_secs(300);
+
 /// The conversation state of one host.
 pub struct StateStore {
     db: Database,
     config: StateConfig,
+    cache: Option<StateCache>,
 }
 
 impl StateStore {
-    /// A store over `db` (migrated).
-    pub fn new(db: Database, config: StateConfig) -> Arc<Self> {
-        Arc::new(Self { db, config })
+    /// A store over `db` (migrated), with copies in `redis` when given.
+    pub fn new(db: Database, config: StateConfig, redis: Option<Arc<Redis>>) -> Arc<Self> {
+        Arc::new(Self {
+            db,
+            config,
+            cache: redis.map(StateCache::new),
+        })
     }
 
     /// Its limits.
@@ -65,13 +79,21 @@ impl StateStore {
 
     /// The value, unless none was set or it expired.
     pub async fn get(&self, conversation: &Conversation) -> Result<Option<String>, DbError> {
+        if let Some(cache) = &self.cache {
+            match cache.get(conversation).await {
+                Some(Cached::Value(value)) => return Ok(Some(value)),
+                Some(Cached::Absent) => return Ok(None),
+                None => {}
+            }
+        }
         let now = now_ms();
         // Once: a plugin's call must not wait out a backoff.
-        self.db
+        let row = self
+            .db
             .run_once("state.read", || {
-                sqlx::query_scalar::<_, String>(
-                    "SELECT value FROM flow_state WHERE plugin = $1 AND platform = $2 \
-                     AND chat_id = $3 AND user_id = $4 AND expires_at > $5",
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT value, expires_at FROM flow_state WHERE plugin = $1 \
+                     AND platform = $2 AND chat_id = $3 AND user_id = $4 AND expires_at > $5",
                 )
                 .bind(&conversation.plugin)
                 .bind(&conversation.platform)
@@ -80,7 +102,18 @@ impl StateStore {
                 .bind(now)
                 .fetch_optional(self.db.pool())
             })
-            .await
+            .await?;
+        if let Some(cache) = &self.cache {
+            let (cached, ttl) = match &row {
+                Some((value, expires)) => (
+                    Cached::Value(value.clone()),
+                    Duration::from_millis(u64::try_from(expires - now).unwrap_or_default()),
+                ),
+                None => (Cached::Absent, ABSENT_TTL),
+            };
+            cache.fill(conversation, &cached, ttl).await;
+        }
+        Ok(row.map(|(value, _)| value))
     }
 
     /// Sets the value for `ttl` (cut to the configured longest). The caller checks the size.
@@ -108,8 +141,13 @@ impl StateStore {
                 .bind(expires)
                 .execute(self.db.pool())
             })
-            .await
-            .map(|_| ())
+            .await?;
+        if let Some(cache) = &self.cache {
+            cache
+                .put(conversation, &Cached::Value(value.to_owned()), ttl)
+                .await;
+        }
+        Ok(())
     }
 
     /// Forgets the value.
@@ -126,8 +164,11 @@ impl StateStore {
                 .bind(&conversation.user)
                 .execute(self.db.pool())
             })
-            .await
-            .map(|_| ())
+            .await?;
+        if let Some(cache) = &self.cache {
+            cache.put(conversation, &Cached::Absent, ABSENT_TTL).await;
+        }
+        Ok(())
     }
 
     /// Deletes expired values; returns how many.

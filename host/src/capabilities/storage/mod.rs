@@ -194,22 +194,25 @@ impl Storage {
                 }
                 Backend::Sqlite => self.db.pool().begin().await?,
             };
-            let mut counts = Vec::with_capacity(statements.len());
-            for (statement, params) in statements {
-                let query = bind(&statement.sql, params);
-                if want_rows {
-                    match read(query.fetch(&mut *tx), limits).await? {
-                        Ok(rows) => {
-                            tx.commit().await?;
-                            return Ok(Ok(Outcome::Rows(rows)));
-                        }
-                        Err(refused) => return Ok(Err(refused)),
-                    }
+            let outcome = if want_rows {
+                let mut rows = Ok(Rows::default());
+                for (statement, params) in statements {
+                    rows = read(bind(&statement.sql, params).fetch(&mut *tx), limits).await?;
                 }
-                counts.push(query.execute(&mut *tx).await?.rows_affected());
+                rows.map(Outcome::Rows)
+            } else {
+                let mut counts = Vec::with_capacity(statements.len());
+                for (statement, params) in statements {
+                    let done = bind(&statement.sql, params).execute(&mut *tx).await?;
+                    counts.push(done.rows_affected());
+                }
+                Ok(Outcome::Counts(counts))
+            };
+            // A refused result is not committed: dropping the transaction rolls it back.
+            if outcome.is_ok() {
+                tx.commit().await?;
             }
-            tx.commit().await?;
-            Ok(Ok(Outcome::Counts(counts)))
+            Ok(outcome)
         };
         // The server's timeout fires first on Postgres; the margin covers the round trips.
         let Ok(result) = tokio::time::timeout(timeout + Duration::from_millis(250), work).await

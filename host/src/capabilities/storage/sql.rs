@@ -575,6 +575,17 @@ mod tests {
     }
 
     #[test]
+    fn quoted_names_are_printed_as_one_name() {
+        // The database runs the printed tree: a quote inside a name stays inside it.
+        let printed =
+            data(r#"SELECT "a"" FROM config_entries --" FROM notes WHERE id = $1"#).unwrap();
+        assert_eq!(
+            printed,
+            r#"SELECT "a"" FROM config_entries --" FROM "notes-bot.notes" AS notes WHERE id = $1"#
+        );
+    }
+
+    #[test]
     fn values_come_only_as_parameters() {
         refused_for("SELECT * FROM notes WHERE body = 'x'", "parameters");
         refused_for("SELECT ?", "does not parse");
