@@ -102,7 +102,7 @@ async fn a_new_thread_restarts_the_total_and_nothing_waits_past_shutdown() {
     for (_folder, db) in backends().await {
         let plugin = unique("threads");
         // Never quiet long enough: only flush_all writes.
-        let counters = counters(db, 3_600_000);
+        let counters = counters(db.clone(), 3_600_000);
         let user = key(&plugin, "u1");
         counters.record(user.clone(), 5, "t1").await;
         counters.record(user.clone(), 3, "t1").await;
@@ -146,6 +146,17 @@ async fn a_new_thread_restarts_the_total_and_nothing_waits_past_shutdown() {
             Some((6, "t3".into()))
         );
 
+        // Reads come from the copy the last write left, not from the database.
+        sqlx::query("UPDATE counters SET total = 999 WHERE plugin = $1")
+            .bind(&plugin)
+            .execute(db.pool())
+            .await
+            .unwrap();
+        assert_eq!(
+            counters.stored(&user).await.unwrap(),
+            Some((6, "t3".into()))
+        );
+
         counters.record(user.clone(), 0, "t3").await;
         counters.record(user.clone(), -2, "t3").await;
         assert_eq!(counters.pending(), 0);
@@ -169,8 +180,13 @@ async fn two_hosts_flushing_the_same_users_keep_exact_totals() {
         let (written_a, written_b) = tokio::join!(a.flush_all(), b.flush_all());
         assert_eq!((written_a, written_b), (10, 10), "round {round}");
     }
+    // Each host's copy is what its own last write returned: read the database afresh.
+    let fresh = counters(database(&postgres_url()).await, 3_600_000);
     for user in 0..10 {
-        let stored = a.stored(&key(&plugin, &format!("u{user}"))).await.unwrap();
+        let stored = fresh
+            .stored(&key(&plugin, &format!("u{user}")))
+            .await
+            .unwrap();
         assert_eq!(stored, Some((60, "t".into())), "user {user}");
     }
 }

@@ -16,7 +16,8 @@ const UPSERT: &str = "INSERT INTO counters (plugin, counter, subject, thread_id,
      ON CONFLICT (plugin, counter, subject) DO UPDATE SET \
      total = CASE WHEN counters.thread_id = excluded.thread_id \
              THEN counters.total + excluded.total ELSE excluded.total END, \
-     thread_id = excluded.thread_id, updated_at = excluded.updated_at";
+     thread_id = excluded.thread_id, updated_at = excluded.updated_at \
+     RETURNING total, thread_id";
 
 impl WriteBehind {
     /// Writes the keys that have been quiet for the configured time; returns how many.
@@ -120,24 +121,31 @@ impl WriteBehind {
         once: bool,
     ) -> Result<(), DbError> {
         let upsert = || {
-            sqlx::query(UPSERT)
+            sqlx::query_as::<_, (i64, String)>(UPSERT)
                 .bind(&key.plugin)
                 .bind(&key.counter)
                 .bind(&key.subject)
                 .bind(&waiting.thread)
                 .bind(waiting.amount)
                 .bind(now_ms())
-                .execute(self.db.pool())
+                .fetch_one(self.db.pool())
         };
         let result = match once {
             true => self.db.run_once("counters.write", upsert).await,
             false => self.db.run_additive("counters.write", upsert).await,
         };
-        match &result {
-            Ok(_) => self.stats.writes.fetch_add(1, Ordering::Relaxed),
-            Err(_) => self.stats.failed_writes.fetch_add(1, Ordering::Relaxed),
-        };
-        result.map(|_| ())
+        match result {
+            Ok(total) => {
+                self.stats.writes.fetch_add(1, Ordering::Relaxed);
+                // The cached copy is what this write left.
+                self.copies.insert(key.clone(), total).await;
+                Ok(())
+            }
+            Err(error) => {
+                self.stats.failed_writes.fetch_add(1, Ordering::Relaxed);
+                Err(error)
+            }
+        }
     }
 }
 

@@ -19,6 +19,7 @@ use std::{
     time::{Duration, Instant},
 };
 
+use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{Database, DbError};
@@ -83,7 +84,14 @@ pub struct WriteBehind {
     /// Keys taken out of `pending` whose write has not finished.
     writing: AtomicUsize,
     stats: CounterStats,
+    /// Stored totals and threads, as this host's last write or read saw them.
+    copies: Cache<CounterKey, (i64, String)>,
 }
+
+/// Stored totals kept in memory: enough for the active users of a big bot.
+const MAX_COPIES: u64 = 100_000;
+/// How long a copy is trusted: another host's writes show after at most this.
+const COPY_TTL: Duration = Duration::from_secs(60);
 
 impl WriteBehind {
     /// A write-behind over `db` (migrated).
@@ -95,6 +103,10 @@ impl WriteBehind {
             pending: Mutex::default(),
             writing: AtomicUsize::new(0),
             stats: CounterStats::default(),
+            copies: Cache::builder()
+                .max_capacity(MAX_COPIES)
+                .time_to_live(COPY_TTL)
+                .build(),
         })
     }
 
@@ -157,8 +169,12 @@ impl WriteBehind {
         }
     }
 
-    /// The stored total of `key` and its thread (what has been written, not what waits).
+    /// The stored total of `key` and its thread (what has been written, not what waits),
+    /// from this host's copy when it has one.
     pub async fn stored(&self, key: &CounterKey) -> Result<Option<(i64, String)>, DbError> {
+        if let Some(copy) = self.copies.get(key).await {
+            return Ok(Some(copy));
+        }
         let row = self
             .db
             .run("counters.read", || {
@@ -172,6 +188,10 @@ impl WriteBehind {
                 .fetch_optional(self.db.pool())
             })
             .await?;
+        if let Some(read) = &row {
+            // A write that finished meanwhile left a newer copy: it stays.
+            self.copies.entry(key.clone()).or_insert(read.clone()).await;
+        }
         Ok(row)
     }
 }
