@@ -139,6 +139,13 @@ async fn results_over_the_limits_and_wrong_parameters_are_typed_errors() {
         answer.starts_with("err:StorageError::Database(DatabaseError { class: ErrorClass::BadQuery, retryable: false"),
         "{answer}"
     );
+    // A type the driver cannot read is the statement's fault too.
+    let answer = say(&host, &unique("ada"), "!sql SELECT CAST(1 AS NUMERIC)").await;
+    assert!(
+        answer
+            .starts_with("err:StorageError::Database(DatabaseError { class: ErrorClass::BadQuery"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]
@@ -219,28 +226,4 @@ async fn a_migration_changed_after_it_was_applied_is_refused() {
     let refused = TestHost::with_store(config, store, &[plugin("storage-probe")]).await;
     let error = refused.err().expect("refused").to_string();
     assert!(error.contains("migration 1 changed"), "{error}");
-}
-
-/// A plugin waiting on its database is not spending CPU: 300 reads take longer than its
-/// 100 ms CPU budget in wall-clock time, and pass.
-#[tokio::test]
-async fn time_waiting_on_the_database_is_not_cpu_time() {
-    let host = host(
-        &postgres_url(),
-        &["storage-probe"],
-        PluginOverride::default(),
-    )
-    .await;
-    let ada = unique("ada");
-    say(&host, &ada, "!add note").await;
-    let answer = say(&host, &ada, "!bench 300").await;
-    let nanos: Vec<u64> = answer
-        .split(' ')
-        .map(|n| n.parse().unwrap_or_else(|_| panic!("{answer}")))
-        .collect();
-    assert_eq!(nanos.len(), 300);
-    // Each read is a transaction of three round trips to Postgres: far more than the
-    // 333 µs each would need to fit the budget in wall-clock time.
-    let waited = std::time::Duration::from_nanos(nanos.iter().sum());
-    assert!(waited > std::time::Duration::from_millis(100), "{waited:?}");
 }

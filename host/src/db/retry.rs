@@ -83,7 +83,9 @@ impl ErrorClass {
             | sqlx::Error::ColumnDecode { .. }
             | sqlx::Error::Encode(_)
             | sqlx::Error::Decode(_)
-            | sqlx::Error::InvalidArgument(_) => ErrorClass::BadQuery,
+            | sqlx::Error::InvalidArgument(_)
+            // A column of a type the driver cannot read (Postgres' NUMERIC, say).
+            | sqlx::Error::AnyDriverError(_) => ErrorClass::BadQuery,
             _ => ErrorClass::Fatal,
         }
     }

@@ -21,7 +21,7 @@ use sqlx::{
     query::Query,
 };
 
-use crate::db::{Backend, Database, DbError, ErrorClass};
+use crate::db::{Backend, Database, DbError};
 use sql::{Checked, SqlError};
 
 /// What one plugin's statements may take: `[plugin_defaults]` / `[plugins.NAME]`.
@@ -302,14 +302,4 @@ fn value(row: &AnyRow, index: usize) -> Result<Value, sqlx::Error> {
         AnyTypeInfoKind::Text => Value::Text(row.try_get(index)?),
         AnyTypeInfoKind::Blob => Value::Blob(row.try_get(index)?),
     })
-}
-
-impl StorageError {
-    /// The class a database failure had, for metrics and tests.
-    pub fn class(&self) -> Option<ErrorClass> {
-        match self {
-            StorageError::Database(error) => Some(error.class),
-            _ => None,
-        }
-    }
 }
