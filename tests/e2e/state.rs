@@ -116,8 +116,8 @@ async fn the_operator_sets_how_much_history_a_plugin_keeps() {
     assert_eq!(say(&host, &guild, "!say c").await, vec!["ok:b|c"]);
 }
 
-#[tokio::test]
-async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept() {
+/// The shared Postgres, migrated.
+async fn postgres() -> Database {
     let db = Database::connect(&DatabaseConfig {
         url: postgres_url(),
         min_connections: 0,
@@ -125,6 +125,12 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
     })
     .unwrap();
     db.migrate().await.unwrap();
+    db
+}
+
+#[tokio::test]
+async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept() {
+    let db = postgres().await;
     let store_db = db.clone();
     let store = StateStore::new(db, StateConfig::default(), None);
     let user = unique("u");
@@ -192,13 +198,7 @@ async fn states_are_per_plugin_and_per_conversation_and_expired_ones_are_swept()
 /// the database answers.
 #[tokio::test]
 async fn state_is_cached_in_redis_and_hosts_see_each_others_writes() {
-    let db = Database::connect(&DatabaseConfig {
-        url: postgres_url(),
-        min_connections: 0,
-        ..DatabaseConfig::default()
-    })
-    .unwrap();
-    db.migrate().await.unwrap();
+    let db = postgres().await;
     let redis = || Some(wasmbot::redis::Redis::new(&redis_url()).unwrap());
     let one = StateStore::new(db.clone(), StateConfig::default(), redis());
     let two = StateStore::new(db.clone(), StateConfig::default(), redis());

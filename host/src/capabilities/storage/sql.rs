@@ -612,7 +612,9 @@ mod tests {
             "p",
             "CREATE TABLE notes (id BIGINT PRIMARY KEY, author BIGINT REFERENCES people (id), body TEXT DEFAULT 'x');
              CREATE INDEX by_author ON notes (author);
-             ALTER TABLE notes RENAME TO notes2",
+             ALTER TABLE notes RENAME TO notes2;
+             DROP INDEX by_author;
+             DROP TABLE notes2",
             Backend::Sqlite,
         )
         .unwrap();
@@ -622,6 +624,8 @@ mod tests {
                 r#"CREATE TABLE "p.notes" (id BIGINT PRIMARY KEY, author BIGINT REFERENCES "p.people" (id), body TEXT DEFAULT 'x')"#,
                 r#"CREATE INDEX "p.by_author" ON "p.notes"(author)"#,
                 r#"ALTER TABLE "p.notes" RENAME TO "p.notes2""#,
+                r#"DROP INDEX "p.by_author""#,
+                r#"DROP TABLE "p.notes2""#,
             ]
         );
         let temp = check_migration("p", "CREATE TEMP TABLE t (x INT)", Backend::Sqlite);
