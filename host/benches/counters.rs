@@ -32,7 +32,7 @@ async fn counter_writes(db: &Database) -> i64 {
 }
 
 async fn run(db: &Database, label: &str, config: CountersConfig, run_id: &str) {
-    let counters = WriteBehind::new(db.clone(), &config);
+    let counters = WriteBehind::new(db.clone(), &config, None);
     let before = counter_writes(db).await;
     let started = Instant::now();
     for event in 0..EVENTS {

@@ -6,8 +6,9 @@ use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
 use wasmbot::{
     capabilities::counters::{CounterKey, CountersConfig, WriteBehind},
     db::{Database, DatabaseConfig, RetryPolicy},
+    redis::Redis,
 };
-use wasmbot_tests::{postgres_url, unique};
+use wasmbot_tests::{postgres_url, redis_url, unique};
 
 async fn database(url: &str) -> Database {
     let db = Database::connect(&DatabaseConfig {
@@ -48,11 +49,15 @@ fn key(plugin: &str, subject: &str) -> CounterKey {
 }
 
 fn counters(db: Database, quiet_ms: u64) -> Arc<WriteBehind> {
+    counters_with(db, quiet_ms, None)
+}
+
+fn counters_with(db: Database, quiet_ms: u64, redis: Option<Arc<Redis>>) -> Arc<WriteBehind> {
     let config = CountersConfig {
         quiet_ms,
         ..CountersConfig::default()
     };
-    WriteBehind::new(db, &config)
+    WriteBehind::new(db, &config, redis)
 }
 
 /// Waits until nothing is pending (a bound so a stuck flusher fails the test; not a speed
@@ -167,9 +172,10 @@ async fn a_new_thread_restarts_the_total_and_nothing_waits_past_shutdown() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_hosts_flushing_the_same_users_keep_exact_totals() {
     let plugin = unique("shared");
+    let redis = || Some(Redis::new(&redis_url()).unwrap());
     let (a, b) = (
-        counters(database(&postgres_url()).await, 3_600_000),
-        counters(database(&postgres_url()).await, 3_600_000),
+        counters_with(database(&postgres_url()).await, 3_600_000, redis()),
+        counters_with(database(&postgres_url()).await, 3_600_000, redis()),
     );
     for round in 0..20 {
         for user in 0..10 {
@@ -180,10 +186,27 @@ async fn two_hosts_flushing_the_same_users_keep_exact_totals() {
         let (written_a, written_b) = tokio::join!(a.flush_all(), b.flush_all());
         assert_eq!((written_a, written_b), (10, 10), "round {round}");
     }
-    // Each host's copy is what its own last write returned: read the database afresh.
-    let fresh = counters(database(&postgres_url()).await, 3_600_000);
+    let db = database(&postgres_url()).await;
     for user in 0..10 {
-        let stored = fresh
+        let total: i64 =
+            sqlx::query_scalar("SELECT total FROM counters WHERE plugin = $1 AND subject = $2")
+                .bind(&plugin)
+                .bind(format!("u{user}"))
+                .fetch_one(db.pool())
+                .await
+                .unwrap();
+        assert_eq!(total, 60, "user {user}");
+    }
+    // A third host reads the totals from Redis: the latest version of each, in whatever
+    // order the two hosts' copies landed (the database is not asked).
+    sqlx::query("UPDATE counters SET total = 999 WHERE plugin = $1")
+        .bind(&plugin)
+        .execute(db.pool())
+        .await
+        .unwrap();
+    let third = counters_with(db, 3_600_000, redis());
+    for user in 0..10 {
+        let stored = third
             .stored(&key(&plugin, &format!("u{user}")))
             .await
             .unwrap();
@@ -199,7 +222,7 @@ async fn past_its_key_limit_an_amount_is_written_at_once() {
         quiet_ms: 3_600_000,
         max_pending: 2,
     };
-    let counters = WriteBehind::new(db, &config);
+    let counters = WriteBehind::new(db, &config, None);
     for user in 0..5 {
         counters
             .record(key(&plugin, &format!("u{user}")), 1, "t")

@@ -140,7 +140,11 @@ impl Services {
     pub fn on(store: Arc<ConfigStore>, config: &crate::config::Config) -> Self {
         let db = store.database().clone();
         Self {
-            counters: Some(counters::WriteBehind::new(db.clone(), &config.counters)),
+            counters: Some(counters::WriteBehind::new(
+                db.clone(),
+                &config.counters,
+                store.redis().cloned(),
+            )),
             state: Some(state::StateStore::new(
                 db.clone(),
                 config.state.clone(),

@@ -11,7 +11,6 @@ use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
 use moka::future::Cache;
-use redis::AsyncCommands;
 use tokio::sync::watch;
 
 use super::store::{Cached, Document, Generations};
@@ -20,27 +19,9 @@ use crate::redis::Redis;
 /// The pub/sub channel carrying invalidated keys.
 const CHANNEL: &str = "wasmbot:config:invalidate";
 
-/// Stores `{"v":VERSION,"d":DOCUMENT}` (ARGV 1, version ARGV 2) unless Redis holds the
-/// same or a later version of the document, or the marker `{"w":VERSION}` of a later write.
-/// With ARGV 4 set, stores ARGV 1 as a write's marker: over anything older than it.
-const PUT: &str = r#"
-local current = redis.call('GET', KEYS[1])
-local mine = tonumber(ARGV[2])
-local marker = ARGV[4] == '1'
-if current then
-  local written = tonumber(string.match(current, '^{"w":(%d+)'))
-  if written and (written > mine or (marker and written == mine)) then return 0 end
-  local held = tonumber(string.match(current, '^{"v":(%d+)'))
-  if held and held >= mine then return 0 end
-end
-redis.call('SET', KEYS[1], ARGV[1], 'EX', ARGV[3])
-return 1
-"#;
-
 /// The Redis layer of one host.
 pub(crate) struct L2 {
     redis: Arc<Redis>,
-    put: redis::Script,
     subscribed: watch::Sender<bool>,
 }
 
@@ -49,7 +30,6 @@ impl L2 {
     pub(crate) fn new(redis: Arc<Redis>) -> Self {
         Self {
             redis,
-            put: redis::Script::new(PUT),
             subscribed: watch::Sender::new(false),
         }
     }
@@ -72,11 +52,7 @@ impl L2 {
 
     /// The document, when Redis has it (a write's marker is no document).
     pub(crate) async fn get(&self, key: &str) -> Option<Document> {
-        let mut connection = self.redis.connection().await?;
-        let text: Option<String> = self.redis.outcome(connection.get(Self::key(key)).await)?;
-        let mut entry: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(&text?).ok()?;
-        match entry.remove("d")? {
+        match self.redis.get_versioned(&Self::key(key)).await? {
             serde_json::Value::Object(document) => Some(document),
             _ => None,
         }
@@ -85,16 +61,10 @@ impl L2 {
     /// Stores the document, read at `version`, for `ttl`, unless a later version or a later
     /// write's marker is there.
     pub(crate) async fn put(&self, key: &str, document: &Document, version: i64, ttl: Duration) {
-        let Some(mut connection) = self.redis.connection().await else {
-            return;
-        };
         let document = serde_json::Value::Object(document.clone());
-        let entry = format!("{{\"v\":{version},\"d\":{document}}}");
-        let mut put = self.put.prepare_invoke();
-        put.key(Self::key(key)).arg(entry).arg(version);
-        put.arg(ttl.as_secs().max(1)).arg(0);
-        let stored: redis::RedisResult<i64> = put.invoke_async(&mut connection).await;
-        self.redis.outcome(stored);
+        self.redis
+            .put_versioned(&Self::key(key), &document, version, ttl)
+            .await;
     }
 
     /// Drops the document and tells every host to drop it. After a write through the
@@ -107,10 +77,10 @@ impl L2 {
         let mut pipe = redis::pipe();
         match written {
             Some((version, ttl)) => {
-                let mut mark = self.put.prepare_invoke();
+                let mut mark = self.redis.put_script().prepare_invoke();
                 mark.key(Self::key(key)).arg(format!("{{\"w\":{version}}}"));
                 mark.arg(version).arg(ttl.as_secs().max(1)).arg(1);
-                pipe.load_script(&self.put).ignore();
+                pipe.load_script(self.redis.put_script()).ignore();
                 pipe.invoke_script(&mark)
             }
             None => pipe.del(Self::key(key)),

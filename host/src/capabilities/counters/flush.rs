@@ -11,13 +11,15 @@ use super::{CounterKey, Pending, WriteBehind};
 use crate::db::{DbError, now_ms};
 
 /// Adds the amount when the thread is the stored one, restarts from it otherwise.
-const UPSERT: &str = "INSERT INTO counters (plugin, counter, subject, thread_id, total, updated_at) \
-     VALUES ($1, $2, $3, $4, $5, $6) \
+const UPSERT: &str = "INSERT INTO counters \
+     (plugin, counter, subject, thread_id, total, updated_at, version) \
+     VALUES ($1, $2, $3, $4, $5, $6, 1) \
      ON CONFLICT (plugin, counter, subject) DO UPDATE SET \
      total = CASE WHEN counters.thread_id = excluded.thread_id \
              THEN counters.total + excluded.total ELSE excluded.total END, \
-     thread_id = excluded.thread_id, updated_at = excluded.updated_at \
-     RETURNING total, thread_id";
+     thread_id = excluded.thread_id, updated_at = excluded.updated_at, \
+     version = counters.version + 1 \
+     RETURNING total, thread_id, version";
 
 impl WriteBehind {
     /// Writes the keys that have been quiet for the configured time; returns how many.
@@ -121,7 +123,7 @@ impl WriteBehind {
         once: bool,
     ) -> Result<(), DbError> {
         let upsert = || {
-            sqlx::query_as::<_, (i64, String)>(UPSERT)
+            sqlx::query_as::<_, (i64, String, i64)>(UPSERT)
                 .bind(&key.plugin)
                 .bind(&key.counter)
                 .bind(&key.subject)
@@ -135,10 +137,10 @@ impl WriteBehind {
             false => self.db.run_additive("counters.write", upsert).await,
         };
         match result {
-            Ok(total) => {
+            Ok((total, thread, version)) => {
                 self.stats.writes.fetch_add(1, Ordering::Relaxed);
-                // The cached copy is what this write left.
-                self.copies.insert(key.clone(), total).await;
+                // The cached copies are what this write left.
+                self.copy(key, total, thread, version, true).await;
                 Ok(())
             }
             Err(error) => {

@@ -22,7 +22,10 @@ use std::{
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 
-use crate::db::{Database, DbError};
+use crate::{
+    db::{Database, DbError},
+    redis::Redis,
+};
 
 /// The `[counters]` section.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -86,6 +89,8 @@ pub struct WriteBehind {
     stats: CounterStats,
     /// Stored totals and threads, as this host's last write or read saw them.
     copies: Cache<CounterKey, (i64, String)>,
+    /// The same copies in Redis, for every host.
+    redis: Option<Arc<Redis>>,
 }
 
 /// Stored totals kept in memory: enough for the active users of a big bot.
@@ -94,8 +99,9 @@ const MAX_COPIES: u64 = 100_000;
 const COPY_TTL: Duration = Duration::from_secs(60);
 
 impl WriteBehind {
-    /// A write-behind over `db` (migrated).
-    pub fn new(db: Database, config: &CountersConfig) -> Arc<Self> {
+    /// A write-behind over `db` (migrated), with copies of the stored totals in `redis`
+    /// when given.
+    pub fn new(db: Database, config: &CountersConfig, redis: Option<Arc<Redis>>) -> Arc<Self> {
         Arc::new(Self {
             db,
             quiet: Duration::from_millis(config.quiet_ms),
@@ -107,6 +113,7 @@ impl WriteBehind {
                 .max_capacity(MAX_COPIES)
                 .time_to_live(COPY_TTL)
                 .build(),
+            redis,
         })
     }
 
@@ -170,16 +177,23 @@ impl WriteBehind {
     }
 
     /// The stored total of `key` and its thread (what has been written, not what waits),
-    /// from this host's copy when it has one.
+    /// from this host's copy, else Redis', else the database.
     pub async fn stored(&self, key: &CounterKey) -> Result<Option<(i64, String)>, DbError> {
         if let Some(copy) = self.copies.get(key).await {
+            return Ok(Some(copy));
+        }
+        if let Some(redis) = &self.redis
+            && let Some(data) = redis.get_versioned(&Self::redis_key(key)).await
+            && let Ok(copy) = serde_json::from_value::<(i64, String)>(data)
+        {
+            self.copies.entry(key.clone()).or_insert(copy.clone()).await;
             return Ok(Some(copy));
         }
         let row = self
             .db
             .run("counters.read", || {
-                sqlx::query_as::<_, (i64, String)>(
-                    "SELECT total, thread_id FROM counters \
+                sqlx::query_as::<_, (i64, String, i64)>(
+                    "SELECT total, thread_id, version FROM counters \
                      WHERE plugin = $1 AND counter = $2 AND subject = $3",
                 )
                 .bind(&key.plugin)
@@ -188,10 +202,48 @@ impl WriteBehind {
                 .fetch_optional(self.db.pool())
             })
             .await?;
-        if let Some(read) = &row {
-            // A write that finished meanwhile left a newer copy: it stays.
-            self.copies.entry(key.clone()).or_insert(read.clone()).await;
+        Ok(match row {
+            Some((total, thread, version)) => {
+                self.copy(key, total, thread.clone(), version, false).await;
+                Some((total, thread))
+            }
+            None => None,
+        })
+    }
+
+    /// Keeps what the database said of `key` at `version`: in this host's copies (over an
+    /// older copy only when `written`: a read does not replace what a write left), and in
+    /// Redis unless it has a later version.
+    async fn copy(
+        &self,
+        key: &CounterKey,
+        total: i64,
+        thread: String,
+        version: i64,
+        written: bool,
+    ) {
+        if let Some(redis) = &self.redis {
+            let data = serde_json::json!([total, thread]);
+            redis
+                .put_versioned(&Self::redis_key(key), &data, version, COPY_TTL)
+                .await;
         }
-        Ok(row)
+        if written {
+            self.copies.insert(key.clone(), (total, thread)).await;
+        } else {
+            self.copies
+                .entry(key.clone())
+                .or_insert((total, thread))
+                .await;
+        }
+    }
+
+    fn redis_key(key: &CounterKey) -> String {
+        // JSON keeps the parts apart whatever they hold.
+        let parts = [&key.plugin, &key.counter, &key.subject];
+        format!(
+            "wasmbot:counter:{}",
+            serde_json::to_string(&parts).unwrap_or_default()
+        )
     }
 }
