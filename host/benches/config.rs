@@ -7,14 +7,15 @@
 //! read through the store, against the naive path (every read goes to the database: a zero
 //! time to live makes each message one upsert); (c) 1 000 concurrent misses on one key.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
-    time::{Duration, Instant},
+    time::Instant,
 };
 
 use futures::future::{BoxFuture, join_all};
-use sqlx::Row;
 use wasmbot::{
     capabilities::{
         Services,
@@ -56,16 +57,7 @@ impl Outlet for Nowhere {
 /// the database is one upsert, which inserts or updates one row. (`pg_stat_database`'s
 /// transaction count would also count autovacuum's work after the naive run.)
 async fn config_statements(db: &Database) -> i64 {
-    // Backends publish their counts when idle, at the latest 10 s later: read them settled.
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let row = sqlx::query(
-        "SELECT (n_tup_ins + n_tup_upd)::BIGINT FROM pg_stat_user_tables \
-         WHERE relname = 'config_entries'",
-    )
-    .fetch_one(db.pool())
-    .await
-    .expect("pg_stat_user_tables");
-    row.get::<i64, _>(0)
+    common::table_writes(db, "config_entries").await
 }
 
 async fn run(db: &Database, wasm: &Path, config: StoreConfig, label: &str, run_id: &str) {
@@ -165,14 +157,13 @@ async fn plugin_reads(db: &Database, probe: &Path, run_id: &str) {
     }
     println!("| measured | p50 | p99 |");
     println!("|---|---|---|");
-    for (label, mut nanos) in [
+    for (label, nanos) in [
         ("config read inside the plugin (L1 hit)", reads),
         ("the plugin's clock alone (included above)", clock),
         ("the store's read, native (included above)", native),
     ] {
-        nanos.sort_unstable();
-        let at = |q: f64| nanos[((nanos.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-        println!("| {label} | {:.2} µs | {:.2} µs |", at(0.50), at(0.99));
+        let (p50, p99) = common::percentiles(nanos);
+        println!("| {label} | {p50:.2} µs | {p99:.2} µs |");
     }
     println!();
 }
@@ -196,8 +187,7 @@ async fn concurrent_misses(db: &Database, run_id: &str) {
 }
 
 fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let url = common::database_url();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut built = PluginBuild::new(root)
         .profile("plugin")
@@ -206,11 +196,7 @@ fn main() {
         .run()
         .expect("the plugins build");
     let (probe, wasm) = (built.remove(1), built.remove(0));
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let runtime = common::runtime();
     runtime.block_on(async {
         // Every connection open before counting, none closed meanwhile: opening one is a
         // transaction too, and would be counted as a query.

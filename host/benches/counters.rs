@@ -6,9 +6,10 @@
 //! write-behind (then the shutdown flush), and the same events with no room to accumulate
 //! (`max_pending = 0`: every amount is written as it arrives, with the same upsert).
 
-use std::time::{Duration, Instant};
+mod common;
 
-use sqlx::Row;
+use std::time::Instant;
+
 use wasmbot::{
     capabilities::counters::{CounterKey, CountersConfig, WriteBehind},
     db::{Database, DatabaseConfig},
@@ -19,16 +20,7 @@ const USERS: i64 = 100;
 
 /// Rows inserted plus updated on `counters`, once Postgres has published its counts.
 async fn counter_writes(db: &Database) -> i64 {
-    // Backends publish their counts when idle, at the latest 10 s later.
-    tokio::time::sleep(Duration::from_secs(11)).await;
-    let row = sqlx::query(
-        "SELECT (n_tup_ins + n_tup_upd)::BIGINT FROM pg_stat_user_tables \
-         WHERE relname = 'counters'",
-    )
-    .fetch_one(db.pool())
-    .await
-    .expect("pg_stat_user_tables");
-    row.get::<i64, _>(0)
+    common::table_writes(db, "counters").await
 }
 
 async fn run(db: &Database, label: &str, config: CountersConfig, run_id: &str) {
@@ -56,13 +48,8 @@ async fn run(db: &Database, label: &str, config: CountersConfig, run_id: &str) {
 }
 
 fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let url = common::database_url();
+    let runtime = common::runtime();
     runtime.block_on(async {
         let db = Database::connect(&DatabaseConfig {
             url,

@@ -7,6 +7,8 @@
 //! call includes but the wasm boundary), and the printed statement run directly on the pool
 //! with sqlx (no check, no transaction): the baseline.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -30,12 +32,6 @@ use wasmbot_sdk::build::PluginBuild;
 const READS: usize = 500;
 const ROUNDS: usize = 20;
 const AUTHOR: &str = "bench-author";
-
-fn percentiles(mut nanos: Vec<u64>) -> (f64, f64) {
-    nanos.sort_unstable();
-    let at = |q: f64| nanos[((nanos.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
-    (at(0.50), at(0.99))
-}
 
 async fn measure(url: &str, label: &str, probe: &Path) {
     let db = Database::connect(&DatabaseConfig {
@@ -121,12 +117,12 @@ async fn measure(url: &str, label: &str, probe: &Path) {
         direct.push(started.elapsed().as_nanos() as u64);
     }
 
-    let (direct_p50, direct_p99) = percentiles(direct);
+    let (direct_p50, direct_p99) = common::percentiles(direct);
     for (path, nanos) in [
         ("storage.query from the plugin", plugin),
         ("the host's storage, native", native),
     ] {
-        let (p50, p99) = percentiles(nanos);
+        let (p50, p99) = common::percentiles(nanos);
         println!(
             "| {label} | {path} | {p50:.1} µs | {p99:.1} µs | {:.2}× |",
             p50 / direct_p50
@@ -136,8 +132,7 @@ async fn measure(url: &str, label: &str, probe: &Path) {
 }
 
 fn main() {
-    let url = std::env::var("DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+    let url = common::database_url();
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let probe = PluginBuild::new(root)
         .profile("plugin")
@@ -147,11 +142,7 @@ fn main() {
         .remove(0);
     let folder = tempfile::tempdir().expect("a folder");
     let sqlite = format!("sqlite://{}/bench.db?mode=rwc", folder.path().display());
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio");
+    let runtime = common::runtime();
     runtime.block_on(async {
         println!("| database | path | p50 | p99 | p50 / direct |");
         println!("|---|---|---|---|---|");

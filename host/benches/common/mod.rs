@@ -1,0 +1,44 @@
+//! What the benchmarks share: where their Postgres is, the runtime they run on, Postgres'
+//! own count of a table's writes, and percentiles. Each benchmark uses part of it.
+#![allow(dead_code)]
+
+use std::time::Duration;
+
+use sqlx::Row;
+use wasmbot::db::Database;
+
+/// `DATABASE_URL`, else the machine's Postgres.
+pub fn database_url() -> String {
+    std::env::var("DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned())
+}
+
+/// A runtime like the bot's on these two-core machines.
+pub fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("tokio")
+}
+
+/// Rows inserted plus updated on `table`, as Postgres counts them, once settled.
+pub async fn table_writes(db: &Database, table: &str) -> i64 {
+    // Backends publish their counts when idle, at the latest 10 s later.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let row = sqlx::query(
+        "SELECT (n_tup_ins + n_tup_upd)::BIGINT FROM pg_stat_user_tables WHERE relname = $1",
+    )
+    .bind(table)
+    .fetch_one(db.pool())
+    .await
+    .expect("pg_stat_user_tables");
+    row.get::<i64, _>(0)
+}
+
+/// The p50 and p99 of `nanos`, in microseconds.
+pub fn percentiles(mut nanos: Vec<u64>) -> (f64, f64) {
+    nanos.sort_unstable();
+    let at = |q: f64| nanos[((nanos.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
+    (at(0.50), at(0.99))
+}
