@@ -47,7 +47,7 @@ async fn measure(url: &str, label: &str, probe: &Path) {
     config.runtime.cache_dir = PathBuf::new();
     // A round of reads is one event: its budget must not cut the measurement short.
     config.plugin_defaults.cpu_ms = 60_000;
-    let services = Services::on(store, &config);
+    let services = Services::on(store, &config).unwrap();
     let storage: Arc<Storage> = services.storage.clone().expect("storage");
     let runtime = Runtime::new(Arc::new(config.clone()), services).expect("runtime");
     let registry = Registry::new(runtime);

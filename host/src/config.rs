@@ -18,9 +18,13 @@ use figment::{
 use serde::{Deserialize, Serialize};
 
 use crate::{
-    capabilities::{Capability, config::StoreConfig, counters::CountersConfig, state::StateConfig},
+    capabilities::{
+        Capability, config::StoreConfig, counters::CountersConfig, rate_limit::RateLimitConfig,
+        state::StateConfig,
+    },
     db::DatabaseConfig,
     http::AdminConfig,
+    telemetry::memory::MemoryConfig,
 };
 
 /// The whole operator configuration.
@@ -43,10 +47,30 @@ pub struct Config {
     pub counters: CountersConfig,
     /// Conversation state.
     pub state: StateConfig,
+    /// The operator's rate limits, and how limits are counted.
+    pub rate_limits: RateLimitConfig,
+    /// The memory limit and its watch; `MEMORY_LIMIT` overrides the limit.
+    pub memory: MemoryConfig,
+    /// Plugins' own metrics.
+    pub metrics: MetricsConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
     pub plugins: BTreeMap<String, PluginOverride>,
+}
+
+/// The `[metrics]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Label combinations one plugin metric may have; new ones past it are refused.
+    pub max_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { max_series: 100 }
+    }
 }
 
 /// The `[redis]` section.
@@ -101,6 +125,8 @@ pub struct RuntimeConfig {
     pub max_output_bytes: usize,
     /// Log lines one event may write; later ones are dropped.
     pub max_log_lines: u32,
+    /// On SIGTERM / SIGINT, how long events in flight may take to finish, in milliseconds.
+    pub shutdown_grace_ms: u64,
 }
 
 impl Default for RuntimeConfig {
@@ -116,6 +142,7 @@ impl Default for RuntimeConfig {
             max_actions: 25,
             max_output_bytes: 64 * 1024,
             max_log_lines: 100,
+            shutdown_grace_ms: 10_000,
         }
     }
 }
@@ -142,6 +169,10 @@ pub struct PluginPolicy {
     pub max_rows: u32,
     /// Bytes one storage query may return.
     pub max_result_bytes: u64,
+    /// Tickets of one work queue held at once (capability `queue`).
+    pub queue_concurrency: u32,
+    /// Callers that may wait in one work queue; past it they hear "busy".
+    pub queue_length: u32,
 }
 
 impl Default for PluginPolicy {
@@ -158,6 +189,9 @@ impl Default for PluginPolicy {
                 Capability::Counters,
                 Capability::State,
                 Capability::Storage,
+                Capability::RateLimit,
+                Capability::Queue,
+                Capability::Metrics,
             ]
             .map(|c| c.name().to_owned())
             .to_vec(),
@@ -166,6 +200,8 @@ impl Default for PluginPolicy {
             statement_timeout_ms: 2_000,
             max_rows: 1_000,
             max_result_bytes: 1 << 20,
+            queue_concurrency: 3,
+            queue_length: 10,
         }
     }
 }
@@ -192,6 +228,10 @@ pub struct PluginOverride {
     pub max_rows: Option<u32>,
     /// Overrides [`PluginPolicy::max_result_bytes`].
     pub max_result_bytes: Option<u64>,
+    /// Overrides [`PluginPolicy::queue_concurrency`].
+    pub queue_concurrency: Option<u32>,
+    /// Overrides [`PluginPolicy::queue_length`].
+    pub queue_length: Option<u32>,
 }
 
 impl PluginPolicy {
@@ -239,6 +279,9 @@ impl Config {
         if let Ok(url) = std::env::var("REDIS_URL") {
             config.redis.url = url;
         }
+        if let Ok(limit) = std::env::var("MEMORY_LIMIT") {
+            config.memory.limit = limit;
+        }
         config.validate()?;
         Ok(config)
     }
@@ -264,6 +307,8 @@ impl Config {
                 .unwrap_or(defaults.statement_timeout_ms),
             max_rows: over.max_rows.unwrap_or(defaults.max_rows),
             max_result_bytes: over.max_result_bytes.unwrap_or(defaults.max_result_bytes),
+            queue_concurrency: over.queue_concurrency.unwrap_or(defaults.queue_concurrency),
+            queue_length: over.queue_length.unwrap_or(defaults.queue_length),
         }
     }
 
@@ -297,6 +342,12 @@ impl Config {
             db.max_connections >= 1 && db.min_connections <= db.max_connections,
             "database.max_connections must be at least 1 and at least database.min_connections"
         );
+        self.rate_limits.validate()?;
+        self.memory.validate()?;
+        anyhow::ensure!(
+            self.metrics.max_series >= 1,
+            "metrics.max_series must be at least 1"
+        );
         let store = &self.config_store;
         anyhow::ensure!(
             store.max_entries >= 1 && store.max_bytes >= 1024,
@@ -324,6 +375,10 @@ impl Config {
                     && policy.max_rows > 0
                     && policy.max_result_bytes > 0,
                 "{section}.statement_timeout_ms, max_rows and max_result_bytes must be at least 1"
+            );
+            anyhow::ensure!(
+                policy.queue_concurrency >= 1,
+                "{section}.queue_concurrency must be at least 1"
             );
             anyhow::ensure!(
                 policy.history_turns <= 100,
@@ -360,7 +415,16 @@ mod tests {
         assert_eq!(policy.memory_bytes(), 64 << 20);
         assert_eq!(
             policy.grants,
-            vec!["log", "config", "counters", "state", "storage"]
+            vec![
+                "log",
+                "config",
+                "counters",
+                "state",
+                "storage",
+                "rate-limit",
+                "queue",
+                "metrics"
+            ]
         );
         let storage = policy.storage_limits();
         assert_eq!(storage.timeout, Duration::from_secs(2));
@@ -436,6 +500,20 @@ mod tests {
         );
         assert!(error("[bot]\nprefx = \"!\"\n").contains("prefx"));
         assert!(error("[plugin_defaults]\ncpu_ms = -5\n").contains("invalid configuration"));
+        assert!(
+            error("[rate_limits.user]\nlimit = 0\nwindow_secs = 60\n")
+                .contains("rate_limits.user: limit and window_secs must be at least 1")
+        );
+        assert!(
+            error("[rate_limits.commands.roll]\nlimit = -3\nwindow_secs = 60\n")
+                .contains("invalid configuration")
+        );
+        assert!(
+            error("[rate_limits.plugins.dice]\nlimit = 5\nwindow_secs = 0\n")
+                .contains("rate_limits.plugins.dice")
+        );
+        assert!(error("[memory]\nlimit = \"lots\"\n").contains("memory.limit"));
+        assert!(error("[plugin_defaults]\nqueue_concurrency = 0\n").contains("queue_concurrency"));
         assert!(Config::load(Some(Path::new("/nonexistent/wasmbot.toml"))).is_err());
     }
 }

@@ -14,7 +14,7 @@ use wasmbot::{
     config::Config,
     db::{Database, redact},
     dispatch::Dispatcher,
-    http::{admin_router, client, serve},
+    http::{client, host_router, serve},
     platforms::console::{self, ConsoleOutlet},
     runtime::{Registry, Runtime, watch},
 };
@@ -108,11 +108,13 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 
 async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let store = Arc::new(ConfigStore::open(&config).await?);
-    let services = Services::on(Arc::clone(&store), &config);
+    let services = Services::on(Arc::clone(&store), &config)?;
     let counters = services.counters.clone().context("counters")?;
     let flusher = counters.start();
     let state = services.state.as_ref().context("state")?;
     let _sweeper = AbortOnDrop(state.start_sweeper(std::time::Duration::from_secs(3600)));
+    let memory = services.memory.as_ref().context("memory watch")?;
+    let _memory = AbortOnDrop(memory.start());
     let registry = Registry::new(Runtime::new(Arc::clone(&config), services)?);
     let dir = &config.runtime.plugins_dir;
     std::fs::create_dir_all(dir)
@@ -128,39 +130,45 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let loaded = registry.load_dir(dir).await?;
     tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
 
-    let _admin = if config.admin.token.is_empty() {
-        tracing::info!("admin API off: set admin.token to open it");
-        None
-    } else {
-        let router = admin_router(Arc::clone(&store), &config.admin.token);
-        let listen = config.admin.listen;
-        Some(AbortOnDrop(tokio::spawn(async move {
-            if let Err(error) = serve(listen, router).await {
-                tracing::error!("{error:#}");
-            }
-        })))
-    };
-
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
-    let dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
+    let dispatcher = Arc::new(Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet));
+    if config.admin.token.is_empty() {
+        tracing::info!("admin API closed: set admin.token to open it");
+    }
+    let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
+    let router = host_router(Arc::clone(&dispatcher), &config.admin.token);
+    let listen = config.admin.listen;
+    let http = tokio::spawn(async move {
+        let stop = async {
+            let _ = http_stopped.await;
+        };
+        if let Err(error) = serve(listen, router, stop).await {
+            tracing::error!("{error:#}");
+        }
+    });
+
     let stop = stop_requested()?;
     println!(
         "wasmbot console: type a message, e.g. {}ping; /press ID to click a button; /quit to leave.",
         config.bot.prefix
     );
     let input = BufReader::new(tokio::io::stdin());
-    let result = tokio::select! {
-        result = console::run(&dispatcher, input) => result,
-        () = stop => Ok(()),
-    };
-    // Whatever the way out, the counters' pending amounts are written.
+    let result = console::run_until(&dispatcher, input, stop).await;
+
+    // Whatever the way out: no new events, those in flight finish, pending writes are
+    // written, the pool is closed.
+    let grace = std::time::Duration::from_millis(config.runtime.shutdown_grace_ms);
+    let unfinished = dispatcher.drain(grace).await;
+    if unfinished > 0 {
+        tracing::warn!(unfinished, ?grace, "stopping with events still running");
+    }
     flusher.stop().await;
     let written = counters.flush_all().await;
-    tracing::info!(
-        written,
-        left = counters.pending(),
-        "counters flushed; stopped"
-    );
+    tracing::info!(written, left = counters.pending(), "counters flushed");
+    let _ = http_stop.send(());
+    let _ = http.await;
+    store.database().pool().close().await;
+    tracing::info!("stopped");
     result
 }
 

@@ -39,7 +39,7 @@
 
 #![warn(missing_docs)]
 
-/// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.2`.
+/// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.3`.
 ///
 /// The ergonomic layer re-exports what plugin authors need; reach in here for the rest.
 #[allow(missing_docs, clippy::all)]
@@ -63,6 +63,9 @@ mod events;
 pub mod host_config;
 pub mod log;
 mod manifest;
+pub mod metrics;
+pub mod queue;
+pub mod rate_limit;
 pub mod state;
 pub mod storage;
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]

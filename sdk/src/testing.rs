@@ -40,7 +40,7 @@ use wasmbot::{
 
 /// An in-process host with some plugins loaded, recording what they send.
 pub struct TestHost {
-    dispatcher: Dispatcher,
+    dispatcher: Arc<Dispatcher>,
     outlet: Arc<Recorder>,
     /// The private SQLite database's folder, removed with the host.
     _database: Option<tempfile::TempDir>,
@@ -76,7 +76,7 @@ impl TestHost {
         files: &[PathBuf],
     ) -> anyhow::Result<Self> {
         let bot = config.bot.clone();
-        let services = Services::on(store, &config);
+        let services = Services::on(store, &config)?;
         let registry = Registry::new(Runtime::new(Arc::new(config), services)?);
         for file in files {
             registry
@@ -85,7 +85,7 @@ impl TestHost {
                 .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
         }
         let outlet = Arc::new(Recorder::default());
-        let dispatcher = Dispatcher::new(registry, bot).with_outlet(outlet.clone());
+        let dispatcher = Arc::new(Dispatcher::new(registry, bot).with_outlet(outlet.clone()));
         Ok(Self {
             dispatcher,
             outlet,
@@ -113,8 +113,9 @@ impl TestHost {
             .as_ref()
     }
 
-    /// The dispatcher, for loading more plugins or reading the registry.
-    pub fn dispatcher(&self) -> &Dispatcher {
+    /// The dispatcher, for loading more plugins, reading the registry or serving the
+    /// host's HTTP routes.
+    pub fn dispatcher(&self) -> &Arc<Dispatcher> {
         &self.dispatcher
     }
 

@@ -28,6 +28,7 @@ const PLUGINS: &[&str] = &[
     "state-probe",
     "storage-probe",
     "storage-broken",
+    "load-probe",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

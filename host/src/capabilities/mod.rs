@@ -6,6 +6,9 @@
 pub mod config;
 pub mod counters;
 mod log;
+pub mod metrics;
+pub mod queue;
+pub mod rate_limit;
 pub mod state;
 pub mod storage;
 
@@ -15,7 +18,10 @@ use std::{fmt, sync::Arc};
 
 use wasmtime::component::{HasSelf, Linker};
 
-use crate::runtime::{HostState, bindings};
+use crate::{
+    runtime::{HostState, bindings},
+    telemetry::memory::MemoryWatch,
+};
 use config::ConfigStore;
 
 /// A capability a plugin can ask for in its manifest.
@@ -33,6 +39,12 @@ pub enum Capability {
     State,
     /// `wasmbot:plugin/storage`: the plugin's own tables.
     Storage,
+    /// `wasmbot:plugin/rate-limit`: limits on the plugin's own operations.
+    RateLimit,
+    /// `wasmbot:plugin/queue`: bounded queues for heavy work.
+    Queue,
+    /// `wasmbot:plugin/metrics`: the plugin's own metrics, and memory figures.
+    Metrics,
 }
 
 impl Capability {
@@ -44,6 +56,9 @@ impl Capability {
         Capability::Counters,
         Capability::State,
         Capability::Storage,
+        Capability::RateLimit,
+        Capability::Queue,
+        Capability::Metrics,
     ];
 
     /// The name used in manifests and in the operator's grants.
@@ -55,6 +70,9 @@ impl Capability {
             Capability::Counters => "counters",
             Capability::State => "state",
             Capability::Storage => "storage",
+            Capability::RateLimit => "rate-limit",
+            Capability::Queue => "queue",
+            Capability::Metrics => "metrics",
         }
     }
 
@@ -133,13 +151,22 @@ pub struct Services {
     pub state: Option<Arc<state::StateStore>>,
     /// The plugins' own tables.
     pub storage: Option<Arc<storage::Storage>>,
+    /// Rate limits: the operator's and the plugins' own.
+    pub rate_limit: Option<Arc<rate_limit::RateLimiter>>,
+    /// Bounded work queues.
+    pub queues: Option<Arc<queue::Queues>>,
+    /// The plugins' own metrics.
+    pub metrics: Option<Arc<metrics::PluginMetrics>>,
+    /// The memory watch (figures, pressure).
+    pub memory: Option<Arc<MemoryWatch>>,
 }
 
 impl Services {
-    /// Every capability's backend, on the config store's database.
-    pub fn on(store: Arc<ConfigStore>, config: &crate::config::Config) -> Self {
+    /// Every capability's backend, on the config store's database, and the memory watch
+    /// that sheds their load.
+    pub fn on(store: Arc<ConfigStore>, config: &crate::config::Config) -> anyhow::Result<Self> {
         let db = store.database().clone();
-        Self {
+        let mut services = Self {
             counters: Some(counters::WriteBehind::new(
                 db.clone(),
                 &config.counters,
@@ -151,8 +178,20 @@ impl Services {
                 store.redis().cloned(),
             )),
             storage: Some(Arc::new(storage::Storage::new(db))),
+            rate_limit: Some(Arc::new(rate_limit::RateLimiter::new(
+                config.rate_limits.max_keys,
+                store.redis().cloned(),
+                config.rate_limits.on_redis_error,
+            ))),
+            queues: Some(Arc::default()),
+            metrics: Some(Arc::new(metrics::PluginMetrics::new(
+                config.metrics.max_series,
+            ))),
             config: Some(store),
-        }
+            memory: None,
+        };
+        services.memory = Some(MemoryWatch::new(config.memory.clone(), services.clone())?);
+        Ok(services)
     }
 }
 

@@ -4,6 +4,7 @@
 //! plugin that sent the buttons.
 
 pub mod args;
+mod flight;
 
 use std::sync::{
     Arc,
@@ -13,7 +14,10 @@ use std::sync::{
 use futures::future::{BoxFuture, join_all};
 
 use crate::{
-    capabilities::config::host_settings::{self, GuildSettings},
+    capabilities::{
+        config::host_settings::{self, GuildSettings},
+        rate_limit::{Limits, rules::Refusal},
+    },
     config::BotConfig,
     runtime::{
         Failure, Plugin, Registry,
@@ -35,6 +39,12 @@ const ID_SEPARATOR: char = '/';
 pub trait Outlet: Send + Sync {
     /// The platform this outlet reaches.
     fn platform(&self) -> Platform;
+
+    /// Whether the platform is reachable now (`/readyz`); an outlet with no connection to
+    /// lose is always.
+    fn connected(&self) -> bool {
+        true
+    }
 
     /// Carries out one action of `plugin`, answering `origin`.
     fn deliver<'a>(
@@ -60,17 +70,51 @@ pub struct Dispatcher {
     outlets: Vec<Arc<dyn Outlet>>,
     bot: BotConfig,
     next_id: AtomicU64,
+    limits: Limits,
+    flight: flight::Flight,
 }
 
 impl Dispatcher {
-    /// A dispatcher over `registry`, with no platform connected yet.
+    /// A dispatcher over `registry`, with no platform connected yet. The operator's rate
+    /// limits come from the runtime's configuration.
     pub fn new(registry: Arc<Registry>, bot: BotConfig) -> Self {
+        let runtime = registry.runtime();
+        let limits = Limits::new(
+            runtime.services().rate_limit.clone(),
+            runtime.config().rate_limits.clone(),
+        );
         Self {
             registry,
             outlets: Vec::new(),
             bot,
             next_id: AtomicU64::new(1),
+            limits,
+            flight: flight::Flight::default(),
         }
+    }
+
+    /// The operator's rate limits.
+    pub fn limits(&self) -> &Limits {
+        &self.limits
+    }
+
+    /// Each connected platform, and whether it is reachable now.
+    pub fn platforms(&self) -> Vec<(&'static str, bool)> {
+        self.outlets
+            .iter()
+            .map(|outlet| (outlet.platform().name(), outlet.connected()))
+            .collect()
+    }
+
+    /// Events being handled now.
+    pub fn in_flight(&self) -> usize {
+        self.flight.count()
+    }
+
+    /// Stops taking events and waits, at most `grace`, for those in flight; returns how
+    /// many were still running when it gave up (0: all finished).
+    pub async fn drain(&self, grace: std::time::Duration) -> usize {
+        self.flight.close(grace).await
     }
 
     /// Connects a platform's outlet; actions for platforms without one are dropped and logged.
@@ -105,12 +149,21 @@ impl Dispatcher {
 
     /// Handles one event: runs the plugins it concerns and delivers their actions. Returns
     /// what each plugin did; failures have already been logged and counted.
+    /// After [`Dispatcher::drain`] began, events are refused (logged, nothing runs).
     pub async fn dispatch(&self, mut event: Event) -> Vec<Outcome> {
         if event.author.is_bot && self.bot.ignore_bots {
             return Vec::new();
         }
+        let Some(_in_flight) = self.flight.enter() else {
+            tracing::info!(event = %event.id, "event not taken: the host is shutting down");
+            return Vec::new();
+        };
         if event.id.is_empty() {
             event.id = self.next_event_id();
+        }
+        if let Err(refusal) = self.limits.admit(&event).await {
+            self.rate_limited(&event, refusal).await;
+            return Vec::new();
         }
         let snapshot = self.registry.snapshot();
         let prefix = match &event.kind {
@@ -171,6 +224,10 @@ impl Dispatcher {
                     return Vec::new();
                 };
                 interaction.custom_id = id.to_owned();
+                if let Err(refusal) = self.limits.admit_plugin(&event, plugin.name()).await {
+                    self.rate_limited(&event, refusal).await;
+                    return Vec::new();
+                }
                 self.run(vec![plugin], &event).await
             }
             _ => self.broadcast(&snapshot, &event, None).await,
@@ -191,7 +248,28 @@ impl Dispatcher {
                 return Vec::new();
             }
         }
+        let admitted = match self.limits.admit_command(event, &spec.name).await {
+            Ok(()) => self.limits.admit_plugin(event, plugin.name()).await,
+            refused => refused,
+        };
+        if let Err(refusal) = admitted {
+            self.rate_limited(event, refusal).await;
+            return Vec::new();
+        }
         self.run(vec![plugin], event).await
+    }
+
+    /// An event over one of the operator's limits: the user hears it once per window.
+    async fn rate_limited(&self, event: &Event, refusal: Refusal) {
+        tracing::debug!(
+            event = %event.id,
+            rule = %refusal.rule,
+            retry_after_ms = refusal.retry_after.as_millis() as u64,
+            "event over a rate limit"
+        );
+        if let Some(notice) = refusal.notice {
+            self.host_reply(event, notice).await;
+        }
     }
 
     /// Runs the plugins subscribed to the event's kind, but `except`.
@@ -204,11 +282,16 @@ impl Dispatcher {
         let Some(kind) = EventType::of(&event.kind) else {
             return Vec::new();
         };
-        let targets = snapshot
+        let mut targets = Vec::new();
+        for plugin in snapshot
             .subscribers(kind)
             .filter(|plugin| Some(plugin.name()) != except)
-            .cloned()
-            .collect();
+        {
+            // Nobody asked these plugins: over their limit they skip the event quietly.
+            if self.limits.admit_plugin(event, plugin.name()).await.is_ok() {
+                targets.push(Arc::clone(plugin));
+            }
+        }
         self.run(targets, event).await
     }
 

@@ -1,7 +1,8 @@
-//! The host's HTTP server (axum): each feature provides its own `Router`, merged here behind
-//! the operator's bearer token; and the command line's client of it.
+//! The host's HTTP server (axum): each feature provides its own `Router`, merged here; the
+//! admin routes behind the operator's bearer token. And the command line's client of it.
 
 pub mod client;
+pub mod ops;
 
 use std::{net::SocketAddr, sync::Arc};
 
@@ -15,13 +16,13 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{capabilities::config::ConfigStore, db::DbError};
+use crate::{capabilities::config::ConfigStore, db::DbError, dispatch::Dispatcher};
 
 /// The `[admin]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct AdminConfig {
-    /// Address of the admin API.
+    /// Address of the HTTP server: the admin API, `/metrics`, `/healthz`, `/readyz`.
     pub listen: SocketAddr,
     /// The bearer token every admin call must carry; empty (the default) keeps the admin
     /// API closed.
@@ -71,22 +72,45 @@ impl IntoResponse for ApiError {
     }
 }
 
-/// Every admin route, behind the bearer token.
+/// The config store's and the database's admin routes, behind the bearer token.
 pub fn admin_router(store: Arc<ConfigStore>, token: &str) -> Router {
-    let token: Arc<str> = Arc::from(token);
-    let db = store.database().clone();
-    crate::capabilities::config::admin::router(store)
-        .merge(crate::db::admin::router(db))
-        .layer(middleware::from_fn_with_state(token, require_bearer))
+    protect(admin_routes(store), token)
 }
 
-/// Serves `router` on `listen` until the task is dropped.
-pub async fn serve(listen: SocketAddr, router: Router) -> anyhow::Result<()> {
+fn admin_routes(store: Arc<ConfigStore>) -> Router {
+    let db = store.database().clone();
+    crate::capabilities::config::admin::router(store).merge(crate::db::admin::router(db))
+}
+
+fn protect(router: Router, token: &str) -> Router {
+    let token: Arc<str> = Arc::from(token);
+    router.layer(middleware::from_fn_with_state(token, require_bearer))
+}
+
+/// The whole host's routes: the operator's view, open; the admin API behind `token` (an
+/// empty token keeps it closed).
+pub fn host_router(dispatcher: Arc<Dispatcher>, token: &str) -> Router {
+    let mut admin = ops::admin(Arc::clone(&dispatcher));
+    if let Some(store) = &dispatcher.registry().runtime().services().config {
+        admin = admin.merge(admin_routes(Arc::clone(store)));
+    }
+    ops::public(dispatcher).merge(protect(admin, token))
+}
+
+/// Serves `router` on `listen` until `stop` completes or the task is dropped.
+pub async fn serve(
+    listen: SocketAddr,
+    router: Router,
+    stop: impl std::future::Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(listen)
         .await
-        .with_context(|| format!("admin API: binding {listen}"))?;
-    tracing::info!(%listen, "admin API listening");
-    axum::serve(listener, router).await.context("admin API")
+        .with_context(|| format!("HTTP: binding {listen}"))?;
+    tracing::info!(%listen, "HTTP listening: /metrics, /healthz, /readyz, admin API");
+    axum::serve(listener, router)
+        .with_graceful_shutdown(stop)
+        .await
+        .context("HTTP server")
 }
 
 async fn require_bearer(

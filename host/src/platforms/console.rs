@@ -184,8 +184,24 @@ pub fn event_for_line(dispatcher: &Dispatcher, line: &str) -> Option<Event> {
 
 /// Reads lines until `/quit` or the end of input, dispatching each as it comes.
 pub async fn run(dispatcher: &Dispatcher, input: impl AsyncBufRead + Unpin) -> anyhow::Result<()> {
+    run_until(dispatcher, input, std::future::pending()).await
+}
+
+/// [`run`], until `stop` completes too: the line being handled is finished, the rest of
+/// the input is not read.
+pub async fn run_until(
+    dispatcher: &Dispatcher,
+    input: impl AsyncBufRead + Unpin,
+    stop: impl std::future::Future<Output = ()>,
+) -> anyhow::Result<()> {
     let mut lines = input.lines();
-    while let Some(line) = lines.next_line().await? {
+    let mut stop = std::pin::pin!(stop);
+    loop {
+        let line = tokio::select! {
+            line = lines.next_line() => line?,
+            () = &mut stop => break,
+        };
+        let Some(line) = line else { break };
         if line.trim() == "/quit" {
             break;
         }

@@ -11,6 +11,12 @@ wasmtime::component::bindgen!({
         "wasmbot:plugin/counters": async,
         "wasmbot:plugin/state": async,
         "wasmbot:plugin/storage": async,
+        "wasmbot:plugin/rate-limit": async,
+        "wasmbot:plugin/queue": async,
+        "wasmbot:plugin/metrics": async,
+    },
+    with: {
+        "wasmbot:plugin/queue.ticket": crate::capabilities::queue::Ticket,
     },
     exports: { default: async },
     additional_derives: [PartialEq],

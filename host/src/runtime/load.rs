@@ -9,6 +9,7 @@ use crate::{
     capabilities::{
         self, Allowed, Capability, GrantError,
         config::{Document, ScopeKind},
+        metrics::MetricSpec,
         storage::{Migration, MigrationError},
     },
     config::PluginPolicy,
@@ -138,7 +139,11 @@ impl Runtime {
                 plugin: manifest.name.clone(),
                 failure,
             })?;
-        let (config_fields, migrations) = declared(&manifest.name, allowed, registrations);
+        let Declared {
+            config_fields,
+            migrations,
+            metrics,
+        } = declared(&manifest.name, allowed, registrations);
         let stats = stats(&manifest.name);
         Ok(Plugin {
             runtime: Arc::clone(self),
@@ -153,6 +158,7 @@ impl Runtime {
             stats,
             config_fields,
             migrations,
+            metrics,
         })
     }
 
@@ -173,7 +179,7 @@ impl Runtime {
         pre: &PluginPre<HostState>,
     ) -> Result<(Manifest, Registrations), LoadError> {
         let policy = &self.config.plugin_defaults;
-        let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy);
+        let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy, None);
         store.data_mut().registrations = Some(Registrations::default());
         let _slot = self.slots.acquire().await;
         let call = async {
@@ -198,16 +204,20 @@ impl Runtime {
     }
 }
 
-/// The config fields and migrations a plugin declared while describing itself, each kept
-/// when it may use the capability.
-fn declared(
-    plugin: &str,
-    allowed: Allowed,
-    registrations: Registrations,
-) -> (Vec<(ScopeKind, Document)>, Vec<Migration>) {
+/// What a plugin declared while describing itself and may use.
+struct Declared {
+    config_fields: Vec<(ScopeKind, Document)>,
+    migrations: Vec<Migration>,
+    metrics: Vec<MetricSpec>,
+}
+
+/// The config fields, migrations and metrics a plugin declared while describing itself,
+/// each kept when it may use the capability.
+fn declared(plugin: &str, allowed: Allowed, registrations: Registrations) -> Declared {
     let Registrations {
         mut config,
         mut migrations,
+        mut metrics,
     } = registrations;
     if !config.is_empty() && !allowed.contains(Capability::Config) {
         tracing::warn!(
@@ -223,7 +233,18 @@ fn declared(
         );
         migrations.clear();
     }
-    (config, migrations)
+    if !metrics.is_empty() && !allowed.contains(Capability::Metrics) {
+        tracing::warn!(
+            plugin,
+            "its metrics are ignored: its manifest does not ask for \"metrics\""
+        );
+        metrics.clear();
+    }
+    Declared {
+        config_fields: config,
+        migrations,
+        metrics,
+    }
 }
 
 impl Runtime {
@@ -233,7 +254,7 @@ impl Runtime {
         pre: &PluginPre<HostState>,
         policy: &PluginPolicy,
     ) -> Result<(), Failure> {
-        let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy);
+        let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy, None);
         let _slot = self.slots.acquire().await;
         match pre.instance_pre().instantiate_async(&mut store).await {
             Ok(_) => Ok(()),

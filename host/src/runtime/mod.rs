@@ -42,7 +42,6 @@ pub struct Runtime {
     config: Arc<Config>,
     slots: Semaphore,
     wasi: WasiPool,
-    tick: Duration,
     services: Services,
 }
 
@@ -68,7 +67,6 @@ impl Runtime {
             config,
             slots,
             wasi,
-            tick,
             services,
         }))
     }
@@ -89,15 +87,21 @@ impl Runtime {
     }
 
     /// A store for one call: its memory cap, and a CPU clock checked at every epoch tick.
-    fn store(&self, plugin: Arc<str>, allowed: Allowed, policy: &PluginPolicy) -> Store<HostState> {
+    fn store(
+        &self,
+        plugin: Arc<str>,
+        allowed: Allowed,
+        policy: &PluginPolicy,
+        stats: Option<Arc<PluginStats>>,
+    ) -> Store<HostState> {
         let state = HostState::new(
             plugin,
             allowed,
             policy,
-            self.tick,
-            self.config.runtime.max_log_lines,
+            &self.config.runtime,
             self.wasi.take(),
             self.services.clone(),
+            stats,
         );
         let mut store = Store::new(&self.engine, state);
         store.limiter(|state| &mut state.memory);

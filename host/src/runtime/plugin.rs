@@ -13,6 +13,7 @@ use crate::{
     capabilities::{
         Allowed,
         config::{Document, ScopeKind},
+        metrics::MetricSpec,
         storage::Migration,
     },
     config::PluginPolicy,
@@ -43,6 +44,8 @@ pub struct Plugin {
     /// The settings it declared, registered in the config store when it is installed.
     pub(super) config_fields: Vec<(ScopeKind, Document)>,
     pub(super) migrations: Vec<Migration>,
+    /// The metrics it declared, registered when it is installed.
+    pub(super) metrics: Vec<MetricSpec>,
 }
 
 impl Plugin {
@@ -96,7 +99,11 @@ impl Plugin {
 
     /// Registers its settings in the config store, replacing an earlier version's.
     pub(super) fn register_config(&self) {
-        if let Some(store) = &self.runtime.services().config {
+        let services = self.runtime.services();
+        if let Some(metrics) = &services.metrics {
+            metrics.register(&self.name, &self.metrics);
+        }
+        if let Some(store) = &services.config {
             store.register_plugin(&self.name, self.config_fields.clone());
         }
     }
@@ -129,7 +136,8 @@ impl Plugin {
 
     async fn run(&self, event: &Event) -> (Result<Vec<Action>, Failure>, usize) {
         let runtime = &*self.runtime;
-        let mut store = runtime.store(Arc::clone(&self.name), self.allowed, &self.policy);
+        let stats = Some(Arc::clone(&self.stats));
+        let mut store = runtime.store(Arc::clone(&self.name), self.allowed, &self.policy, stats);
         let Ok(_slot) = runtime.slots.acquire().await else {
             return (
                 Err(Failure::Instantiate("the runtime is shutting down".into())),

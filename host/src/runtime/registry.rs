@@ -142,6 +142,8 @@ pub struct Registry {
     /// Serializes changes: two reloads never build snapshots from the same base.
     changes: tokio::sync::Mutex<()>,
     stats: Mutex<HashMap<String, Arc<PluginStats>>>,
+    /// Every plugin's event durations, labelled by plugin.
+    latency: prometheus::HistogramVec,
     changed: broadcast::Sender<Change>,
 }
 
@@ -153,6 +155,7 @@ impl Registry {
             current: ArcSwap::from_pointee(Snapshot::default()),
             changes: tokio::sync::Mutex::new(()),
             stats: Mutex::default(),
+            latency: latency_histogram(),
             changed: broadcast::channel(64).0,
         })
     }
@@ -180,7 +183,26 @@ impl Registry {
     /// The counters of a plugin, kept across reloads.
     pub fn stats(&self, plugin: &str) -> Arc<PluginStats> {
         let mut stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
-        Arc::clone(stats.entry(plugin.to_owned()).or_default())
+        let latency = || PluginStats::new(self.latency.with_label_values(&[plugin]));
+        Arc::clone(
+            stats
+                .entry(plugin.to_owned())
+                .or_insert_with(|| Arc::new(latency())),
+        )
+    }
+
+    /// Every plugin's counters since the host started, loaded now or not.
+    pub fn all_stats(&self) -> Vec<(String, Arc<PluginStats>)> {
+        let stats = self.stats.lock().unwrap_or_else(|e| e.into_inner());
+        stats
+            .iter()
+            .map(|(name, stats)| (name.clone(), Arc::clone(stats)))
+            .collect()
+    }
+
+    /// Every plugin's event durations (`wasmbot_event_seconds{plugin}`).
+    pub fn latency(&self) -> &prometheus::HistogramVec {
+        &self.latency
     }
 
     /// Loads every `*.wasm` in `dir`. A file that fails is logged and skipped.
@@ -281,8 +303,12 @@ impl Registry {
 
     /// An unloaded plugin's settings fields go with it (its stored values stay).
     fn forget_config(&self, plugin: &str) {
-        if let Some(store) = &self.runtime.services().config {
+        let services = self.runtime.services();
+        if let Some(store) = &services.config {
             store.unregister_plugin(plugin);
+        }
+        if let Some(metrics) = &services.metrics {
+            metrics.forget(plugin);
         }
     }
 
@@ -298,6 +324,21 @@ impl Registry {
         tracing::info!(file = %path.display(), "{change}");
         self.announce(change.clone());
         Some(change)
+    }
+}
+
+fn latency_histogram() -> prometheus::HistogramVec {
+    let opts = prometheus::HistogramOpts::new(
+        "wasmbot_event_seconds",
+        "Time to handle one event, per plugin (instantiation included).",
+    )
+    .buckets(vec![
+        0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+    ]);
+    match prometheus::HistogramVec::new(opts, &["plugin"]) {
+        Ok(histogram) => histogram,
+        // The name, help and label above are valid: this cannot happen.
+        Err(error) => unreachable!("latency histogram: {error}"),
     }
 }
 

@@ -13,10 +13,11 @@ use crate::{
     capabilities::{
         Allowed, Capability, Services,
         config::{Document, ScopeKind},
+        metrics::MetricSpec,
         storage::{Limits, Migration},
     },
-    config::PluginPolicy,
-    runtime::stderr::CappedStderr,
+    config::{PluginPolicy, RuntimeConfig},
+    runtime::{PluginStats, stderr::CappedStderr},
 };
 
 /// Bytes of a plugin's stderr kept per event (a panic message fits).
@@ -30,6 +31,8 @@ pub(crate) struct Registrations {
     pub(crate) config: Vec<(ScopeKind, Document)>,
     /// Its storage migrations, in order.
     pub(crate) migrations: Vec<Migration>,
+    /// Its own metrics.
+    pub(crate) metrics: Vec<MetricSpec>,
 }
 
 /// Per-instance state: built fresh for every event, dropped with the instance.
@@ -43,10 +46,15 @@ pub struct HostState {
     pub(crate) history_turns: u32,
     /// What its storage calls may take, from the plugin's policy.
     pub(crate) storage_limits: Limits,
+    /// Work-queue concurrency and length, from the plugin's policy.
+    pub(crate) queue_limits: (usize, usize),
     /// What a plugin declares while it describes itself (`Some` only then).
     pub(crate) registrations: Option<Registrations>,
+    /// Whether this event was told of a metric's label cap in the log already.
+    pub(crate) series_capped_noted: bool,
     wasi: Wasi,
-    table: ResourceTable,
+    /// The instance's resources: WASI's, and the queue tickets it holds.
+    pub(crate) table: ResourceTable,
     log_lines_left: u32,
     log_limit_noted: bool,
     denied_noted: Allowed,
@@ -57,23 +65,29 @@ impl HostState {
         plugin: Arc<str>,
         allowed: Allowed,
         policy: &PluginPolicy,
-        tick: Duration,
-        max_log_lines: u32,
+        runtime: &RuntimeConfig,
         wasi: Wasi,
         services: Services,
+        stats: Option<Arc<PluginStats>>,
     ) -> Self {
+        let queue = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
         Self {
             plugin,
             allowed,
-            memory: MemoryCap::new(policy.memory_bytes()),
-            cpu: CpuClock::new(policy.cpu_budget(), tick),
+            memory: MemoryCap::new(policy.memory_bytes(), stats),
+            cpu: CpuClock::new(
+                policy.cpu_budget(),
+                Duration::from_millis(runtime.epoch_tick_ms),
+            ),
             services,
             history_turns: policy.history_turns,
             storage_limits: policy.storage_limits(),
+            queue_limits: (queue(policy.queue_concurrency), queue(policy.queue_length)),
             registrations: None,
+            series_capped_noted: false,
             wasi,
             table: ResourceTable::new(),
-            log_lines_left: max_log_lines,
+            log_lines_left: runtime.max_log_lines,
             log_limit_noted: false,
             denied_noted: Allowed::default(),
         }
@@ -181,20 +195,31 @@ impl WasiPool {
 }
 
 /// Caps the memory of one instance, all its linear memories together.
+/// What it holds is counted in its plugin's live memory until the instance goes.
 pub(crate) struct MemoryCap {
     limit: usize,
-    used: usize,
+    pub(crate) used: usize,
     pub(crate) peak: usize,
     pub(crate) exceeded: bool,
+    stats: Option<Arc<PluginStats>>,
 }
 
 impl MemoryCap {
-    fn new(limit: usize) -> Self {
+    fn new(limit: usize, stats: Option<Arc<PluginStats>>) -> Self {
         Self {
             limit,
             used: 0,
             peak: 0,
             exceeded: false,
+            stats,
+        }
+    }
+}
+
+impl Drop for MemoryCap {
+    fn drop(&mut self) {
+        if let Some(stats) = &self.stats {
+            stats.instance_memory(self.used, 0);
         }
     }
 }
@@ -213,6 +238,9 @@ impl ResourceLimiter for MemoryCap {
             // `exceeded`.
             self.exceeded = true;
             return Ok(false);
+        }
+        if let Some(stats) = &self.stats {
+            stats.instance_memory(self.used, used);
         }
         self.used = used;
         self.peak = self.peak.max(used);
@@ -289,7 +317,7 @@ mod tests {
 
     #[test]
     fn memory_cap_counts_all_memories_and_records_the_peak() {
-        let mut cap = MemoryCap::new(100);
+        let mut cap = MemoryCap::new(100, None);
         assert!(cap.memory_growing(0, 60, None).unwrap());
         assert!(cap.memory_growing(0, 30, None).unwrap());
         assert!(!cap.memory_growing(30, 50, None).unwrap());

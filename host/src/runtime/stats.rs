@@ -10,15 +10,45 @@ use std::{
 };
 
 /// What a plugin has done since the host started.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct PluginStats {
     events: AtomicU64,
     failures: Mutex<BTreeMap<&'static str, u64>>,
     busy_nanos: AtomicU64,
     peak_memory: AtomicU64,
+    live_memory: AtomicU64,
+    latency: prometheus::Histogram,
 }
 
 impl PluginStats {
+    /// Counters that also observe each event's time into `latency`.
+    pub(crate) fn new(latency: prometheus::Histogram) -> Self {
+        Self {
+            events: AtomicU64::new(0),
+            failures: Mutex::default(),
+            busy_nanos: AtomicU64::new(0),
+            peak_memory: AtomicU64::new(0),
+            live_memory: AtomicU64::new(0),
+            latency,
+        }
+    }
+
+    /// An instance's memory went from `before` to `after` bytes.
+    pub(crate) fn instance_memory(&self, before: usize, after: usize) {
+        if after >= before {
+            self.live_memory
+                .fetch_add((after - before) as u64, Ordering::Relaxed);
+        } else {
+            self.live_memory
+                .fetch_sub((before - after) as u64, Ordering::Relaxed);
+        }
+    }
+
+    /// Linear memory of its instances alive now, in bytes.
+    pub fn memory(&self) -> u64 {
+        self.live_memory.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn record(
         &self,
         elapsed: Duration,
@@ -26,6 +56,7 @@ impl PluginStats {
         failure: Option<&'static str>,
     ) {
         self.events.fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(elapsed.as_secs_f64());
         let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
         self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
         self.peak_memory

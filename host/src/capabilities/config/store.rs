@@ -328,6 +328,15 @@ impl ConfigStore {
         (self.fresh.entry_count(), self.fresh.weighted_size())
     }
 
+    /// Empties the in-process caches (memory pressure): reads go to Redis or the database
+    /// until they refill.
+    pub async fn shrink(&self) {
+        self.fresh.invalidate_all();
+        self.last_known.invalidate_all();
+        self.fresh.run_pending_tasks().await;
+        self.last_known.run_pending_tasks().await;
+    }
+
     /// Registers a plugin's fields for a kind of scope, with their defaults (which also fix
     /// their types; a null default takes any type). Replaces what the plugin registered
     /// before.

@@ -122,6 +122,18 @@ impl WriteBehind {
         &self.stats
     }
 
+    /// Stored totals held in memory.
+    pub async fn copies(&self) -> u64 {
+        self.copies.run_pending_tasks().await;
+        self.copies.entry_count()
+    }
+
+    /// Drops the in-memory copies (memory pressure); reads go to Redis or the database.
+    pub async fn shrink(&self) {
+        self.copies.invalidate_all();
+        self.copies.run_pending_tasks().await;
+    }
+
     /// Keys waiting to be written, or being written.
     pub fn pending(&self) -> usize {
         self.lock().len() + self.writing.load(Ordering::Acquire)

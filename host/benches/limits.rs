@@ -1,0 +1,174 @@
+//! Rate-limit checks per second, in this process (governor) and through Redis (one script
+//! per check), and what the operator's limits add to one event, in one run.
+//!
+//! `cargo bench -p wasmbot-host --bench limits`. `CHECKS=N` changes the number of checks
+//! per measurement, `EVENTS=N` the events per dispatch measurement. Needs the Redis at
+//! `REDIS_URL` (default the machine's).
+
+mod common;
+
+use std::{
+    path::Path,
+    sync::Arc,
+    time::{Duration, Instant},
+};
+
+use futures::future::BoxFuture;
+use wasmbot::{
+    capabilities::{
+        Services,
+        config::ConfigStore,
+        rate_limit::{OnRedisError, Rate, RateLimiter, rules::LimitConfig},
+    },
+    config::Config,
+    dispatch::{Dispatcher, Outlet},
+    platforms::console,
+    redis::Redis,
+    runtime::{
+        Registry, Runtime,
+        bindings::types::{Action, Event, Platform},
+    },
+};
+use wasmbot_sdk::build::PluginBuild;
+
+fn env(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Checks per second over 1 000 keys: one caller at a time, then `tasks` at once.
+async fn checks_per_second(limiter: Arc<RateLimiter>, checks: u64, tasks: u64) -> (f64, f64) {
+    let rate = Rate::new(1_000_000, Duration::from_secs(60)).expect("rate");
+    let started = Instant::now();
+    for n in 0..checks {
+        let key = format!("bench:{}", n % 1000);
+        let _ = limiter.check(&key, rate).await;
+    }
+    let sequential = checks as f64 / started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let workers: Vec<_> = (0..tasks)
+        .map(|task| {
+            let limiter = Arc::clone(&limiter);
+            tokio::spawn(async move {
+                for n in 0..checks / tasks {
+                    let key = format!("bench:{task}:{}", n % 1000);
+                    let _ = limiter.check(&key, rate).await;
+                }
+            })
+        })
+        .collect();
+    for worker in workers {
+        let _ = worker.await;
+    }
+    let concurrent = checks as f64 / started.elapsed().as_secs_f64();
+    (sequential, concurrent)
+}
+
+/// Discards what plugins send.
+struct Nowhere;
+
+impl Outlet for Nowhere {
+    fn platform(&self) -> Platform {
+        Platform::Discord
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        _origin: &'a Event,
+        _plugin: &'a str,
+        _action: Action,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
+
+/// Mean and p50 / p99 per `!ping` dispatched from Discord users through a host whose
+/// limits are `enabled`, counted in Redis when `redis`.
+async fn per_event(
+    plugins: &Path,
+    enabled: bool,
+    redis: bool,
+    events: u64,
+) -> (Duration, f64, f64) {
+    let folder = tempfile::tempdir().expect("tempdir");
+    let mut config = Config::default();
+    config.runtime.plugins_dir = plugins.to_owned();
+    config.runtime.cache_dir = Default::default();
+    config.runtime.hot_reload = false;
+    config.database.url = format!("sqlite://{}/bot.db?mode=rwc", folder.path().display());
+    config.rate_limits.enabled = enabled;
+    // Generous: the check runs on every event and always passes.
+    config.rate_limits.user = LimitConfig {
+        limit: 1_000_000,
+        window_secs: 60,
+        per: None,
+    };
+    if redis {
+        config.redis.url = redis_url();
+    }
+    let store = Arc::new(ConfigStore::open(&config).await.expect("store"));
+    let services = Services::on(store, &config).expect("services");
+    let registry =
+        Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+    registry.load_dir(plugins).await.expect("plugins");
+    let dispatcher = Dispatcher::new(registry, config.bot).with_outlet(Arc::new(Nowhere));
+    let mut nanos = Vec::with_capacity(events as usize);
+    let started = Instant::now();
+    for n in 0..events {
+        let mut event = console::event_for_line(&dispatcher, "!ping").expect("event");
+        event.platform = Platform::Discord;
+        event.author.id = format!("user-{}", n % 100);
+        let one = Instant::now();
+        dispatcher.dispatch(event).await;
+        nanos.push(one.elapsed().as_nanos() as u64);
+    }
+    let mean = started.elapsed() / events as u32;
+    let (p50, p99) = common::percentiles(nanos);
+    (mean, p50, p99)
+}
+
+fn main() {
+    let checks = env("CHECKS", 200_000);
+    let events = env("EVENTS", 5_000);
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = PluginBuild::new(&root)
+        .profile("plugin")
+        .package("ping")
+        .run()
+        .expect("building ping");
+    let plugins = tempfile::tempdir().expect("tempdir");
+    std::fs::copy(&built[0], plugins.path().join("ping.wasm")).expect("copy");
+
+    common::runtime().block_on(async {
+        let local = Arc::new(RateLimiter::new(1_000_000, None, OnRedisError::Allow));
+        let (sequential, concurrent) = checks_per_second(local, checks, 8).await;
+        println!("in-process checks/s: {sequential:.0} one at a time, {concurrent:.0} with 8 tasks");
+        let redis = Redis::new(&redis_url()).expect("redis url");
+        let shared = Arc::new(RateLimiter::new(1, Some(redis), OnRedisError::Deny));
+        let redis_checks = (checks / 10).max(1_000);
+        let (sequential, concurrent) = checks_per_second(shared, redis_checks, 8).await;
+        println!("Redis checks/s:      {sequential:.0} one at a time, {concurrent:.0} with 8 tasks");
+
+        // Warm the plugin's code and the config cache before measuring.
+        per_event(plugins.path(), false, false, 200).await;
+        let (off, off50, off99) = per_event(plugins.path(), false, false, events).await;
+        let (on, on50, on99) = per_event(plugins.path(), true, false, events).await;
+        let (redis, r50, r99) = per_event(plugins.path(), true, true, events).await;
+        println!("per event (!ping from Discord users, {events} events):");
+        println!("  limits off:        mean {off:?}, p50 {off50:.0} µs, p99 {off99:.0} µs");
+        println!(
+            "  limits in-process: mean {on:?}, p50 {on50:.0} µs, p99 {on99:.0} µs ({:+.1} µs per event)",
+            (on.as_nanos() as f64 - off.as_nanos() as f64) / 1000.0
+        );
+        println!(
+            "  limits in Redis:   mean {redis:?}, p50 {r50:.0} µs, p99 {r99:.0} µs ({:+.1} µs per event)",
+            (redis.as_nanos() as f64 - off.as_nanos() as f64) / 1000.0
+        );
+    });
+}

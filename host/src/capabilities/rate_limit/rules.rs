@@ -1,0 +1,264 @@
+//! The operator's limits, applied by the dispatcher before any plugin runs: per user, per
+//! guild or chat, per command and per plugin. A user over a limit hears about it once per
+//! window, not once per message. The console is exempt: its user is the operator.
+
+use std::{
+    collections::BTreeMap,
+    sync::{Arc, Mutex},
+    time::Duration,
+};
+
+use serde::{Deserialize, Serialize};
+
+use super::{Decision, OnRedisError, Rate, RateLimiter};
+use crate::runtime::bindings::types::{Event, EventKind, Platform};
+
+/// The `[rate_limits]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RateLimitConfig {
+    /// Apply the operator's limits to events (plugins' own checks work either way).
+    pub enabled: bool,
+    /// What a check does when Redis cannot answer: `allow` (warned) or `deny`.
+    pub on_redis_error: OnRedisError,
+    /// Keys one process tracks at most (with no Redis); past it, plugins' checks fail.
+    pub max_keys: usize,
+    /// Events per user, across the bot.
+    pub user: LimitConfig,
+    /// Events per guild (per chat where there is no guild); none by default.
+    pub guild: Option<LimitConfig>,
+    /// Uses of one command, by command name: `[rate_limits.commands.roll]`.
+    pub commands: BTreeMap<String, LimitConfig>,
+    /// Events into one plugin, by plugin name: `[rate_limits.plugins.dice]`.
+    pub plugins: BTreeMap<String, LimitConfig>,
+}
+
+impl Default for RateLimitConfig {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            on_redis_error: OnRedisError::Allow,
+            max_keys: 100_000,
+            user: LimitConfig {
+                limit: 30,
+                window_secs: 60,
+                per: None,
+            },
+            guild: None,
+            commands: BTreeMap::new(),
+            plugins: BTreeMap::new(),
+        }
+    }
+}
+
+/// One limit: `limit` events per `window_secs`, counted per `per`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LimitConfig {
+    /// Events allowed per window.
+    pub limit: u32,
+    /// The window, in seconds.
+    pub window_secs: u64,
+    /// Whose events count together (commands and plugins only; `user` by default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per: Option<Per>,
+}
+
+impl LimitConfig {
+    fn rate(&self) -> Option<Rate> {
+        Rate::new(self.limit, Duration::from_secs(self.window_secs))
+    }
+}
+
+/// Whose events a limit counts together.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Per {
+    /// Each user's.
+    User,
+    /// Each guild's (each chat's where there is no guild).
+    Guild,
+    /// Each channel's or chat's.
+    Channel,
+    /// Everyone's together.
+    Global,
+}
+
+impl RateLimitConfig {
+    /// Rejects limits of zero and windows of zero or over a day, naming the key.
+    pub fn validate(&self) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.max_keys >= 1,
+            "rate_limits.max_keys must be at least 1"
+        );
+        let fixed = [("user", Some(&self.user)), ("guild", self.guild.as_ref())];
+        for (name, limit) in fixed {
+            if let Some(limit) = limit {
+                check(&format!("rate_limits.{name}"), limit)?;
+                anyhow::ensure!(
+                    limit.per.is_none(),
+                    "rate_limits.{name}.per cannot be set: it counts per {name}"
+                );
+            }
+        }
+        for (section, limits) in [("commands", &self.commands), ("plugins", &self.plugins)] {
+            for (name, limit) in limits {
+                check(&format!("rate_limits.{section}.{name}"), limit)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check(key: &str, limit: &LimitConfig) -> anyhow::Result<()> {
+    anyhow::ensure!(
+        limit.rate().is_some(),
+        "{key}: limit and window_secs must be at least 1, window_secs at most {}",
+        Rate::MAX_WINDOW.as_secs()
+    );
+    Ok(())
+}
+
+/// An event over a limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// The limit: `user`, `guild`, `command roll`, `plugin dice`.
+    pub rule: String,
+    /// When the next event will pass.
+    pub retry_after: Duration,
+    /// What to tell the user: only for the first refusal of a window.
+    pub notice: Option<String>,
+}
+
+/// The operator's limits over a [`RateLimiter`].
+pub struct Limits {
+    limiter: Option<Arc<RateLimiter>>,
+    config: RateLimitConfig,
+    refused: Mutex<BTreeMap<String, u64>>,
+}
+
+impl Limits {
+    /// Limits from `config`, counted by `limiter`; with no limiter, nothing is limited.
+    pub fn new(limiter: Option<Arc<RateLimiter>>, config: RateLimitConfig) -> Self {
+        Self {
+            limiter: limiter.filter(|_| config.enabled),
+            config,
+            refused: Mutex::new(BTreeMap::new()),
+        }
+    }
+
+    /// Events refused so far, by rule.
+    pub fn refused(&self) -> BTreeMap<String, u64> {
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// The limits on everything a user does: per user, per guild.
+    pub async fn admit(&self, event: &Event) -> Result<(), Refusal> {
+        self.apply(event, "user", Some(&self.config.user), Per::User, || {
+            "You are sending messages too fast".to_owned()
+        })
+        .await?;
+        self.apply(
+            event,
+            "guild",
+            self.config.guild.as_ref(),
+            Per::Guild,
+            || "This place is sending the bot too many messages".to_owned(),
+        )
+        .await
+    }
+
+    /// The limit on one command.
+    pub async fn admit_command(&self, event: &Event, command: &str) -> Result<(), Refusal> {
+        let limit = self.config.commands.get(command);
+        let per = limit.and_then(|l| l.per).unwrap_or(Per::User);
+        self.apply(event, &format!("command {command}"), limit, per, || {
+            format!("`{command}` is used too often")
+        })
+        .await
+    }
+
+    /// The limit on one plugin.
+    pub async fn admit_plugin(&self, event: &Event, plugin: &str) -> Result<(), Refusal> {
+        let limit = self.config.plugins.get(plugin);
+        let per = limit.and_then(|l| l.per).unwrap_or(Per::User);
+        self.apply(event, &format!("plugin {plugin}"), limit, per, || {
+            format!("{plugin} is used too often")
+        })
+        .await
+    }
+
+    async fn apply(
+        &self,
+        event: &Event,
+        rule: &str,
+        limit: Option<&LimitConfig>,
+        per: Per,
+        says: impl FnOnce() -> String,
+    ) -> Result<(), Refusal> {
+        let (Some(limiter), Some(rate)) = (&self.limiter, limit.and_then(LimitConfig::rate)) else {
+            return Ok(());
+        };
+        if event.platform == Platform::Console || !from_a_user(&event.kind) {
+            return Ok(());
+        }
+        let key = format!("op:{rule}:{}", whose(event, per));
+        // A host that tracks too many keys lets events through: the operator's limits
+        // must not take the bot down.
+        let Ok(Decision::RetryAfter(retry_after)) = limiter.check(&key, rate).await else {
+            return Ok(());
+        };
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(rule.to_owned())
+            .or_default() += 1;
+        // One notice per window: a rate of one per window on the notices themselves.
+        let once = Rate {
+            limit: 1,
+            window: rate.window,
+        };
+        let first = limiter
+            .check(&format!("notice:{key}"), once)
+            .await
+            .is_ok_and(Decision::allowed);
+        let seconds = retry_after.as_secs_f64().ceil().max(1.0);
+        Err(Refusal {
+            rule: rule.to_owned(),
+            retry_after,
+            notice: first.then(|| {
+                format!(
+                    "{}; please wait {seconds} s. (Limit: {} per {} s.)",
+                    says(),
+                    rate.limit,
+                    rate.window.as_secs()
+                )
+            }),
+        })
+    }
+}
+
+/// Events a person caused by acting; joins and delivery reports are not limited.
+fn from_a_user(kind: &EventKind) -> bool {
+    matches!(
+        kind,
+        EventKind::Message(_)
+            | EventKind::Command(_)
+            | EventKind::Interaction(_)
+            | EventKind::Reaction(_)
+    )
+}
+
+fn whose(event: &Event, per: Per) -> String {
+    let platform = event.platform.name();
+    match (per, &event.guild_id) {
+        (Per::User, _) => format!("{platform}:u:{}", event.author.id),
+        (Per::Guild, Some(guild)) => format!("{platform}:g:{guild}"),
+        (Per::Guild | Per::Channel, _) => format!("{platform}:c:{}", event.channel_id),
+        (Per::Global, _) => "all".to_owned(),
+    }
+}
