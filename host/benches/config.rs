@@ -15,7 +15,7 @@ use std::{
     time::Instant,
 };
 
-use futures::future::{BoxFuture, join_all};
+use futures::future::join_all;
 use wasmbot::{
     capabilities::{
         Services,
@@ -23,35 +23,17 @@ use wasmbot::{
     },
     config::Config,
     db::{Database, DatabaseConfig},
-    dispatch::{Dispatcher, Outlet},
+    dispatch::Dispatcher,
     platforms::console,
     runtime::{
         Registry, Runtime,
-        bindings::types::{Action, Event, Platform},
+        bindings::types::{Action, Platform},
     },
 };
 use wasmbot_sdk::build::PluginBuild;
 
 const MESSAGES: usize = 100_000;
 const GUILDS: usize = 1_000;
-
-/// Drops every action: the benchmark measures the way in, not the console.
-struct Nowhere;
-
-impl Outlet for Nowhere {
-    fn platform(&self) -> Platform {
-        Platform::Console
-    }
-
-    fn deliver<'a>(
-        &'a self,
-        _: &'a Event,
-        _: &'a str,
-        _: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-}
 
 /// Statements on the config table, as Postgres counts them: every config read that reaches
 /// the database is one upsert, which inserts or updates one row. (`pg_stat_database`'s
@@ -71,8 +53,10 @@ async fn run(db: &Database, wasm: &Path, config: StoreConfig, label: &str, run_i
     let runtime = Runtime::new(Arc::new(host_config.clone()), services).expect("runtime");
     let registry = Registry::new(runtime);
     registry.load_file(wasm).await.expect("ping loads");
-    let dispatcher =
-        Arc::new(Dispatcher::new(registry, host_config.bot).with_outlet(Arc::new(Nowhere)));
+    let dispatcher = Arc::new(
+        Dispatcher::new(registry, host_config.bot)
+            .with_outlet(Arc::new(common::Nowhere(Platform::Console))),
+    );
 
     let before = config_statements(db).await;
     let started = Instant::now();
@@ -115,7 +99,8 @@ async fn plugin_reads(db: &Database, probe: &Path, run_id: &str) {
     let runtime = Runtime::new(Arc::new(config.clone()), services).expect("runtime");
     let registry = Registry::new(runtime);
     registry.load_file(probe).await.expect("config-probe loads");
-    let dispatcher = Dispatcher::new(registry, config.bot).with_outlet(Arc::new(Nowhere));
+    let dispatcher = Dispatcher::new(registry, config.bot)
+        .with_outlet(Arc::new(common::Nowhere(Platform::Console)));
     let guild = format!("{run_id}-reads");
     let timed = |op: &'static str| {
         let (dispatcher, guild) = (&dispatcher, guild.clone());

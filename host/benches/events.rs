@@ -4,6 +4,8 @@
 //! `cargo bench -p wasmbot-host --bench events` prints events/s, p50 and p99 per event for
 //! both, and the ratios. `EVENTS=N` changes the number of events per measurement.
 
+mod common;
+
 use std::{
     path::{Path, PathBuf},
     sync::Arc,
@@ -114,10 +116,7 @@ fn build_echo() -> PathBuf {
 }
 
 fn main() {
-    let events: u64 = std::env::var("EVENTS")
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(50_000);
+    let events = common::env_or("EVENTS", 50_000);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
     let wasm = build_echo();
     let runtime = tokio::runtime::Builder::new_multi_thread()

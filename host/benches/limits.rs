@@ -13,7 +13,6 @@ use std::{
     time::{Duration, Instant},
 };
 
-use futures::future::BoxFuture;
 use wasmbot::{
     capabilities::{
         Services,
@@ -21,26 +20,12 @@ use wasmbot::{
         rate_limit::{OnRedisError, Rate, RateLimiter, rules::LimitConfig},
     },
     config::Config,
-    dispatch::{Dispatcher, Outlet},
+    dispatch::Dispatcher,
     platforms::console,
     redis::Redis,
-    runtime::{
-        Registry, Runtime,
-        bindings::types::{Action, Event, Platform},
-    },
+    runtime::{Registry, Runtime, bindings::types::Platform},
 };
 use wasmbot_sdk::build::PluginBuild;
-
-fn env(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(default)
-}
-
-fn redis_url() -> String {
-    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
-}
 
 /// Checks per second over 1 000 keys: one caller at a time, then `tasks` at once.
 async fn checks_per_second(limiter: Arc<RateLimiter>, checks: u64, tasks: u64) -> (f64, f64) {
@@ -70,24 +55,6 @@ async fn checks_per_second(limiter: Arc<RateLimiter>, checks: u64, tasks: u64) -
     (sequential, concurrent)
 }
 
-/// Discards what plugins send.
-struct Nowhere;
-
-impl Outlet for Nowhere {
-    fn platform(&self) -> Platform {
-        Platform::Discord
-    }
-
-    fn deliver<'a>(
-        &'a self,
-        _origin: &'a Event,
-        _plugin: &'a str,
-        _action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(async { Ok(()) })
-    }
-}
-
 /// Mean and p50 / p99 per `!ping` dispatched from Discord users through a host whose
 /// limits are `enabled`, counted in Redis when `redis`.
 async fn per_event(
@@ -110,14 +77,15 @@ async fn per_event(
         per: None,
     };
     if redis {
-        config.redis.url = redis_url();
+        config.redis.url = common::redis_url();
     }
     let store = Arc::new(ConfigStore::open(&config).await.expect("store"));
     let services = Services::on(store, &config).expect("services");
     let registry =
         Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
     registry.load_dir(plugins).await.expect("plugins");
-    let dispatcher = Dispatcher::new(registry, config.bot).with_outlet(Arc::new(Nowhere));
+    let dispatcher = Dispatcher::new(registry, config.bot)
+        .with_outlet(Arc::new(common::Nowhere(Platform::Discord)));
     let mut nanos = Vec::with_capacity(events as usize);
     let started = Instant::now();
     for n in 0..events {
@@ -134,8 +102,8 @@ async fn per_event(
 }
 
 fn main() {
-    let checks = env("CHECKS", 200_000);
-    let events = env("EVENTS", 5_000);
+    let checks = common::env_or("CHECKS", 200_000);
+    let events = common::env_or("EVENTS", 5_000);
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let built = PluginBuild::new(&root)
         .profile("plugin")
@@ -149,7 +117,7 @@ fn main() {
         let local = Arc::new(RateLimiter::new(1_000_000, None, OnRedisError::Allow));
         let (sequential, concurrent) = checks_per_second(local, checks, 8).await;
         println!("in-process checks/s: {sequential:.0} one at a time, {concurrent:.0} with 8 tasks");
-        let redis = Redis::new(&redis_url()).expect("redis url");
+        let redis = Redis::new(&common::redis_url()).expect("redis url");
         let shared = Arc::new(RateLimiter::new(1, Some(redis), OnRedisError::Deny));
         let redis_checks = (checks / 10).max(1_000);
         let (sequential, concurrent) = checks_per_second(shared, redis_checks, 8).await;

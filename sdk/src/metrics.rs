@@ -1,5 +1,5 @@
 //! The plugin's own metrics, exported with the host's at `/metrics` as
-//! `wasmbot_plugin_<plugin>_<name>`; and the memory figures the host watches. Metrics are
+//! `wasmbot_plugin_<plugin>__<name>`; and the memory figures the host watches. Metrics are
 //! declared in the manifest function; label combinations per metric are capped by the
 //! host. The capability is `metrics`, granted by default.
 //!

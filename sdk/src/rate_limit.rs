@@ -33,9 +33,10 @@ use std::time::Duration;
 pub use crate::bindings::wasmbot::plugin::rate_limit::RateLimitError;
 use crate::{PluginError, bindings::wasmbot::plugin::rate_limit as wit};
 
-/// Counts one operation under `key` when fewer than `limit` were counted in the last
-/// `window`: `None` means go ahead, `Some(wait)` means over the limit (nothing counted),
-/// try again after `wait`.
+/// Counts one operation under `key` if `limit` per `window` allows it: `None` means go
+/// ahead, `Some(wait)` means over the limit (nothing counted), try again after `wait`. The
+/// rate is spread evenly (GCRA): a burst of up to `limit`, then one more each
+/// `window / limit`.
 pub fn check(key: &str, limit: u32, window: Duration) -> Result<Option<Duration>, RateLimitError> {
     let window_ms = u64::try_from(window.as_millis()).unwrap_or(u64::MAX);
     Ok(match wit::check(key, limit, window_ms)? {

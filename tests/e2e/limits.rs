@@ -129,8 +129,9 @@ async fn a_user_over_the_limit_is_stopped_before_plugins_and_told_once() {
     config.rate_limits.user = limit(5, 60);
     let host = Host::start(config, &["ping"]).await;
     let mut replies = Vec::new();
-    for _ in 0..9 {
-        replies.push(host.say("flooder", "g1", "!ping").await);
+    let lines = ["!ping"; 5].into_iter().chain(["just chatting"; 2]);
+    for line in lines.chain(["!ping"; 3]) {
+        replies.push(host.say("flooder", "g1", line).await);
     }
     assert_eq!(pongs(&replies), 5, "{replies:?}");
     assert!(replies[..5].iter().all(|r| r[0].starts_with("ping> pong")));
@@ -140,13 +141,15 @@ async fn a_user_over_the_limit_is_stopped_before_plugins_and_told_once() {
         told[0].contains("too fast") && told[0].contains("Limit: 5 per 60 s"),
         "{told:?}"
     );
+    // Chat over the limit is dropped quietly; the first command over it is told.
+    assert!(replies[5].is_empty() && replies[6].is_empty());
     assert_eq!(
-        replies[5], told,
-        "the first refused message gets the notice"
+        replies[7], told,
+        "the first refused command gets the notice"
     );
     // Someone else is not affected.
     assert_eq!(pongs(&[host.say("calm", "g1", "!ping").await]), 1);
-    assert_eq!(host.dispatcher.limits().refused()["user"], 4);
+    assert_eq!(host.dispatcher.limits().refused()["user"], 5);
 }
 
 #[tokio::test]
@@ -188,6 +191,10 @@ async fn command_guild_and_plugin_limits_count_what_they_name() {
     assert!(rolled(&host.say("b", "g1", "!roll").await));
     let third = host.say("c", "g1", "!roll").await;
     assert!(!rolled(&third) && third[0].contains("`roll` is used too often"));
+    // The guild's limit is shared, its notice is each user's own.
+    let fourth = host.say("d", "g1", "!roll").await;
+    assert!(!rolled(&fourth) && fourth[0].contains("`roll` is used too often"));
+    assert!(host.say("d", "g1", "!roll").await.is_empty());
     assert!(rolled(&host.say("c", "g2", "!roll").await), "another guild");
 
     let mut replies = Vec::new();
@@ -196,7 +203,7 @@ async fn command_guild_and_plugin_limits_count_what_they_name() {
     }
     assert_eq!(pongs(&replies), 3);
     let refused = host.dispatcher.limits().refused();
-    assert_eq!((refused["command roll"], refused["plugin ping"]), (1, 2));
+    assert_eq!((refused["command roll"], refused["plugin ping"]), (3, 2));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

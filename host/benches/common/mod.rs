@@ -4,8 +4,44 @@
 
 use std::time::Duration;
 
+use futures::future::BoxFuture;
 use sqlx::Row;
-use wasmbot::db::Database;
+use wasmbot::{
+    db::Database,
+    dispatch::Outlet,
+    runtime::bindings::types::{Action, Event, Platform},
+};
+
+/// `NAME` from the environment as a number, else `default`.
+pub fn env_or(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(default)
+}
+
+/// `REDIS_URL`, else the machine's Redis.
+pub fn redis_url() -> String {
+    std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// Drops every action for its platform: a benchmark measures the way in.
+pub struct Nowhere(pub Platform);
+
+impl Outlet for Nowhere {
+    fn platform(&self) -> Platform {
+        self.0
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        _: &'a Event,
+        _: &'a str,
+        _: Action,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        Box::pin(async { Ok(()) })
+    }
+}
 
 /// `DATABASE_URL`, else the machine's Postgres.
 pub fn database_url() -> String {

@@ -151,8 +151,10 @@ pub struct Services {
     pub state: Option<Arc<state::StateStore>>,
     /// The plugins' own tables.
     pub storage: Option<Arc<storage::Storage>>,
-    /// Rate limits: the operator's and the plugins' own.
+    /// The plugins' own rate limits.
     pub rate_limit: Option<Arc<rate_limit::RateLimiter>>,
+    /// The operator's rate limits on events, counted apart from the plugins'.
+    pub limits: Option<Arc<rate_limit::Limits>>,
     /// Bounded work queues.
     pub queues: Option<Arc<queue::Queues>>,
     /// The plugins' own metrics.
@@ -166,6 +168,15 @@ impl Services {
     /// that sheds their load.
     pub fn on(store: Arc<ConfigStore>, config: &crate::config::Config) -> anyhow::Result<Self> {
         let db = store.database().clone();
+        let limiter = || {
+            let limits = &config.rate_limits;
+            let redis = store.redis().cloned();
+            Arc::new(rate_limit::RateLimiter::new(
+                limits.max_keys,
+                redis,
+                limits.on_redis_error,
+            ))
+        };
         let mut services = Self {
             counters: Some(counters::WriteBehind::new(
                 db.clone(),
@@ -178,10 +189,10 @@ impl Services {
                 store.redis().cloned(),
             )),
             storage: Some(Arc::new(storage::Storage::new(db))),
-            rate_limit: Some(Arc::new(rate_limit::RateLimiter::new(
-                config.rate_limits.max_keys,
-                store.redis().cloned(),
-                config.rate_limits.on_redis_error,
+            rate_limit: Some(limiter()),
+            limits: Some(Arc::new(rate_limit::Limits::new(
+                Some(limiter()),
+                config.rate_limits.clone(),
             ))),
             queues: Some(Arc::default()),
             metrics: Some(Arc::new(metrics::PluginMetrics::new(

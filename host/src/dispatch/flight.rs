@@ -15,13 +15,12 @@ pub(super) struct Flight {
 }
 
 impl Flight {
-    /// Counts an event in, unless the gate is closed.
+    /// Counts an event in, unless the gate is closed. Counted first, checked second: a
+    /// close in between sees the count and waits for it.
     pub(super) fn enter(&self) -> Option<Guard<'_>> {
-        if self.closed.load(Ordering::SeqCst) {
-            return None;
-        }
         self.count.fetch_add(1, Ordering::SeqCst);
-        Some(Guard(self))
+        let guard = Guard(self);
+        (!self.closed.load(Ordering::SeqCst)).then_some(guard)
     }
 
     pub(super) fn count(&self) -> usize {

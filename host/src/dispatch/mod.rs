@@ -16,7 +16,10 @@ use futures::future::{BoxFuture, join_all};
 use crate::{
     capabilities::{
         config::host_settings::{self, GuildSettings},
-        rate_limit::{Limits, rules::Refusal},
+        rate_limit::{
+            Limits,
+            rules::{Refusal, Tell},
+        },
     },
     config::BotConfig,
     runtime::{
@@ -70,19 +73,19 @@ pub struct Dispatcher {
     outlets: Vec<Arc<dyn Outlet>>,
     bot: BotConfig,
     next_id: AtomicU64,
-    limits: Limits,
+    limits: Arc<Limits>,
     flight: flight::Flight,
 }
 
 impl Dispatcher {
     /// A dispatcher over `registry`, with no platform connected yet. The operator's rate
-    /// limits come from the runtime's configuration.
+    /// limits are the runtime's services' (none without them).
     pub fn new(registry: Arc<Registry>, bot: BotConfig) -> Self {
         let runtime = registry.runtime();
-        let limits = Limits::new(
-            runtime.services().rate_limit.clone(),
-            runtime.config().rate_limits.clone(),
-        );
+        let limits =
+            runtime.services().limits.clone().unwrap_or_else(|| {
+                Arc::new(Limits::new(None, runtime.config().rate_limits.clone()))
+            });
         Self {
             registry,
             outlets: Vec::new(),
@@ -161,15 +164,22 @@ impl Dispatcher {
         if event.id.is_empty() {
             event.id = self.next_event_id();
         }
-        if let Err(refusal) = self.limits.admit(&event).await {
-            self.rate_limited(&event, refusal).await;
-            return Vec::new();
-        }
-        let snapshot = self.registry.snapshot();
         let prefix = match &event.kind {
             EventKind::Message(_) => self.guild_settings(&event).await.prefix,
             _ => String::new(),
         };
+        let tell = match &event.kind {
+            EventKind::Message(message) if split_command(&message.text, &prefix).is_some() => {
+                Tell::Once
+            }
+            EventKind::Command(_) | EventKind::Interaction(_) => Tell::Once,
+            _ => Tell::Never,
+        };
+        if let Err(refusal) = self.limits.admit(&event, tell).await {
+            self.rate_limited(&event, refusal).await;
+            return Vec::new();
+        }
+        let snapshot = self.registry.snapshot();
         match &mut event.kind {
             EventKind::Message(message) => {
                 let Some((name, raw)) = split_command(&message.text, &prefix) else {
@@ -224,7 +234,8 @@ impl Dispatcher {
                     return Vec::new();
                 };
                 interaction.custom_id = id.to_owned();
-                if let Err(refusal) = self.limits.admit_plugin(&event, plugin.name()).await {
+                let admitted = self.limits.admit_plugin(&event, plugin.name(), Tell::Once);
+                if let Err(refusal) = admitted.await {
                     self.rate_limited(&event, refusal).await;
                     return Vec::new();
                 }
@@ -249,7 +260,10 @@ impl Dispatcher {
             }
         }
         let admitted = match self.limits.admit_command(event, &spec.name).await {
-            Ok(()) => self.limits.admit_plugin(event, plugin.name()).await,
+            Ok(()) => {
+                let plugin = plugin.name();
+                self.limits.admit_plugin(event, plugin, Tell::Once).await
+            }
             refused => refused,
         };
         if let Err(refusal) = admitted {
@@ -288,7 +302,8 @@ impl Dispatcher {
             .filter(|plugin| Some(plugin.name()) != except)
         {
             // Nobody asked these plugins: over their limit they skip the event quietly.
-            if self.limits.admit_plugin(event, plugin.name()).await.is_ok() {
+            let admitted = self.limits.admit_plugin(event, plugin.name(), Tell::Never);
+            if admitted.await.is_ok() {
                 targets.push(Arc::clone(plugin));
             }
         }

@@ -301,7 +301,8 @@ impl Registry {
         })
     }
 
-    /// An unloaded plugin's settings fields go with it (its stored values stay).
+    /// An unloaded plugin's settings fields, metrics and queues go with it (its stored
+    /// values stay).
     fn forget_config(&self, plugin: &str) {
         let services = self.runtime.services();
         if let Some(store) = &services.config {
@@ -309,6 +310,9 @@ impl Registry {
         }
         if let Some(metrics) = &services.metrics {
             metrics.forget(plugin);
+        }
+        if let Some(queues) = &services.queues {
+            queues.forget(plugin);
         }
     }
 

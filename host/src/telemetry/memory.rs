@@ -93,7 +93,7 @@ fn parse_size(text: &str) -> Result<Option<u64>, String> {
     };
     let bytes = number * scale as f64;
     if !(1.0..1e18).contains(&bytes) {
-        return Err("must be at least 1 byte".to_owned());
+        return Err("must be between 1 byte and 1 EB".to_owned());
     }
     Ok(Some(bytes as u64))
 }
@@ -185,6 +185,17 @@ fn allocator() -> Option<AllocatorMemory> {
     None
 }
 
+/// Hands the allocator's free memory back to the system, so what shedding freed shows in
+/// the resident figure the levels are judged on.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn give_back() {
+    // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
+    unsafe { libc::malloc_trim(0) };
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn give_back() {}
+
 /// Watches memory against the limit and sheds load at critical.
 pub struct MemoryWatch {
     config: MemoryConfig,
@@ -231,8 +242,20 @@ impl MemoryWatch {
     /// Samples memory now; a change of level is logged and acted on.
     pub async fn sample(&self) -> ProcessMemory {
         let memory = ProcessMemory::read();
-        let level = Pressure::of(memory.resident_bytes, self.limit(), &self.config);
-        let before = Pressure::from_u8(self.level.swap(level as u8, Ordering::Relaxed));
+        let limit = self.limit();
+        let before = self.pressure();
+        let mut level = Pressure::of(memory.resident_bytes, limit, &self.config);
+        // Shedding stops 5 points under the critical level, not at it: no flapping.
+        let margin = limit.map_or(0, |limit| limit / 20);
+        let near = Pressure::of(
+            memory.resident_bytes.saturating_add(margin),
+            limit,
+            &self.config,
+        );
+        if before == Pressure::Critical && near == Pressure::Critical {
+            level = Pressure::Critical;
+        }
+        self.level.store(level as u8, Ordering::Relaxed);
         if level != before {
             self.changed(before, level, &memory).await;
         } else if level == Pressure::Critical {
@@ -280,6 +303,7 @@ impl MemoryWatch {
         if let Some(counters) = &self.services.counters {
             counters.shrink().await;
         }
+        give_back();
     }
 
     /// Samples every `check_ms` and logs a memory line every `log_every_secs`, until the

@@ -23,6 +23,8 @@ pub struct Report {
     pub queues: BTreeMap<String, QueueStats>,
     /// The operator's and plugins' rate limits.
     pub rate_limits: RateLimitReport,
+    /// Failed Redis calls since the host started; none without Redis.
+    pub redis_failures: Option<u64>,
     /// Events being handled now.
     pub events_in_flight: usize,
     /// Each plugin's figures, loaded or not since the host started.
@@ -66,11 +68,11 @@ pub struct CacheReport {
 /// Rate-limit figures.
 #[derive(Debug, Serialize)]
 pub struct RateLimitReport {
-    /// Checks made.
+    /// Checks plugins made of their own limits.
     pub checks: u64,
-    /// Checks refused.
+    /// Of those, refused (or failed: too many keys).
     pub refused: u64,
-    /// Keys held in this process.
+    /// Plugins' keys held in this process.
     pub keys: usize,
     /// Whether counts are shared through Redis.
     pub shared: bool,
@@ -152,6 +154,11 @@ impl Report {
                 },
             );
         }
+        let refused_events = services
+            .limits
+            .as_ref()
+            .map(|limits| limits.refused())
+            .unwrap_or_default();
         let rate_limits = match &services.rate_limit {
             Some(limiter) => {
                 let (checks, refused) = limiter.counts();
@@ -160,7 +167,7 @@ impl Report {
                     refused,
                     keys: limiter.keys(),
                     shared: limiter.shared(),
-                    refused_events: dispatcher.limits().refused(),
+                    refused_events,
                 }
             }
             None => RateLimitReport {
@@ -168,7 +175,7 @@ impl Report {
                 refused: 0,
                 keys: 0,
                 shared: false,
-                refused_events: BTreeMap::new(),
+                refused_events,
             },
         };
         let snapshot = registry.snapshot();
@@ -204,6 +211,11 @@ impl Report {
                 .map(|queues| queues.stats())
                 .unwrap_or_default(),
             rate_limits,
+            redis_failures: services
+                .config
+                .as_ref()
+                .and_then(|store| store.redis())
+                .map(|redis| redis.failures()),
             events_in_flight: dispatcher.in_flight(),
             plugins,
         }
@@ -252,7 +264,7 @@ impl Report {
         }
         gauge(
             "wasmbot_memory_pressure",
-            "0 normal, 1 warning (80 %), 2 critical (90 %, shedding load).",
+            "0 normal, 1 warning, 2 critical (shedding load).",
             &[],
         )?
         .with_label_values::<&str>(&[])
@@ -311,12 +323,12 @@ impl Report {
         let limits = &self.rate_limits;
         let checks = counter(
             "wasmbot_rate_limit_checks_total",
-            "Rate-limit checks, by result.",
+            "Plugins' own rate-limit checks, by result.",
             &["result"],
         )?;
         checks
             .with_label_values(&["allowed"])
-            .inc_by(limits.checks - limits.refused);
+            .inc_by(limits.checks.saturating_sub(limits.refused));
         checks
             .with_label_values(&["refused"])
             .inc_by(limits.refused);
@@ -327,6 +339,15 @@ impl Report {
         )?;
         for (rule, count) in &limits.refused_events {
             refused.with_label_values(&[rule]).inc_by(*count);
+        }
+        if let Some(failures) = self.redis_failures {
+            counter(
+                "wasmbot_redis_failures_total",
+                "Failed Redis calls (the host fell back each time).",
+                &[],
+            )?
+            .with_label_values::<&str>(&[])
+            .inc_by(failures);
         }
         gauge("wasmbot_events_in_flight", "Events being handled now.", &[])?
             .with_label_values::<&str>(&[])

@@ -1,7 +1,7 @@
 //! The `metrics` interface: declarations while the plugin describes itself, then
 //! recordings into its own metrics; and the memory figures.
 
-use super::{MAX_METRICS, MetricError, MetricKind, MetricSpec, PluginMetrics};
+use super::{MAX_METRICS, MetricError, MetricKind, MetricSpec, PluginMetrics, sample_names};
 use crate::{
     capabilities::Capability,
     runtime::{
@@ -77,9 +77,11 @@ impl wit::Host for HostState {
         };
         spec.check()?;
         let metrics = &mut registrations.metrics;
-        if metrics.iter().any(|declared| declared.name == spec.name) {
+        // A counter `x_count` and a histogram `x` would write the same samples.
+        let taken: Vec<String> = metrics.iter().flat_map(sample_names).collect();
+        if sample_names(&spec).iter().any(|name| taken.contains(name)) {
             return Err(MetricsError::Invalid(format!(
-                "{} is declared twice",
+                "{} is declared twice, or names another metric's samples",
                 spec.name
             )));
         }

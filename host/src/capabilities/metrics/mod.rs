@@ -1,6 +1,9 @@
 //! Plugins' own metrics: declared while a plugin describes itself, exported with the
-//! host's under `wasmbot_plugin_<plugin>_<name>`, with a cap on label combinations per
+//! host's under `wasmbot_plugin_<plugin>__<name>`, with a cap on label combinations per
 //! metric so a plugin cannot grow them without bound.
+//!
+//! Plugin names hold `[a-z0-9-]` (`-` becomes `_`) and metric names no `__`, so the last
+//! `__` separates the two and no two plugins' families can share a name.
 
 mod interface;
 
@@ -19,7 +22,7 @@ pub const MAX_LABELS: usize = 4;
 /// What a plugin declares.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MetricSpec {
-    /// `[a-z][a-z0-9_]*`, at most 64 bytes.
+    /// `[a-z][a-z0-9_]*` without `__`, at most 64 bytes.
     pub name: String,
     /// Counter, gauge or histogram.
     pub kind: MetricKind,
@@ -60,9 +63,9 @@ impl MetricSpec {
     /// Checks the name, labels, help and buckets.
     pub fn check(&self) -> Result<(), MetricError> {
         let invalid = |text: String| Err(MetricError::Invalid(text));
-        if !is_metric_name(&self.name, 64) {
+        if !is_metric_name(&self.name, 64) || self.name.contains("__") {
             return invalid(format!(
-                "metric name {:?}: use [a-z][a-z0-9_]*, at most 64 bytes",
+                "metric name {:?}: use [a-z][a-z0-9_]* without \"__\", at most 64 bytes",
                 self.name
             ));
         }
@@ -245,8 +248,23 @@ impl PluginMetrics {
     }
 }
 
+fn family_name(plugin: &str, metric: &str) -> String {
+    format!("wasmbot_plugin_{}__{metric}", plugin.replace('-', "_"))
+}
+
+/// The names a metric's samples take: a histogram's `_bucket`, `_sum` and `_count` too.
+pub(crate) fn sample_names(spec: &MetricSpec) -> Vec<String> {
+    match spec.kind {
+        MetricKind::Histogram => ["", "_bucket", "_sum", "_count"]
+            .iter()
+            .map(|suffix| format!("{}{suffix}", spec.name))
+            .collect(),
+        MetricKind::Counter | MetricKind::Gauge => vec![spec.name.clone()],
+    }
+}
+
 fn family(plugin: &str, spec: &MetricSpec) -> prometheus::Result<Family> {
-    let name = format!("wasmbot_plugin_{}_{}", plugin.replace('-', "_"), spec.name);
+    let name = family_name(plugin, &spec.name);
     let help = if spec.help.is_empty() {
         format!("{} (plugin {plugin})", spec.name)
     } else {
@@ -290,7 +308,7 @@ mod tests {
         assert!(record("a").is_ok() && record("b").is_ok() && record("a").is_ok());
         assert!(matches!(record("c"), Err(MetricError::TooManySeries(_))));
         let families = metrics.gather();
-        assert_eq!(families[0].name(), "wasmbot_plugin_p_calls");
+        assert_eq!(families[0].name(), "wasmbot_plugin_p__calls");
         assert_eq!(families[0].get_metric().len(), 2);
     }
 
@@ -312,6 +330,11 @@ mod tests {
                 .is_ok()
         );
         assert!(spec("Bad-Name", MetricKind::Gauge, &[]).check().is_err());
+        assert!(spec("a__b", MetricKind::Gauge, &[]).check().is_err());
+        assert_ne!(family_name("a-b", "c"), family_name("a", "b_c"));
+        let histogram = spec("x", MetricKind::Histogram, &[]);
+        let counter = spec("x_count", MetricKind::Counter, &[]);
+        assert!(sample_names(&histogram).contains(&sample_names(&counter)[0]));
         assert!(spec("ok", MetricKind::Gauge, &["a", "a"]).check().is_err());
         metrics.forget("p");
         assert!(metrics.gather().is_empty());

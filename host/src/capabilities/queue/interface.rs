@@ -44,6 +44,7 @@ impl wit::Host for HostState {
                     WitError::Busy(u64::try_from(retry_after.as_millis()).unwrap_or(u64::MAX))
                 }
                 QueueError::Shedding => WitError::Shedding(error.to_string()),
+                QueueError::TooManyQueues => WitError::Invalid(error.to_string()),
             })?;
         self.table
             .push(ticket)

@@ -30,7 +30,14 @@ pub enum QueueError {
     /// The host is short of memory and refuses heavy work.
     #[error("the host is short of memory and refuses heavy work for now")]
     Shedding,
+    /// The plugin has its maximum of queues; a new operation name is refused.
+    #[error("a plugin has at most {MAX_QUEUES} queues (operation names)")]
+    TooManyQueues,
 }
+
+/// Queues (operation names) one plugin may have: each is its own concurrency, so names
+/// must not be made up per call.
+pub const MAX_QUEUES: usize = 16;
 
 /// Every queue of the host.
 #[derive(Default)]
@@ -55,6 +62,11 @@ impl Queues {
         let queue = {
             let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
             let key = (plugin.to_owned(), operation.to_owned());
+            if !queues.contains_key(&key)
+                && queues.keys().filter(|(owner, _)| owner == plugin).count() >= MAX_QUEUES
+            {
+                return Err(QueueError::TooManyQueues);
+            }
             Arc::clone(
                 queues
                     .entry(key)
@@ -62,6 +74,12 @@ impl Queues {
             )
         };
         queue.enter(&self.shed, &self.shedding).await
+    }
+
+    /// Drops an unloaded plugin's queues; tickets still held keep theirs until dropped.
+    pub fn forget(&self, plugin: &str) {
+        let mut queues = self.queues.lock().unwrap_or_else(|e| e.into_inner());
+        queues.retain(|(owner, _), _| owner != plugin);
     }
 
     /// Starts or stops shedding; starting refuses every waiting caller.
@@ -249,9 +267,14 @@ mod tests {
             .collect();
         // Three run, two wait, five are turned away at once.
         let settled = |stats: &QueueStats| stats.rejected == 5 && stats.waiting == 2;
-        while !queues.stats().get("p/work").is_some_and(settled) {
-            tokio::task::yield_now().await;
-        }
+        let wait = async {
+            while !queues.stats().get("p/work").is_some_and(settled) {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("three run, two wait, five are turned away");
         release.send_replace(true);
         let mut served = 0;
         let mut busy = 0;
@@ -280,9 +303,14 @@ mod tests {
             let queues = queues.clone();
             tokio::spawn(async move { queues.enter("p", "ai", 1, 5).await.map(drop) })
         };
-        while queues.stats().get("p/ai").is_none_or(|s| s.waiting != 1) {
-            tokio::task::yield_now().await;
-        }
+        let wait = async {
+            while queues.stats().get("p/ai").is_none_or(|s| s.waiting != 1) {
+                tokio::task::yield_now().await;
+            }
+        };
+        tokio::time::timeout(Duration::from_secs(30), wait)
+            .await
+            .expect("one waits");
         queues.set_shedding(true);
         assert_eq!(waiting.await.unwrap(), Err(QueueError::Shedding));
         assert_eq!(
@@ -292,5 +320,25 @@ mod tests {
         drop(held);
         queues.set_shedding(false);
         assert!(queues.enter("p", "ai", 1, 5).await.is_ok());
+    }
+
+    #[tokio::test]
+    async fn operation_names_are_bounded_per_plugin() {
+        let queues = Queues::default();
+        for n in 0..MAX_QUEUES {
+            assert!(queues.enter("p", &format!("op{n}"), 1, 1).await.is_ok());
+        }
+        let more = queues.enter("p", "one-more", 1, 1).await.map(drop);
+        assert_eq!(more, Err(QueueError::TooManyQueues));
+        assert!(
+            queues.enter("p", "op0", 1, 1).await.is_ok(),
+            "known names still work"
+        );
+        assert!(
+            queues.enter("q", "one-more", 1, 1).await.is_ok(),
+            "other plugins too"
+        );
+        queues.forget("p");
+        assert_eq!(queues.stats().len(), 1);
     }
 }

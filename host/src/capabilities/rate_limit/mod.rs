@@ -25,6 +25,8 @@ pub use rules::{Limits, RateLimitConfig};
 
 /// How often keys idle for longer than their window are dropped from memory.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// How often a full table may be swept to make room.
+const SWEEP_WHEN_FULL_EVERY: Duration = Duration::from_secs(1);
 
 /// GCRA in Redis: KEYS[1] holds the theoretical arrival time (µs, Redis' clock, so hosts'
 /// clocks do not matter). ARGV: emission interval and window, in µs. Returns
@@ -43,7 +45,8 @@ redis.call('SET', KEYS[1], string.format('%.0f', next_tat), 'PX', math.ceil((nex
 return {1, 0}
 ";
 
-/// `limit` operations per `window`.
+/// `limit` operations per `window`, spread evenly (GCRA): a burst of up to `limit` at
+/// once, then one more each `window / limit`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Rate {
     /// Operations allowed in one window.
@@ -56,9 +59,10 @@ impl Rate {
     /// The longest window a limit may have.
     pub const MAX_WINDOW: Duration = Duration::from_secs(86_400);
 
-    /// A rate, when `limit` and `window` make one: at least 1, a window of at most a day.
+    /// A rate, when `limit` and `window` make one: at least 1, a window of at most a day
+    /// and at least a microsecond per operation (what Redis' clock can tell apart).
     pub fn new(limit: u32, window: Duration) -> Option<Self> {
-        (limit > 0 && !window.is_zero() && window <= Self::MAX_WINDOW)
+        (limit > 0 && window <= Self::MAX_WINDOW && window.as_micros() >= u128::from(limit))
             .then_some(Self { limit, window })
     }
 
@@ -104,6 +108,7 @@ pub struct Full(pub usize);
 pub struct RateLimiter {
     local: Mutex<HashMap<Rate, Arc<DefaultKeyedRateLimiter<String>>>>,
     last_sweep: Mutex<Instant>,
+    last_full_sweep: Mutex<Instant>,
     max_keys: usize,
     redis: Option<Arc<Redis>>,
     script: redis::Script,
@@ -119,6 +124,7 @@ impl RateLimiter {
         Self {
             local: Mutex::new(HashMap::new()),
             last_sweep: Mutex::new(Instant::now()),
+            last_full_sweep: Mutex::new(Instant::now()),
             max_keys,
             redis,
             script: redis::Script::new(GCRA),
@@ -128,25 +134,31 @@ impl RateLimiter {
         }
     }
 
-    /// Counts one operation under `key` if `rate` allows it.
+    /// Counts one operation under `key` if `rate` allows it. With no Redis, a new key when
+    /// the process holds `max_keys` already is refused as [`Full`], until old ones expire.
     pub async fn check(&self, key: &str, rate: Rate) -> Result<Decision, Full> {
+        let decision = self.decide(key, rate).await;
         self.checks.fetch_add(1, Ordering::Relaxed);
-        let decision = match &self.redis {
-            Some(redis) => self.check_redis(redis, key, rate).await,
-            None => self.check_local(key, rate)?,
-        };
-        if !decision.allowed() {
+        if !matches!(decision, Ok(Decision::Allowed)) {
             self.refused.fetch_add(1, Ordering::Relaxed);
         }
-        Ok(decision)
+        decision
+    }
+
+    /// [`RateLimiter::check`], left out of the counts (the host's own bookkeeping).
+    pub(crate) async fn decide(&self, key: &str, rate: Rate) -> Result<Decision, Full> {
+        match &self.redis {
+            Some(redis) => Ok(self.check_redis(redis, key, rate).await),
+            None => self.check_local(key, rate),
+        }
     }
 
     /// Checks made, and refused, since the host started.
     pub fn counts(&self) -> (u64, u64) {
-        (
-            self.checks.load(Ordering::Relaxed),
-            self.refused.load(Ordering::Relaxed),
-        )
+        // Refusals first: a check finishing between the loads cannot make them exceed
+        // the checks.
+        let refused = self.refused.load(Ordering::Relaxed);
+        (self.checks.load(Ordering::Relaxed), refused)
     }
 
     /// Keys this process holds in memory.
@@ -165,7 +177,15 @@ impl RateLimiter {
     }
 
     fn check_local(&self, key: &str, rate: Rate) -> Result<Decision, Full> {
-        self.sweep_if_due();
+        self.sweep_if_due(&self.last_sweep, SWEEP_EVERY);
+        // Full: make room (at most once a second), else refuse rather than grow.
+        if self.keys() >= self.max_keys {
+            self.sweep_if_due(&self.last_full_sweep, SWEEP_WHEN_FULL_EVERY);
+            let keys = self.keys();
+            if keys >= self.max_keys {
+                return Err(Full(keys));
+            }
+        }
         let limiter = {
             let mut local = self.local.lock().unwrap_or_else(|e| e.into_inner());
             let Some(quota) = rate.quota() else {
@@ -177,23 +197,12 @@ impl RateLimiter {
                     .or_insert_with(|| Arc::new(DefaultKeyedRateLimiter::keyed(quota))),
             )
         };
-        let key = key.to_owned();
-        match limiter.check_key(&key) {
-            Ok(()) => {}
-            Err(not_until) => {
-                let wait = not_until.wait_time_from(limiter.clock().now());
-                return Ok(Decision::RetryAfter(wait));
-            }
+        match limiter.check_key(&key.to_owned()) {
+            Ok(()) => Ok(Decision::Allowed),
+            Err(not_until) => Ok(Decision::RetryAfter(
+                not_until.wait_time_from(limiter.clock().now()),
+            )),
         }
-        // Counted; a flood of distinct keys is stopped before it costs unbounded memory.
-        if self.keys() > self.max_keys {
-            self.sweep();
-            let keys = self.keys();
-            if keys > self.max_keys {
-                return Err(Full(keys));
-            }
-        }
-        Ok(Decision::Allowed)
     }
 
     async fn check_redis(&self, redis: &Redis, key: &str, rate: Rate) -> Decision {
@@ -202,7 +211,7 @@ impl RateLimiter {
         let key = format!(
             "wasmbot:rate:{}:{}:{key}",
             rate.limit,
-            rate.window.as_millis()
+            rate.window.as_micros()
         );
         let answer = match redis.connection().await {
             Some(mut connection) => {
@@ -226,10 +235,10 @@ impl RateLimiter {
         }
     }
 
-    fn sweep_if_due(&self) {
+    fn sweep_if_due(&self, last: &Mutex<Instant>, every: Duration) {
         let due = {
-            let mut last = self.last_sweep.lock().unwrap_or_else(|e| e.into_inner());
-            let due = last.elapsed() >= SWEEP_EVERY;
+            let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
+            let due = last.elapsed() >= every;
             if due {
                 *last = Instant::now();
             }
@@ -293,9 +302,11 @@ mod tests {
         for key in ["a", "b", "c"] {
             assert!(limiter.check(key, rate).await.unwrap().allowed());
         }
-        assert_eq!(limiter.check("d", rate).await, Err(Full(4)));
-        // governor forgets a key one emission interval after its state went back to fresh.
-        tokio::time::sleep(Duration::from_millis(150)).await;
+        assert_eq!(limiter.check("d", rate).await, Err(Full(3)));
+        assert_eq!(limiter.keys(), 3, "a refused key is not kept");
+        // governor forgets a key one emission interval after its state went back to fresh;
+        // a full table is swept at most once a second.
+        tokio::time::sleep(Duration::from_millis(1100)).await;
         assert!(limiter.check("e", rate).await.unwrap().allowed());
         assert_eq!(limiter.keys(), 1);
     }
@@ -305,5 +316,6 @@ mod tests {
         assert!(Rate::new(0, Duration::from_secs(1)).is_none());
         assert!(Rate::new(1, Duration::ZERO).is_none());
         assert!(Rate::new(1, Duration::from_secs(86_401)).is_none());
+        assert!(Rate::new(1_000, Duration::from_micros(999)).is_none());
     }
 }

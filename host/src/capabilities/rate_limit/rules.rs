@@ -1,6 +1,8 @@
 //! The operator's limits, applied by the dispatcher before any plugin runs: per user, per
-//! guild or chat, per command and per plugin. A user over a limit hears about it once per
-//! window, not once per message. The console is exempt: its user is the operator.
+//! guild or chat, per command and per plugin. A user over a limit who was talking to the
+//! bot (a command, a click) hears about it once per window, not once per message; plain
+//! chat over a limit is dropped quietly. The console is exempt: its user is the operator.
+//! The limits count in a limiter of their own, so plugins' keys cannot crowd them out.
 
 use std::{
     collections::BTreeMap,
@@ -126,8 +128,18 @@ pub struct Refusal {
     pub rule: String,
     /// When the next event will pass.
     pub retry_after: Duration,
-    /// What to tell the user: only for the first refusal of a window.
+    /// What to tell the user: for the first refusal in a window of an event addressed to
+    /// the bot.
     pub notice: Option<String>,
+}
+
+/// Whether the author of a refused event should hear about it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tell {
+    /// The event was addressed to the bot (a command, a click): once per window.
+    Once,
+    /// Plain chat, or a plugin nobody asked: the event is dropped quietly.
+    Never,
 }
 
 /// The operator's limits over a [`RateLimiter`].
@@ -138,7 +150,8 @@ pub struct Limits {
 }
 
 impl Limits {
-    /// Limits from `config`, counted by `limiter`; with no limiter, nothing is limited.
+    /// Limits from `config`, counted by `limiter` (their own); with no limiter, nothing is
+    /// limited.
     pub fn new(limiter: Option<Arc<RateLimiter>>, config: RateLimitConfig) -> Self {
         Self {
             limiter: limiter.filter(|_| config.enabled),
@@ -156,18 +169,16 @@ impl Limits {
     }
 
     /// The limits on everything a user does: per user, per guild.
-    pub async fn admit(&self, event: &Event) -> Result<(), Refusal> {
-        self.apply(event, "user", Some(&self.config.user), Per::User, || {
+    pub async fn admit(&self, event: &Event, tell: Tell) -> Result<(), Refusal> {
+        let user = Some(&self.config.user);
+        self.apply(event, "user", user, Per::User, tell, || {
             "You are sending messages too fast".to_owned()
         })
         .await?;
-        self.apply(
-            event,
-            "guild",
-            self.config.guild.as_ref(),
-            Per::Guild,
-            || "This place is sending the bot too many messages".to_owned(),
-        )
+        let guild = self.config.guild.as_ref();
+        self.apply(event, "guild", guild, Per::Guild, tell, || {
+            "This place is sending the bot too many messages".to_owned()
+        })
         .await
     }
 
@@ -175,17 +186,24 @@ impl Limits {
     pub async fn admit_command(&self, event: &Event, command: &str) -> Result<(), Refusal> {
         let limit = self.config.commands.get(command);
         let per = limit.and_then(|l| l.per).unwrap_or(Per::User);
-        self.apply(event, &format!("command {command}"), limit, per, || {
+        let rule = format!("command {command}");
+        self.apply(event, &rule, limit, per, Tell::Once, || {
             format!("`{command}` is used too often")
         })
         .await
     }
 
     /// The limit on one plugin.
-    pub async fn admit_plugin(&self, event: &Event, plugin: &str) -> Result<(), Refusal> {
+    pub async fn admit_plugin(
+        &self,
+        event: &Event,
+        plugin: &str,
+        tell: Tell,
+    ) -> Result<(), Refusal> {
         let limit = self.config.plugins.get(plugin);
         let per = limit.and_then(|l| l.per).unwrap_or(Per::User);
-        self.apply(event, &format!("plugin {plugin}"), limit, per, || {
+        let rule = format!("plugin {plugin}");
+        self.apply(event, &rule, limit, per, tell, || {
             format!("{plugin} is used too often")
         })
         .await
@@ -197,6 +215,7 @@ impl Limits {
         rule: &str,
         limit: Option<&LimitConfig>,
         per: Per,
+        tell: Tell,
         says: impl FnOnce() -> String,
     ) -> Result<(), Refusal> {
         let (Some(limiter), Some(rate)) = (&self.limiter, limit.and_then(LimitConfig::rate)) else {
@@ -217,15 +236,18 @@ impl Limits {
             .unwrap_or_else(|e| e.into_inner())
             .entry(rule.to_owned())
             .or_default() += 1;
-        // One notice per window: a rate of one per window on the notices themselves.
+        // One notice per user and window: a rate of one per window on the notices
+        // themselves, per user even where the limit counts a whole guild.
         let once = Rate {
             limit: 1,
             window: rate.window,
         };
-        let first = limiter
-            .check(&format!("notice:{key}"), once)
-            .await
-            .is_ok_and(Decision::allowed);
+        let notice_key = format!("notice:{key}:{}", whose(event, Per::User));
+        let first = tell == Tell::Once
+            && limiter
+                .decide(&notice_key, once)
+                .await
+                .is_ok_and(Decision::allowed);
         let seconds = retry_after.as_secs_f64().ceil().max(1.0);
         Err(Refusal {
             rule: rule.to_owned(),
