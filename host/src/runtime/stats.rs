@@ -44,6 +44,22 @@ impl PluginStats {
         }
     }
 
+    /// The time under which a `q` share of its events were handled, as the histogram's
+    /// bucket bounds tell it (an upper estimate); none before the first event.
+    pub fn latency_quantile(&self, q: f64) -> Option<Duration> {
+        use prometheus::core::Metric;
+        let metric = self.latency.metric();
+        let histogram = metric.get_histogram();
+        let total = histogram.get_sample_count();
+        let rank = (total as f64 * q).ceil().max(1.0) as u64;
+        let bound = histogram
+            .get_bucket()
+            .iter()
+            .find(|bucket| bucket.cumulative_count() >= rank)
+            .map_or(f64::INFINITY, |bucket| bucket.upper_bound());
+        (total > 0).then(|| Duration::try_from_secs_f64(bound).unwrap_or(Duration::MAX))
+    }
+
     /// Linear memory of its instances alive now, in bytes.
     pub fn memory(&self) -> u64 {
         self.live_memory.load(Ordering::Relaxed)

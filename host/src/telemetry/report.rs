@@ -93,6 +93,11 @@ pub struct PluginReport {
     pub busy_seconds: f64,
     /// Mean time per event, in milliseconds.
     pub mean_ms: f64,
+    /// The bucket bounds under which half, and 99 %, of its events were handled, in
+    /// milliseconds (from the `wasmbot_event_seconds` histogram).
+    pub p50_ms: Option<f64>,
+    /// See `p50_ms`.
+    pub p99_ms: Option<f64>,
     /// Linear memory of its live instances now.
     pub memory_bytes: u64,
     /// The most memory one instance used.
@@ -195,6 +200,12 @@ impl Report {
                     } else {
                         busy * 1000.0 / events as f64
                     },
+                    p50_ms: stats
+                        .latency_quantile(0.5)
+                        .map(|time| time.as_secs_f64() * 1000.0),
+                    p99_ms: stats
+                        .latency_quantile(0.99)
+                        .map(|time| time.as_secs_f64() * 1000.0),
                     memory_bytes: stats.memory(),
                     peak_memory_bytes: stats.peak_memory(),
                 };
