@@ -13,8 +13,7 @@ const MAX_FIELDS: usize = 16;
 
 impl log::Host for HostState {
     fn write(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
-        if !self.allowed.contains(Capability::Log) {
-            self.note_denied(Capability::Log);
+        if self.grant(Capability::Log).is_err() {
             return;
         }
         if !self.take_log_line() {

@@ -114,8 +114,12 @@ impl HostState {
         false
     }
 
-    /// Logs, once per event and capability, a call the plugin was not allowed to make.
-    pub(crate) fn note_denied(&mut self, capability: Capability) {
+    /// Whether the plugin may call `capability`; if not, why (for its `denied` error),
+    /// logged once per event and capability.
+    pub(crate) fn grant(&mut self, capability: Capability) -> Result<(), String> {
+        if self.allowed.contains(capability) {
+            return Ok(());
+        }
         if !self.denied_noted.contains(capability) {
             self.denied_noted.insert(capability);
             tracing::warn!(
@@ -124,6 +128,9 @@ impl HostState {
                 "denied: the plugin called a capability it did not ask for or was not granted"
             );
         }
+        Err(format!(
+            "the plugin may not use \"{capability}\": ask for it in the manifest and have the operator grant it"
+        ))
     }
 }
 

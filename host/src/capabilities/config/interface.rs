@@ -24,12 +24,7 @@ struct Access<'a> {
 impl HostState {
     /// What a call of `capability` may reach, or why it is refused.
     fn config_access(&mut self, capability: Capability) -> Result<Access<'_>, ConfigError> {
-        if !self.allowed.contains(capability) {
-            self.note_denied(capability);
-            return Err(ConfigError::Denied(format!(
-                "the plugin may not use \"{capability}\": ask for it in the manifest and have the operator grant it"
-            )));
-        }
+        self.grant(capability).map_err(ConfigError::Denied)?;
         let store = self.services.config.as_deref().ok_or_else(|| {
             ConfigError::Unavailable("this host runs without a config store".to_owned())
         })?;

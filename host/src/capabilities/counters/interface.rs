@@ -17,12 +17,8 @@ const MAX_AMOUNT: i64 = 1 << 40;
 
 impl HostState {
     fn counters(&mut self) -> Result<&WriteBehind, CounterError> {
-        if !self.allowed.contains(Capability::Counters) {
-            self.note_denied(Capability::Counters);
-            return Err(CounterError::Denied(
-                "the plugin may not use \"counters\": ask for it in the manifest and have the operator grant it".to_owned(),
-            ));
-        }
+        self.grant(Capability::Counters)
+            .map_err(CounterError::Denied)?;
         self.services
             .counters
             .as_deref()

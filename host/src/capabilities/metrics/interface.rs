@@ -23,12 +23,8 @@ impl From<MetricError> for MetricsError {
 
 impl HostState {
     fn plugin_metrics(&mut self) -> Result<&PluginMetrics, MetricsError> {
-        if !self.allowed.contains(Capability::Metrics) {
-            self.note_denied(Capability::Metrics);
-            return Err(MetricsError::Denied(
-                "the plugin may not use \"metrics\": ask for it in the manifest and have the operator grant it".to_owned(),
-            ));
-        }
+        self.grant(Capability::Metrics)
+            .map_err(MetricsError::Denied)?;
         self.services
             .metrics
             .as_deref()

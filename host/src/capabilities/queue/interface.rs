@@ -17,12 +17,7 @@ const MAX_NAME_BYTES: usize = 64;
 
 impl HostState {
     fn queues(&mut self) -> Result<&Queues, WitError> {
-        if !self.allowed.contains(Capability::Queue) {
-            self.note_denied(Capability::Queue);
-            return Err(WitError::Denied(
-                "the plugin may not use \"queue\": ask for it in the manifest and have the operator grant it".to_owned(),
-            ));
-        }
+        self.grant(Capability::Queue).map_err(WitError::Denied)?;
         self.services
             .queues
             .as_deref()

@@ -16,12 +16,8 @@ const MAX_KEY_BYTES: usize = 200;
 
 impl HostState {
     fn rate_limiter(&mut self) -> Result<&RateLimiter, RateLimitError> {
-        if !self.allowed.contains(Capability::RateLimit) {
-            self.note_denied(Capability::RateLimit);
-            return Err(RateLimitError::Denied(
-                "the plugin may not use \"rate-limit\": ask for it in the manifest and have the operator grant it".to_owned(),
-            ));
-        }
+        self.grant(Capability::RateLimit)
+            .map_err(RateLimitError::Denied)?;
         self.services
             .rate_limit
             .as_deref()

@@ -19,12 +19,7 @@ const MAX_ROLE_BYTES: usize = 32;
 
 impl HostState {
     fn state(&mut self) -> Result<&StateStore, StateError> {
-        if !self.allowed.contains(Capability::State) {
-            self.note_denied(Capability::State);
-            return Err(StateError::Denied(
-                "the plugin may not use \"state\": ask for it in the manifest and have the operator grant it".to_owned(),
-            ));
-        }
+        self.grant(Capability::State).map_err(StateError::Denied)?;
         self.services
             .state
             .as_deref()

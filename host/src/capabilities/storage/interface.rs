@@ -17,12 +17,8 @@ const MAX_BATCH: usize = 100;
 
 impl HostState {
     fn storage(&mut self) -> Result<&Storage, wit::StorageError> {
-        if !self.allowed.contains(Capability::Storage) {
-            self.note_denied(Capability::Storage);
-            return Err(wit::StorageError::Denied(
-                "the plugin may not use \"storage\": ask for it in the manifest and have the operator grant it".to_owned(),
-            ));
-        }
+        self.grant(Capability::Storage)
+            .map_err(wit::StorageError::Denied)?;
         self.services.storage.as_deref().ok_or_else(|| {
             wit::StorageError::Denied("this host runs without plugin storage".to_owned())
         })
