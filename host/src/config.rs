@@ -24,6 +24,7 @@ use crate::{
     },
     db::DatabaseConfig,
     http::AdminConfig,
+    platforms::discord::DiscordConfig,
     telemetry::memory::MemoryConfig,
 };
 
@@ -53,6 +54,8 @@ pub struct Config {
     pub memory: MemoryConfig,
     /// Plugins' own metrics.
     pub metrics: MetricsConfig,
+    /// Discord.
+    pub discord: DiscordConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
@@ -343,6 +346,9 @@ impl Config {
             "database.max_connections must be at least 1 and at least database.min_connections"
         );
         self.rate_limits.validate()?;
+        if !self.discord.public_key.is_empty() {
+            crate::platforms::discord::interactions::public_key(&self.discord.public_key)?;
+        }
         self.memory.validate()?;
         anyhow::ensure!(
             self.metrics.max_series >= 1,
@@ -513,6 +519,7 @@ mod tests {
                 .contains("rate_limits.plugins.dice")
         );
         assert!(error("[memory]\nlimit = \"lots\"\n").contains("memory.limit"));
+        assert!(error("[discord]\npublic_key = \"abc\"\n").contains("discord.public_key"));
         assert!(error("[plugin_defaults]\nqueue_concurrency = 0\n").contains("queue_concurrency"));
         assert!(Config::load(Some(Path::new("/nonexistent/wasmbot.toml"))).is_err());
     }

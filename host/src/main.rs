@@ -15,7 +15,10 @@ use wasmbot::{
     db::{Database, redact},
     dispatch::Dispatcher,
     http::{client, host_router, serve},
-    platforms::console::{self, ConsoleOutlet},
+    platforms::{
+        console::{self, ConsoleOutlet},
+        discord::interactions,
+    },
     runtime::{Registry, Runtime, watch},
 };
 
@@ -131,12 +134,26 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
 
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
-    let dispatcher = Arc::new(Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet));
+    let mut dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
+    // Discord interactions over HTTP, when the application's public key is configured.
+    let discord = if config.discord.public_key.is_empty() {
+        None
+    } else {
+        let key = interactions::public_key(&config.discord.public_key)?;
+        let answers = Arc::new(interactions::Answers::default());
+        dispatcher = dispatcher.with_outlet(answers.clone());
+        Some((answers, key))
+    };
+    let dispatcher = Arc::new(dispatcher);
     if config.admin.token.is_empty() {
         tracing::info!("admin API closed: set admin.token to open it");
     }
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let router = host_router(Arc::clone(&dispatcher), &config.admin.token);
+    let mut router = host_router(Arc::clone(&dispatcher), &config.admin.token);
+    if let Some((answers, key)) = discord {
+        router = router.merge(interactions::router(Arc::clone(&dispatcher), answers, key));
+        tracing::info!("Discord interactions accepted at POST /discord/interactions");
+    }
     let listen = config.admin.listen;
     let http = tokio::spawn(async move {
         let stop = async {

@@ -2,3 +2,4 @@
 //! dispatcher and carries out actions as its platform's [`Outlet`](crate::dispatch::Outlet).
 
 pub mod console;
+pub mod discord;

@@ -1,0 +1,394 @@
+//! `POST /discord/interactions`: Discord's interactions over HTTP. The signature
+//! (`X-Signature-Ed25519` over `X-Signature-Timestamp` and the raw body) is verified before
+//! the body is parsed; a bad or missing one, or a timestamp more than five minutes off, is
+//! 401. PING answers PONG. A slash command becomes the same normalized command event as a
+//! prefix command, a component click the same interaction event as on the console; the
+//! plugin's replies are the HTTP answer.
+
+use std::{
+    collections::HashMap,
+    sync::{Arc, Mutex},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use axum::{
+    Json, Router,
+    body::Bytes,
+    extract::{DefaultBodyLimit, State},
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    routing::post,
+};
+use ed25519_dalek::{Signature, Verifier, VerifyingKey};
+use futures::future::BoxFuture;
+use serde::Deserialize;
+use serde_json::{Value as Json_, json};
+
+use crate::{
+    dispatch::{Dispatcher, Outlet},
+    runtime::bindings::types::{
+        Action, Argument, ButtonStyle, Command, CommandSource, Event, EventKind, Interaction,
+        Outgoing, Platform, User, Value,
+    },
+};
+
+/// How far a request's timestamp may be from now: older ones are replays.
+const MAX_SKEW: Duration = Duration::from_secs(300);
+/// The largest body accepted; Discord's interactions are a few kilobytes.
+const MAX_BODY: usize = 256 * 1024;
+/// Discord's `flags` bit for a message only its addressee sees.
+const EPHEMERAL: u64 = 1 << 6;
+
+/// Why a public key was refused.
+#[derive(Debug, thiserror::Error)]
+#[error("discord.public_key: expected 64 hex digits (an Ed25519 public key)")]
+pub struct BadKey;
+
+/// Parses the application's public key.
+pub fn public_key(hex_key: &str) -> Result<VerifyingKey, BadKey> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or(BadKey)?;
+    VerifyingKey::from_bytes(&bytes).map_err(|_| BadKey)
+}
+
+/// The outlet of HTTP interactions: it keeps each interaction's replies for its answer.
+#[derive(Default)]
+pub struct Answers {
+    replies: Mutex<HashMap<String, Vec<Outgoing>>>,
+}
+
+impl Answers {
+    fn take(&self, event: &str) -> Vec<Outgoing> {
+        let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        replies.remove(event).unwrap_or_default()
+    }
+}
+
+impl Outlet for Answers {
+    fn platform(&self) -> Platform {
+        Platform::Discord
+    }
+
+    fn deliver<'a>(
+        &'a self,
+        origin: &'a Event,
+        _plugin: &'a str,
+        action: Action,
+    ) -> BoxFuture<'a, anyhow::Result<()>> {
+        let result = match action {
+            Action::Reply(message) => {
+                let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+                replies.entry(origin.id.clone()).or_default().push(message);
+                Ok(())
+            }
+            // Everything else goes through Discord's REST API, which an HTTP-only
+            // deployment does not hold a client for.
+            _ => Err(anyhow::anyhow!(
+                "only replies can answer an interaction received over HTTP"
+            )),
+        };
+        Box::pin(async move { result })
+    }
+}
+
+struct Endpoint {
+    dispatcher: Arc<Dispatcher>,
+    answers: Arc<Answers>,
+    key: VerifyingKey,
+}
+
+/// The route, answering through `answers` (which `dispatcher` must deliver to).
+pub fn router(dispatcher: Arc<Dispatcher>, answers: Arc<Answers>, key: VerifyingKey) -> Router {
+    let endpoint = Arc::new(Endpoint {
+        dispatcher,
+        answers,
+        key,
+    });
+    Router::new()
+        .route("/discord/interactions", post(receive))
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .with_state(endpoint)
+}
+
+async fn receive(
+    State(endpoint): State<Arc<Endpoint>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    if let Err(why) = verify(&endpoint.key, &headers, &body, SystemTime::now()) {
+        tracing::info!(platform = "discord", "interaction refused: {why}");
+        return (StatusCode::UNAUTHORIZED, why).into_response();
+    }
+    let interaction: RawInteraction = match serde_json::from_slice(&body) {
+        Ok(interaction) => interaction,
+        Err(error) => {
+            tracing::info!(
+                platform = "discord",
+                "interaction refused: malformed JSON: {error}"
+            );
+            return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
+        }
+    };
+    let kind = match interaction.kind {
+        PING => return Json(json!({ "type": PONG })).into_response(),
+        APPLICATION_COMMAND => command(&interaction),
+        MESSAGE_COMPONENT => component(&interaction),
+        other => {
+            tracing::info!(
+                platform = "discord",
+                kind = other,
+                "interaction type not handled"
+            );
+            return (StatusCode::BAD_REQUEST, "interaction type not handled").into_response();
+        }
+    };
+    let event = event(&interaction, kind);
+    let id = event.id.clone();
+    endpoint.dispatcher.dispatch(event).await;
+    Json(answer(interaction.kind, endpoint.answers.take(&id))).into_response()
+}
+
+/// Checks the signature of `timestamp + body` and the timestamp's age.
+fn verify(
+    key: &VerifyingKey,
+    headers: &HeaderMap,
+    body: &[u8],
+    now: SystemTime,
+) -> Result<(), &'static str> {
+    let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
+    let (Some(signature), Some(timestamp)) = (
+        header("x-signature-ed25519"),
+        header("x-signature-timestamp"),
+    ) else {
+        return Err("missing signature headers");
+    };
+    let signature: [u8; 64] = hex::decode(signature)
+        .ok()
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or("malformed signature")?;
+    let signed = [timestamp.as_bytes(), body].concat();
+    key.verify(&signed, &Signature::from_bytes(&signature))
+        .map_err(|_| "bad signature")?;
+    let sent = timestamp
+        .parse::<u64>()
+        .map(|seconds| UNIX_EPOCH + Duration::from_secs(seconds))
+        .map_err(|_| "malformed timestamp")?;
+    let skew = now
+        .duration_since(sent)
+        .or_else(|early| Ok::<_, ()>(early.duration()))
+        .unwrap_or_default();
+    if skew > MAX_SKEW {
+        return Err("stale timestamp");
+    }
+    Ok(())
+}
+
+const PING: u8 = 1;
+const APPLICATION_COMMAND: u8 = 2;
+const MESSAGE_COMPONENT: u8 = 3;
+const PONG: u8 = 1;
+const CHANNEL_MESSAGE: u8 = 4;
+const UPDATE_ACK: u8 = 6;
+
+#[derive(Deserialize)]
+struct RawInteraction {
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(default)]
+    id: String,
+    guild_id: Option<String>,
+    #[serde(default)]
+    channel_id: String,
+    member: Option<RawMember>,
+    user: Option<RawUser>,
+    #[serde(default)]
+    data: RawData,
+    message: Option<RawMessage>,
+}
+
+#[derive(Deserialize)]
+struct RawMember {
+    user: RawUser,
+    #[serde(default)]
+    roles: Vec<String>,
+}
+
+#[derive(Deserialize, Clone)]
+struct RawUser {
+    id: String,
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    bot: bool,
+}
+
+#[derive(Deserialize, Default)]
+struct RawData {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    options: Vec<RawOption>,
+    #[serde(default)]
+    custom_id: String,
+    #[serde(default)]
+    values: Vec<String>,
+}
+
+#[derive(Deserialize)]
+struct RawOption {
+    name: String,
+    #[serde(rename = "type")]
+    kind: u8,
+    #[serde(default)]
+    value: Json_,
+}
+
+#[derive(Deserialize)]
+struct RawMessage {
+    id: String,
+}
+
+fn command(interaction: &RawInteraction) -> EventKind {
+    let data = &interaction.data;
+    let args = data.options.iter().filter_map(argument).collect::<Vec<_>>();
+    let raw_args = data
+        .options
+        .iter()
+        .map(|option| match &option.value {
+            Json_::String(text) => text.clone(),
+            other => other.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ");
+    EventKind::Command(Command {
+        name: data.name.to_lowercase(),
+        args,
+        raw_args,
+        source: CommandSource::Slash,
+        message_id: None,
+    })
+}
+
+/// One option as a typed argument, by Discord's option types; sub-commands and unknown
+/// types are left out.
+fn argument(option: &RawOption) -> Option<Argument> {
+    let text = || option.value.as_str().map(str::to_owned);
+    let value = match option.kind {
+        3 => Value::Text(text()?),
+        4 => Value::Integer(option.value.as_i64()?),
+        5 => Value::Boolean(option.value.as_bool()?),
+        6 => Value::User(text()?),
+        7 => Value::Channel(text()?),
+        8 => Value::Role(text()?),
+        10 => Value::Number(option.value.as_f64()?),
+        _ => return None,
+    };
+    Some(Argument {
+        name: option.name.clone(),
+        value,
+    })
+}
+
+fn component(interaction: &RawInteraction) -> EventKind {
+    EventKind::Interaction(Interaction {
+        custom_id: interaction.data.custom_id.clone(),
+        values: interaction.data.values.clone(),
+        message_id: interaction
+            .message
+            .as_ref()
+            .map(|message| message.id.clone()),
+    })
+}
+
+fn event(interaction: &RawInteraction, kind: EventKind) -> Event {
+    let (user, roles) = match (&interaction.member, &interaction.user) {
+        (Some(member), _) => (member.user.clone(), member.roles.clone()),
+        (None, Some(user)) => (user.clone(), Vec::new()),
+        (None, None) => (
+            RawUser {
+                id: String::new(),
+                username: String::new(),
+                bot: false,
+            },
+            Vec::new(),
+        ),
+    };
+    Event {
+        id: format!("discord-{}", interaction.id),
+        platform: Platform::Discord,
+        guild_id: interaction.guild_id.clone(),
+        channel_id: interaction.channel_id.clone(),
+        author: User {
+            id: user.id,
+            name: user.username,
+            is_bot: user.bot,
+            roles,
+        },
+        timestamp_ms: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |now| u64::try_from(now.as_millis()).unwrap_or(u64::MAX)),
+        kind,
+    }
+}
+
+/// The HTTP answer: the replies as one message (their texts, buttons and ephemeral flag);
+/// a click with no reply is acknowledged, a command with none says it was done.
+fn answer(kind: u8, replies: Vec<Outgoing>) -> Json_ {
+    if replies.is_empty() {
+        return match kind {
+            MESSAGE_COMPONENT => json!({ "type": UPDATE_ACK }),
+            _ => {
+                json!({ "type": CHANNEL_MESSAGE, "data": { "content": "Done.", "flags": EPHEMERAL } })
+            }
+        };
+    }
+    let content = replies
+        .iter()
+        .map(|reply| reply.text.as_str())
+        .collect::<Vec<_>>()
+        .join("\n");
+    let buttons: Vec<Json_> = replies
+        .iter()
+        .flat_map(|reply| &reply.buttons)
+        .take(5)
+        .map(|button| match &button.url {
+            Some(url) => json!({ "type": 2, "style": 5, "label": button.label, "url": url }),
+            None => json!({
+                "type": 2,
+                "style": style(button.style),
+                "label": button.label,
+                "custom_id": button.id,
+            }),
+        })
+        .collect();
+    let mut data = json!({ "content": content });
+    if !buttons.is_empty() {
+        data["components"] = json!([{ "type": 1, "components": buttons }]);
+    }
+    if replies.iter().any(|reply| reply.ephemeral) {
+        data["flags"] = json!(EPHEMERAL);
+    }
+    json!({ "type": CHANNEL_MESSAGE, "data": data })
+}
+
+fn style(style: ButtonStyle) -> u8 {
+    match style {
+        ButtonStyle::Primary => 1,
+        ButtonStyle::Secondary => 2,
+        ButtonStyle::Success => 3,
+        ButtonStyle::Danger => 4,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn public_keys_are_64_hex_digits() {
+        assert!(public_key("zz").is_err());
+        assert!(public_key(&"00".repeat(31)).is_err());
+    }
+}
