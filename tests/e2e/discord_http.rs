@@ -29,8 +29,16 @@ struct Discord {
 impl Discord {
     async fn start() -> Self {
         let folder = tempfile::tempdir().unwrap();
-        install(folder.path(), &["ping", "dice"]);
+        install(folder.path(), &["ping", "dice", "settings"]);
         let mut config = config(folder.path());
+        let grants = ["log", "config", "host-config"].map(String::from).to_vec();
+        config.plugins.insert(
+            "settings".into(),
+            wasmbot::config::PluginOverride {
+                grants: Some(grants),
+                ..Default::default()
+            },
+        );
         config.database.url = format!("sqlite://{}/bot.db?mode=rwc", folder.path().display());
         let key = SigningKey::from_bytes(&[7; 32]);
         let public = hex::encode(key.verifying_key().as_bytes());
@@ -84,15 +92,51 @@ fn now() -> u64 {
 }
 
 fn slash(id: &str, name: &str, options: Value) -> Value {
+    as_member(id, name, options, "0")
+}
+
+/// A slash command from a member holding `permissions` (Discord's decimal bitfield).
+fn as_member(id: &str, name: &str, options: Value, permissions: &str) -> Value {
     json!({
         "type": 2,
         "id": id,
         "token": "t",
         "guild_id": "g1",
         "channel_id": "c1",
-        "member": { "user": { "id": "u1", "username": "ada" }, "roles": [] },
+        "member": {
+            "user": { "id": "u1", "username": "ada" },
+            "roles": [],
+            "permissions": permissions,
+        },
         "data": { "name": name, "options": options },
     })
+}
+
+#[tokio::test]
+async fn commands_that_need_permissions_check_what_discord_says_the_member_holds() {
+    let discord = Discord::start().await;
+    let prefix = json!([{ "name": "prefix", "type": 3, "value": "?" }]);
+    // Without Manage Guild: refused by the host, the plugin does not run.
+    let (status, answer) = discord
+        .post(&as_member("p1", "prefix", prefix.clone(), "0"))
+        .await;
+    assert_eq!(status, 200);
+    let refused = answer["data"]["content"].as_str().unwrap();
+    assert!(refused.contains("not allowed to use `prefix`"), "{answer}");
+    // Manage Guild (1 << 5), or Administrator (1 << 3): the plugin runs.
+    let (_, answer) = discord.post(&as_member("p2", "prefix", prefix, "32")).await;
+    let done = answer["data"]["content"].as_str().unwrap();
+    assert!(done.contains("Commands now start with `?`"), "{answer}");
+    let (_, answer) = discord
+        .post(&as_member("p3", "settings", json!([]), "8"))
+        .await;
+    assert!(
+        answer["data"]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Prefix: `?`"),
+        "{answer}"
+    );
 }
 
 #[tokio::test]

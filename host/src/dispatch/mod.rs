@@ -5,6 +5,7 @@
 
 pub mod args;
 mod flight;
+pub mod permissions;
 
 use std::sync::{
     Arc,
@@ -22,6 +23,7 @@ use crate::{
         },
     },
     config::BotConfig,
+    dispatch::permissions::Permissions,
     runtime::{
         Failure, Plugin, Registry,
         bindings::types::{
@@ -153,7 +155,17 @@ impl Dispatcher {
     /// Handles one event: runs the plugins it concerns and delivers their actions. Returns
     /// what each plugin did; failures have already been logged and counted.
     /// After [`Dispatcher::drain`] began, events are refused (logged, nothing runs).
-    pub async fn dispatch(&self, mut event: Event) -> Vec<Outcome> {
+    pub async fn dispatch(&self, event: Event) -> Vec<Outcome> {
+        self.dispatch_with(event, None).await
+    }
+
+    /// [`Dispatcher::dispatch`] for a platform that reports what its user may do where the
+    /// event happened: commands that require platform permissions are checked against them.
+    pub async fn dispatch_with(
+        &self,
+        mut event: Event,
+        permissions: Option<Permissions>,
+    ) -> Vec<Outcome> {
         if event.author.is_bot && self.bot.ignore_bots {
             return Vec::new();
         }
@@ -208,7 +220,7 @@ impl Dispatcher {
                     ..event.clone()
                 };
                 let (mut outcomes, others) = tokio::join!(
-                    self.run_command(Arc::clone(plugin), spec, &as_command),
+                    self.run_command(Arc::clone(plugin), spec, &as_command, permissions),
                     self.broadcast(&snapshot, &event, Some(plugin.name())),
                 );
                 outcomes.extend(others);
@@ -219,7 +231,8 @@ impl Dispatcher {
                     return Vec::new();
                 };
                 command.name = spec.name.clone();
-                self.run_command(Arc::clone(plugin), spec, &event).await
+                self.run_command(Arc::clone(plugin), spec, &event, permissions)
+                    .await
             }
             EventKind::Interaction(interaction) => {
                 let Some((owner, id)) = interaction.custom_id.split_once(ID_SEPARATOR) else {
@@ -251,10 +264,11 @@ impl Dispatcher {
         plugin: Arc<Plugin>,
         spec: &CommandSpec,
         event: &Event,
+        permissions: Option<Permissions>,
     ) -> Vec<Outcome> {
         if spec.staff_only || !spec.permissions.is_empty() {
             let staff_roles = self.guild_settings(event).await.staff_roles;
-            if let Err(refusal) = authorize(event, spec, &staff_roles) {
+            if let Err(refusal) = authorize(event, spec, &staff_roles, permissions) {
                 self.host_reply(event, refusal).await;
                 return Vec::new();
             }
@@ -376,9 +390,14 @@ impl Dispatcher {
 
 /// Checks a command's requirements against the invoking user. The console's user is the
 /// operator at the keyboard. Staff-only commands need one of the guild's staff roles.
-/// Platform permissions are the platform adapter's to check; until one does, a command
-/// that needs them is refused there rather than run for anyone.
-fn authorize(event: &Event, spec: &CommandSpec, staff_roles: &[String]) -> Result<(), String> {
+/// Platform permissions are checked against what the platform reported; where it reported
+/// nothing, a command that needs them is refused rather than run for anyone.
+fn authorize(
+    event: &Event,
+    spec: &CommandSpec,
+    staff_roles: &[String],
+    permissions: Option<Permissions>,
+) -> Result<(), String> {
     if event.platform == Platform::Console {
         return Ok(());
     }
@@ -389,7 +408,10 @@ fn authorize(event: &Event, spec: &CommandSpec, staff_roles: &[String]) -> Resul
             .iter()
             .any(|role| staff_roles.contains(role))
     };
-    if (spec.staff_only && !staff()) || !spec.permissions.is_empty() {
+    let permitted = || {
+        spec.permissions.is_empty() || permissions.is_some_and(|held| held.grant(&spec.permissions))
+    };
+    if (spec.staff_only && !staff()) || !permitted() {
         return Err(format!("You are not allowed to use `{}` here.", spec.name));
     }
     Ok(())
@@ -468,12 +490,23 @@ mod tests {
         };
         let staff = ["mods".to_owned()];
         let discord = |roles| event(Platform::Discord, roles);
-        assert!(authorize(&discord(&["mods"]), &spec(true, &[]), &staff).is_ok());
-        assert!(authorize(&discord(&["fans"]), &spec(true, &[]), &staff).is_err());
-        assert!(authorize(&discord(&["mods"]), &spec(true, &[]), &[]).is_err());
-        assert!(authorize(&discord(&[]), &spec(false, &[]), &[]).is_ok());
-        assert!(authorize(&discord(&["mods"]), &spec(false, &["ban-members"]), &staff).is_err());
+        let check = |event: Event, spec: CommandSpec, staff: &[String]| {
+            authorize(&event, &spec, staff, None).is_ok()
+        };
+        assert!(check(discord(&["mods"]), spec(true, &[]), &staff));
+        assert!(!check(discord(&["fans"]), spec(true, &[]), &staff));
+        assert!(!check(discord(&["mods"]), spec(true, &[]), &[]));
+        assert!(check(discord(&[]), spec(false, &[]), &[]));
+        assert!(!check(
+            discord(&["mods"]),
+            spec(false, &["ban-members"]),
+            &staff
+        ));
+        let bans = Some(Permissions(1 << 2));
+        let ban = spec(false, &["ban-members"]);
+        assert!(authorize(&discord(&[]), &ban, &[], bans).is_ok());
+        assert!(authorize(&discord(&[]), &ban, &[], Some(Permissions(0))).is_err());
         let console = event(Platform::Console, &[]);
-        assert!(authorize(&console, &spec(true, &["ban-members"]), &[]).is_ok());
+        assert!(authorize(&console, &spec(true, &["ban-members"]), &[], None).is_ok());
     }
 }

@@ -322,6 +322,17 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
                 return bad(format!("command {name:?} is declared twice"));
             }
         }
+        if let Some(unknown) = command
+            .permissions
+            .iter()
+            .find(|name| crate::dispatch::permissions::bit(name).is_none())
+        {
+            return bad(format!(
+                "command {:?} requires unknown permission {unknown:?} (known: {})",
+                command.name,
+                crate::dispatch::permissions::names()
+            ));
+        }
         let options = &command.options;
         let mut option_names = std::collections::HashSet::new();
         for (index, option) in options.iter().enumerate() {
@@ -388,6 +399,33 @@ mod tests {
             Err(LoadError::NotWasm)
         ));
         assert!(matches!(check_header(b""), Err(LoadError::NotWasm)));
+    }
+
+    #[test]
+    fn commands_may_require_only_known_permissions() {
+        let manifest = |permission: &str| Manifest {
+            name: "mod".into(),
+            version: "0.1.0".into(),
+            description: String::new(),
+            commands: vec![crate::runtime::bindings::types::CommandSpec {
+                name: "ban".into(),
+                description: String::new(),
+                aliases: Vec::new(),
+                options: Vec::new(),
+                permissions: vec![permission.into()],
+                staff_only: false,
+            }],
+            events: Vec::new(),
+            capabilities: Vec::new(),
+        };
+        assert!(check_manifest(&manifest("ban-members")).is_ok());
+        let error = check_manifest(&manifest("ban-everyone"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("unknown permission \"ban-everyone\""),
+            "{error}"
+        );
     }
 
     #[test]

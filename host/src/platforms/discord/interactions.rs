@@ -25,7 +25,7 @@ use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
 use crate::{
-    dispatch::{Dispatcher, Outlet},
+    dispatch::{Dispatcher, Outlet, permissions::Permissions},
     runtime::bindings::types::{
         Action, Argument, ButtonStyle, Command, CommandSource, Event, EventKind, Interaction,
         Outgoing, Platform, User, Value,
@@ -146,7 +146,12 @@ async fn receive(
     };
     let event = event(&interaction, kind);
     let id = event.id.clone();
-    endpoint.dispatcher.dispatch(event).await;
+    let permissions = interaction
+        .member
+        .as_ref()
+        .and_then(|member| member.permissions.as_deref())
+        .and_then(Permissions::parse);
+    endpoint.dispatcher.dispatch_with(event, permissions).await;
     Json(answer(interaction.kind, endpoint.answers.take(&id))).into_response()
 }
 
@@ -213,6 +218,8 @@ struct RawMember {
     user: RawUser,
     #[serde(default)]
     roles: Vec<String>,
+    /// The member's permissions in the channel, as a decimal bitfield.
+    permissions: Option<String>,
 }
 
 #[derive(Deserialize, Clone)]
