@@ -53,13 +53,19 @@ pub fn public_key(hex_key: &str) -> Result<VerifyingKey, BadKey> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| BadKey)
 }
 
-/// The outlet of HTTP interactions: it keeps each interaction's replies for its answer.
+/// The outlet of HTTP interactions: it keeps each interaction's replies for its answer,
+/// only while that interaction waits for them (so nothing piles up for other events).
 #[derive(Default)]
 pub struct Answers {
     replies: Mutex<HashMap<String, Vec<Outgoing>>>,
 }
 
 impl Answers {
+    fn expect(&self, event: &str) {
+        let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        replies.insert(event.to_owned(), Vec::new());
+    }
+
     fn take(&self, event: &str) -> Vec<Outgoing> {
         let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
         replies.remove(event).unwrap_or_default()
@@ -80,8 +86,13 @@ impl Outlet for Answers {
         let result = match action {
             Action::Reply(message) => {
                 let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
-                replies.entry(origin.id.clone()).or_default().push(message);
-                Ok(())
+                match replies.get_mut(&origin.id) {
+                    Some(waiting) => {
+                        waiting.push(message);
+                        Ok(())
+                    }
+                    None => Err(anyhow::anyhow!("no interaction waits for this reply")),
+                }
             }
             // Everything else goes through Discord's REST API, which an HTTP-only
             // deployment does not hold a client for.
@@ -151,6 +162,7 @@ async fn receive(
         .as_ref()
         .and_then(|member| member.permissions.as_deref())
         .and_then(Permissions::parse);
+    endpoint.answers.expect(&id);
     endpoint.dispatcher.dispatch_with(event, permissions).await;
     Json(answer(interaction.kind, endpoint.answers.take(&id))).into_response()
 }
