@@ -110,19 +110,12 @@ impl Report {
         let registry = dispatcher.registry();
         let runtime = registry.runtime();
         let services = runtime.services();
-        let memory = match &services.memory {
-            Some(watch) => MemoryReport {
-                process: ProcessMemory::read(),
-                limit_bytes: watch.limit(),
-                pressure: watch.pressure(),
-                criticals: watch.criticals(),
-            },
-            None => MemoryReport {
-                process: ProcessMemory::read(),
-                limit_bytes: None,
-                pressure: Pressure::Normal,
-                criticals: 0,
-            },
+        let watch = services.memory.as_ref();
+        let memory = MemoryReport {
+            process: ProcessMemory::read(),
+            limit_bytes: watch.and_then(|watch| watch.limit()),
+            pressure: watch.map_or(Pressure::Normal, |watch| watch.pressure()),
+            criticals: watch.map_or(0, |watch| watch.criticals()),
         };
         let database = match &services.config {
             Some(store) => {
@@ -164,24 +157,14 @@ impl Report {
             .as_ref()
             .map(|limits| limits.refused())
             .unwrap_or_default();
-        let rate_limits = match &services.rate_limit {
-            Some(limiter) => {
-                let (checks, refused) = limiter.counts();
-                RateLimitReport {
-                    checks,
-                    refused,
-                    keys: limiter.keys(),
-                    shared: limiter.shared(),
-                    refused_events,
-                }
-            }
-            None => RateLimitReport {
-                checks: 0,
-                refused: 0,
-                keys: 0,
-                shared: false,
-                refused_events,
-            },
+        let limiter = services.rate_limit.as_ref();
+        let (checks, refused) = limiter.map_or((0, 0), |limiter| limiter.counts());
+        let rate_limits = RateLimitReport {
+            checks,
+            refused,
+            keys: limiter.map_or(0, |limiter| limiter.keys()),
+            shared: limiter.is_some_and(|limiter| limiter.shared()),
+            refused_events,
         };
         let snapshot = registry.snapshot();
         let plugins = registry
