@@ -282,6 +282,9 @@ impl Config {
         if let Ok(url) = std::env::var("REDIS_URL") {
             config.redis.url = url;
         }
+        if let Ok(token) = std::env::var("DISCORD_TOKEN") {
+            config.discord.token = token;
+        }
         if let Ok(limit) = std::env::var("MEMORY_LIMIT") {
             config.memory.limit = limit;
         }
@@ -346,9 +349,7 @@ impl Config {
             "database.max_connections must be at least 1 and at least database.min_connections"
         );
         self.rate_limits.validate()?;
-        if !self.discord.public_key.is_empty() {
-            crate::platforms::discord::interactions::public_key(&self.discord.public_key)?;
-        }
+        self.discord.validate()?;
         self.memory.validate()?;
         anyhow::ensure!(
             self.metrics.max_series >= 1,
@@ -520,6 +521,8 @@ mod tests {
         );
         assert!(error("[memory]\nlimit = \"lots\"\n").contains("memory.limit"));
         assert!(error("[discord]\npublic_key = \"abc\"\n").contains("discord.public_key"));
+        assert!(error("[discord]\nshards = 2\nfirst_shard = 2\n").contains("first_shard"));
+        assert!(error("[discord]\nshards = 0\n").contains("discord.shards"));
         assert!(error("[plugin_defaults]\nqueue_concurrency = 0\n").contains("queue_concurrency"));
         assert!(Config::load(Some(Path::new("/nonexistent/wasmbot.toml"))).is_err());
     }

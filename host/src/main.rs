@@ -17,7 +17,7 @@ use wasmbot::{
     http::{client, host_router, serve},
     platforms::{
         console::{self, ConsoleOutlet},
-        discord::interactions,
+        discord::{Discord, interactions},
     },
     runtime::{Registry, Runtime, watch},
 };
@@ -133,24 +133,23 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let loaded = registry.load_dir(dir).await?;
     tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
 
+    let discord = Discord::prepare(&config.discord, &registry).await?;
     let outlet = ConsoleOutlet::new(tokio::io::stdout());
     let mut dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
-    // Discord interactions over HTTP, when the application's public key is configured.
-    let discord = if config.discord.public_key.is_empty() {
-        None
-    } else {
-        let key = interactions::public_key(&config.discord.public_key)?;
-        let answers = Arc::new(interactions::Answers::default());
-        dispatcher = dispatcher.with_outlet(answers.clone());
-        Some((answers, key))
-    };
+    if let Some(discord) = &discord {
+        dispatcher = dispatcher.with_outlet(discord.outlet.clone());
+    }
     let dispatcher = Arc::new(dispatcher);
     if config.admin.token.is_empty() {
         tracing::info!("admin API closed: set admin.token to open it");
     }
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
     let mut router = host_router(Arc::clone(&dispatcher), &config.admin.token);
-    if let Some((answers, key)) = discord {
+    if let Some(discord) = &discord
+        && !config.discord.public_key.is_empty()
+    {
+        let key = interactions::public_key(&config.discord.public_key)?;
+        let answers = Arc::clone(discord.outlet.answers());
         router = router.merge(interactions::router(Arc::clone(&dispatcher), answers, key));
         tracing::info!("Discord interactions accepted at POST /discord/interactions");
     }
@@ -165,12 +164,25 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     });
 
     let stop = stop_requested()?;
-    println!(
-        "wasmbot console: type a message, e.g. {}ping; /press ID to click a button; /quit to leave.",
-        config.bot.prefix
-    );
-    let input = BufReader::new(tokio::io::stdin());
-    let result = console::run_until(&dispatcher, input, stop).await;
+    let gateway = discord
+        .and_then(|discord| discord.gateway)
+        .map(|gateway| gateway.start(Arc::clone(&dispatcher)));
+    // With a gateway the bot is a service: stdin may be closed, and its end is no reason to
+    // stop. Without one, the console is the platform.
+    let result = if gateway.is_some() {
+        stop.await;
+        Ok(())
+    } else {
+        println!(
+            "wasmbot console: type a message, e.g. {}ping; /press ID to click a button; /quit to leave.",
+            config.bot.prefix
+        );
+        let input = BufReader::new(tokio::io::stdin());
+        console::run_until(&dispatcher, input, stop).await
+    };
+    if let Some(gateway) = gateway {
+        gateway.stop().await;
+    }
 
     // Whatever the way out: no new events, those in flight finish, pending writes are
     // written, the pool is closed.

@@ -15,7 +15,10 @@ use tower::ServiceExt;
 use wasmbot::{
     capabilities::{Services, config::ConfigStore},
     dispatch::Dispatcher,
-    platforms::discord::interactions::{self, Answers},
+    platforms::discord::{
+        DiscordOutlet,
+        interactions::{self, Answers},
+    },
     runtime::{Registry, Runtime},
 };
 use wasmbot_tests::{config, install};
@@ -47,8 +50,9 @@ impl Discord {
         let registry = Registry::new(Runtime::new(Arc::new(config.clone()), services).unwrap());
         registry.load_dir(folder.path()).await.unwrap();
         let answers = Arc::new(Answers::default());
+        let outlet = DiscordOutlet::new(answers.clone(), None, None);
         let dispatcher =
-            Arc::new(Dispatcher::new(registry, config.bot).with_outlet(answers.clone()));
+            Arc::new(Dispatcher::new(registry, config.bot).with_outlet(Arc::new(outlet)));
         let verifying = interactions::public_key(&public).unwrap();
         Self {
             router: interactions::router(dispatcher, answers, verifying),

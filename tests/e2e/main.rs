@@ -5,6 +5,7 @@ mod config_store;
 mod console;
 mod counters;
 mod database;
+mod discord_gateway;
 mod discord_http;
 mod limits;
 mod loading;

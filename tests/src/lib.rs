@@ -7,6 +7,9 @@ use std::{
     sync::{Arc, Mutex, OnceLock},
 };
 
+pub mod discord_host;
+pub mod fake_discord;
+
 use wasmbot::config::Config;
 use wasmbot_sdk::build::PluginBuild;
 
@@ -151,4 +154,64 @@ pub fn unique(name: &str) -> String {
         .map_or(0, |elapsed| elapsed.as_micros());
     let next = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     format!("{name}-{now}-{next}")
+}
+
+/// A database of its own on the test Postgres, for figures no other test may disturb
+/// (Postgres' statistics are per database); its URL.
+pub async fn fresh_postgres(name: &str) -> String {
+    use sqlx::ConnectOptions;
+    let admin_url = postgres_url();
+    let database = unique(name).replace('-', "_");
+    let options: sqlx::postgres::PgConnectOptions = match admin_url.parse() {
+        Ok(options) => options,
+        Err(error) => panic!("DATABASE_URL {admin_url}: {error}"),
+    };
+    let mut admin = match options.connect().await {
+        Ok(connection) => connection,
+        Err(error) => panic!("connecting to {admin_url}: {error}"),
+    };
+    let create = format!("CREATE DATABASE {database}");
+    if let Err(error) = sqlx::query(sqlx::AssertSqlSafe(create))
+        .execute(&mut admin)
+        .await
+    {
+        panic!("creating {database}: {error}");
+    }
+    let options = options.database(&database);
+    options.to_url_lossy().to_string()
+}
+
+/// Statements on the config store's table in `url`'s database, from Postgres' own
+/// statistics: every read of the store is one upsert (an insert the first time, an update
+/// after), every write one more. Call it once the host's pool is closed: a backend reports
+/// its figures when it ends.
+pub async fn config_statements(url: &str) -> i64 {
+    use sqlx::{ConnectOptions, Row};
+    let options: sqlx::postgres::PgConnectOptions = match url.parse() {
+        Ok(options) => options,
+        Err(error) => panic!("{url}: {error}"),
+    };
+    let mut connection = match options.connect().await {
+        Ok(connection) => connection,
+        Err(error) => panic!("connecting to {url}: {error}"),
+    };
+    let query = "SELECT coalesce(sum(n_tup_ins + n_tup_upd), 0)::bigint \
+                 FROM pg_stat_user_tables WHERE relname = 'config_entries'";
+    // Ended backends report within moments; read until two readings agree.
+    let mut last = -1;
+    for _ in 0..50 {
+        let _ = sqlx::query("SELECT pg_stat_clear_snapshot()")
+            .execute(&mut connection)
+            .await;
+        let count: i64 = match sqlx::query(query).fetch_one(&mut connection).await {
+            Ok(row) => row.get(0),
+            Err(error) => panic!("reading statistics: {error}"),
+        };
+        if count == last && count > 0 {
+            return count;
+        }
+        last = count;
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    }
+    last
 }

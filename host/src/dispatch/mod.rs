@@ -77,6 +77,8 @@ pub struct Dispatcher {
     next_id: AtomicU64,
     limits: Arc<Limits>,
     flight: flight::Flight,
+    /// Ways of addressing the bot that work as a command prefix (its mentions).
+    addressed: arc_swap::ArcSwap<Vec<String>>,
 }
 
 impl Dispatcher {
@@ -95,6 +97,7 @@ impl Dispatcher {
             next_id: AtomicU64::new(1),
             limits,
             flight: flight::Flight::default(),
+            addressed: arc_swap::ArcSwap::from_pointee(Vec::new()),
         }
     }
 
@@ -142,6 +145,24 @@ impl Dispatcher {
         }
     }
 
+    /// Makes messages that start with one of `mentions` (the bot's, once a platform knows
+    /// it) commands, as with the prefix: `@bot ping` is `!ping`.
+    pub fn address_as(&self, mentions: Vec<String>) {
+        self.addressed.store(Arc::new(mentions));
+    }
+
+    /// The command in `text`, after the guild's prefix or a mention of the bot.
+    fn command_in<'t>(&self, text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
+        split_command(text, prefix).or_else(|| {
+            let text = text.trim_start();
+            self.addressed
+                .load()
+                .iter()
+                .find_map(|mention| text.strip_prefix(mention.as_str()))
+                .and_then(|rest| split_command(rest.trim_start(), ""))
+        })
+    }
+
     /// The plugins it routes to.
     pub fn registry(&self) -> &Arc<Registry> {
         &self.registry
@@ -181,7 +202,7 @@ impl Dispatcher {
             _ => String::new(),
         };
         let tell = match &event.kind {
-            EventKind::Message(message) if split_command(&message.text, &prefix).is_some() => {
+            EventKind::Message(message) if self.command_in(&message.text, &prefix).is_some() => {
                 Tell::Once
             }
             EventKind::Command(_) | EventKind::Interaction(_) => Tell::Once,
@@ -194,7 +215,7 @@ impl Dispatcher {
         let snapshot = self.registry.snapshot();
         match &mut event.kind {
             EventKind::Message(message) => {
-                let Some((name, raw)) = split_command(&message.text, &prefix) else {
+                let Some((name, raw)) = self.command_in(&message.text, &prefix) else {
                     return self.broadcast(&snapshot, &event, None).await;
                 };
                 let Some((plugin, spec)) = snapshot.command(&name.to_lowercase()) else {

@@ -27,6 +27,8 @@ pub struct Report {
     pub redis_failures: Option<u64>,
     /// Events being handled now.
     pub events_in_flight: usize,
+    /// Each connected platform, and whether it is reachable now.
+    pub platforms: BTreeMap<&'static str, bool>,
     /// Each plugin's figures, loaded or not since the host started.
     pub plugins: BTreeMap<String, PluginReport>,
 }
@@ -211,6 +213,7 @@ impl Report {
                 .and_then(|store| store.redis())
                 .map(|redis| redis.failures()),
             events_in_flight: dispatcher.in_flight(),
+            platforms: dispatcher.platforms().into_iter().collect(),
             plugins,
         }
     }
@@ -346,6 +349,16 @@ impl Report {
         gauge("wasmbot_events_in_flight", "Events being handled now.", &[])?
             .with_label_values::<&str>(&[])
             .set(self.events_in_flight as f64);
+        let platforms = gauge(
+            "wasmbot_platform_connected",
+            "1 when the platform is reachable (every shard of this host connected), else 0.",
+            &["platform"],
+        )?;
+        for (platform, connected) in &self.platforms {
+            platforms
+                .with_label_values(&[*platform])
+                .set(f64::from(u8::from(*connected)));
+        }
 
         let events = counter("wasmbot_events_total", "Events per plugin.", &["plugin"])?;
         let errors = counter(

@@ -20,15 +20,15 @@ use axum::{
     routing::post,
 };
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
-use futures::future::BoxFuture;
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
 
+use super::wire;
 use crate::{
-    dispatch::{Dispatcher, Outlet, permissions::Permissions},
+    dispatch::{Dispatcher, permissions::Permissions},
     runtime::bindings::types::{
-        Action, Argument, ButtonStyle, Command, CommandSource, Event, EventKind, Interaction,
-        Outgoing, Platform, User, Value,
+        Argument, Command, CommandSource, Event, EventKind, Interaction, Outgoing, Platform, User,
+        Value,
     },
 };
 
@@ -36,8 +36,6 @@ use crate::{
 const MAX_SKEW: Duration = Duration::from_secs(300);
 /// The largest body accepted; Discord's interactions are a few kilobytes.
 const MAX_BODY: usize = 256 * 1024;
-/// Discord's `flags` bit for a message only its addressee sees.
-const EPHEMERAL: u64 = 1 << 6;
 
 /// Why a public key was refused.
 #[derive(Debug, thiserror::Error)]
@@ -69,38 +67,6 @@ impl Answers {
     fn take(&self, event: &str) -> Vec<Outgoing> {
         let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
         replies.remove(event).unwrap_or_default()
-    }
-}
-
-impl Outlet for Answers {
-    fn platform(&self) -> Platform {
-        Platform::Discord
-    }
-
-    fn deliver<'a>(
-        &'a self,
-        origin: &'a Event,
-        _plugin: &'a str,
-        action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        let result = match action {
-            Action::Reply(message) => {
-                let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
-                match replies.get_mut(&origin.id) {
-                    Some(waiting) => {
-                        waiting.push(message);
-                        Ok(())
-                    }
-                    None => Err(anyhow::anyhow!("no interaction waits for this reply")),
-                }
-            }
-            // Everything else goes through Discord's REST API, which an HTTP-only
-            // deployment does not hold a client for.
-            _ => Err(anyhow::anyhow!(
-                "only replies can answer an interaction received over HTTP"
-            )),
-        };
-        Box::pin(async move { result })
     }
 }
 
@@ -142,29 +108,64 @@ async fn receive(
             return (StatusCode::BAD_REQUEST, "malformed interaction").into_response();
         }
     };
-    let kind = match interaction.kind {
-        PING => return Json(json!({ "type": PONG })).into_response(),
-        APPLICATION_COMMAND => command(&interaction),
-        MESSAGE_COMPONENT => component(&interaction),
-        other => {
-            tracing::info!(
-                platform = "discord",
-                kind = other,
-                "interaction type not handled"
-            );
-            return (StatusCode::BAD_REQUEST, "interaction type not handled").into_response();
+    if interaction.kind == PING {
+        return Json(json!({ "type": PONG })).into_response();
+    }
+    match endpoint
+        .answers
+        .answer(&endpoint.dispatcher, interaction)
+        .await
+    {
+        Some(answer) => Json(answer).into_response(),
+        None => (StatusCode::BAD_REQUEST, "interaction type not handled").into_response(),
+    }
+}
+
+impl Answers {
+    /// Dispatches an interaction (received over HTTP or the gateway) and returns Discord's
+    /// answer to it, built from the replies the plugins made meanwhile; `None` for a kind
+    /// of interaction the host does not handle (logged).
+    pub async fn answer(
+        &self,
+        dispatcher: &Dispatcher,
+        interaction: RawInteraction,
+    ) -> Option<Json_> {
+        let kind = match interaction.kind {
+            APPLICATION_COMMAND => command(&interaction),
+            MESSAGE_COMPONENT => component(&interaction),
+            other => {
+                tracing::info!(
+                    platform = "discord",
+                    kind = other,
+                    "interaction type not handled"
+                );
+                return None;
+            }
+        };
+        let event = event(&interaction, kind);
+        let id = event.id.clone();
+        let permissions = interaction
+            .member
+            .as_ref()
+            .and_then(|member| member.permissions.as_deref())
+            .and_then(Permissions::parse);
+        self.expect(&id);
+        dispatcher.dispatch_with(event, permissions).await;
+        Some(answer(interaction.kind, self.take(&id)))
+    }
+
+    /// Keeps `message` for the answer when `event` is an interaction waiting for it;
+    /// false when it is not (the reply goes another way).
+    pub fn reply(&self, event: &str, message: &Outgoing) -> bool {
+        let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
+        match replies.get_mut(event) {
+            Some(waiting) => {
+                waiting.push(message.clone());
+                true
+            }
+            None => false,
         }
-    };
-    let event = event(&interaction, kind);
-    let id = event.id.clone();
-    let permissions = interaction
-        .member
-        .as_ref()
-        .and_then(|member| member.permissions.as_deref())
-        .and_then(Permissions::parse);
-    endpoint.answers.expect(&id);
-    endpoint.dispatcher.dispatch_with(event, permissions).await;
-    Json(answer(interaction.kind, endpoint.answers.take(&id))).into_response()
+    }
 }
 
 /// Checks the signature of `timestamp + body` and the timestamp's age.
@@ -209,12 +210,16 @@ const PONG: u8 = 1;
 const CHANNEL_MESSAGE: u8 = 4;
 const UPDATE_ACK: u8 = 6;
 
+/// An interaction as Discord sends it, over HTTP or in the gateway's `INTERACTION_CREATE`.
 #[derive(Deserialize)]
-struct RawInteraction {
+pub struct RawInteraction {
     #[serde(rename = "type")]
     kind: u8,
     #[serde(default)]
     id: String,
+    /// The token that answers it through the REST API (gateway interactions).
+    #[serde(default)]
+    pub token: String,
     guild_id: Option<String>,
     #[serde(default)]
     channel_id: String,
@@ -352,53 +357,37 @@ fn event(interaction: &RawInteraction, kind: EventKind) -> Event {
     }
 }
 
-/// The HTTP answer: the replies as one message (their texts, buttons and ephemeral flag);
-/// a click with no reply is acknowledged, a command with none says it was done.
+/// The answer: the replies as one message (their texts, embeds, buttons, menu and
+/// ephemeral flag); a click with no reply is acknowledged, a command with none says it was
+/// done.
 fn answer(kind: u8, replies: Vec<Outgoing>) -> Json_ {
     if replies.is_empty() {
         return match kind {
             MESSAGE_COMPONENT => json!({ "type": UPDATE_ACK }),
             _ => {
-                json!({ "type": CHANNEL_MESSAGE, "data": { "content": "Done.", "flags": EPHEMERAL } })
+                json!({ "type": CHANNEL_MESSAGE, "data": { "content": "Done.", "flags": wire::EPHEMERAL } })
             }
         };
     }
-    let content = replies
-        .iter()
-        .map(|reply| reply.text.as_str())
-        .collect::<Vec<_>>()
-        .join("\n");
-    let buttons: Vec<Json_> = replies
-        .iter()
-        .flat_map(|reply| &reply.buttons)
-        .take(5)
-        .map(|button| match &button.url {
-            Some(url) => json!({ "type": 2, "style": 5, "label": button.label, "url": url }),
-            None => json!({
-                "type": 2,
-                "style": style(button.style),
-                "label": button.label,
-                "custom_id": button.id,
-            }),
-        })
-        .collect();
-    let mut data = json!({ "content": content });
-    if !buttons.is_empty() {
-        data["components"] = json!([{ "type": 1, "components": buttons }]);
+    let mut merged = Outgoing::text_only(
+        replies
+            .iter()
+            .map(|reply| reply.text.as_str())
+            .collect::<Vec<_>>()
+            .join("\n"),
+    );
+    for reply in replies {
+        merged.embeds.extend(reply.embeds);
+        merged.buttons.extend(reply.buttons);
+        merged.media.extend(reply.media);
+        merged.menu = merged.menu.or(reply.menu);
+        merged.ephemeral |= reply.ephemeral;
     }
-    if replies.iter().any(|reply| reply.ephemeral) {
-        data["flags"] = json!(EPHEMERAL);
+    let mut data = wire::message(&merged);
+    if merged.ephemeral {
+        data["flags"] = json!(wire::EPHEMERAL);
     }
     json!({ "type": CHANNEL_MESSAGE, "data": data })
-}
-
-fn style(style: ButtonStyle) -> u8 {
-    match style {
-        ButtonStyle::Primary => 1,
-        ButtonStyle::Secondary => 2,
-        ButtonStyle::Success => 3,
-        ButtonStyle::Danger => 4,
-    }
 }
 
 #[cfg(test)]

@@ -1,0 +1,129 @@
+//! `cargo bench -p wasmbot-tests --bench discord`: Discord messages from the fake gateway to
+//! the replies the fake REST API records, through a real host (serenity, dispatcher, the
+//! `ping` plugin, Postgres for its config store).
+//!
+//! 1. One message at a time (`SEQUENTIAL`, 1 000): latency per message, unloaded.
+//! 2. A burst of `MESSAGES` (10 000) across 100 guilds: messages/s, latency per message
+//!    under load, and the config store's statements in Postgres' own statistics.
+
+use std::{
+    collections::HashMap,
+    time::{Duration, Instant},
+};
+
+use wasmbot_tests::{
+    config_statements,
+    discord_host::{Host, plugins},
+    fake_discord::FakeDiscord,
+    fresh_postgres,
+};
+
+fn env_or(name: &str, default: usize) -> usize {
+    std::env::var(name)
+        .ok()
+        .and_then(|value| value.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    if sorted.is_empty() {
+        return Duration::ZERO;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index.min(sorted.len() - 1)]
+}
+
+fn report(name: &str, mut latencies: Vec<Duration>) {
+    latencies.sort();
+    println!(
+        "{name}: p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} messages)",
+        percentile(&latencies, 0.50).as_secs_f64() * 1e3,
+        percentile(&latencies, 0.99).as_secs_f64() * 1e3,
+        latencies.last().copied().unwrap_or_default().as_secs_f64() * 1e3,
+        latencies.len(),
+    );
+}
+
+/// Latency of each answered message: from its dispatch to the reply that references it.
+fn latencies(
+    fake: &FakeDiscord,
+    from: usize,
+    dispatched: &HashMap<String, Instant>,
+) -> Vec<Duration> {
+    fake.sent()
+        .iter()
+        .skip(from)
+        .filter_map(|sent| {
+            let id = sent.body["message_reference"]["message_id"].as_str()?;
+            Some(sent.at.duration_since(*dispatched.get(id)?))
+        })
+        .collect()
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let sequential = env_or("SEQUENTIAL", 1_000);
+    let burst = env_or("MESSAGES", 10_000);
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping"]);
+    let database = fresh_postgres("discord_bench").await;
+    let url = database.clone();
+    let host = Host::start(&fake, folder.path(), move |config| {
+        config.database.url = url;
+        config.rate_limits.enabled = false;
+    })
+    .await;
+    fake.wait_connected(1).await;
+    let guilds: Vec<u64> = (0..100).map(|_| fake.id()).collect();
+    let channel = fake.id();
+    let pong = |sent: &wasmbot_tests::fake_discord::Sent| sent.content().contains("pong");
+
+    // Unloaded: the next message goes when the previous one's reply is recorded.
+    let from = fake.sent_count();
+    let mut dispatched = HashMap::new();
+    for i in 0..sequential {
+        let before = fake.sent_count();
+        let at = Instant::now();
+        let id = fake.message(guilds[i % guilds.len()], channel, 7, "!ping");
+        dispatched.insert(id.to_string(), at);
+        fake.wait_for(before, pong).await;
+    }
+    report("one at a time", latencies(&fake, from, &dispatched));
+
+    // A burst: all messages at once, as a busy gateway delivers them.
+    let from = fake.sent_count();
+    let mut dispatched = HashMap::new();
+    let started = Instant::now();
+    for i in 0..burst {
+        let at = Instant::now();
+        let id = fake.message(
+            guilds[i % guilds.len()],
+            channel,
+            1 + i as u64 % 500,
+            "!ping",
+        );
+        dispatched.insert(id.to_string(), at);
+    }
+    let answered = fake
+        .wait_count(sequential + burst, Duration::from_secs(600), pong)
+        .await
+        - sequential;
+    let elapsed = started.elapsed();
+    let latencies = latencies(&fake, from, &dispatched);
+    let last = latencies.iter().max().copied().unwrap_or_default();
+    println!(
+        "burst: {answered} of {burst} answered in {:.2} s: {:.0} messages/s",
+        elapsed.as_secs_f64(),
+        answered as f64 / last.max(Duration::from_micros(1)).as_secs_f64()
+    );
+    report("burst", latencies);
+
+    host.stop().await;
+    let statements = config_statements(&database).await;
+    let messages = sequential + burst;
+    println!(
+        "config store statements in Postgres: {statements} for {messages} messages in 100 guilds \
+         ({:.1} per 10 000)",
+        statements as f64 * 10_000.0 / messages as f64
+    );
+}

@@ -1,0 +1,437 @@
+//! Discord through the gateway, end to end: a real host connects with serenity to the fake
+//! Discord in `wasmbot_tests::fake_discord` and answers through its REST API.
+
+use std::{sync::Arc, time::Duration};
+
+use serde_json::json;
+use wasmbot::{
+    capabilities::{Services, config::ConfigStore},
+    config::Config,
+    platforms::discord::Discord,
+    runtime::{Registry, Runtime},
+};
+use wasmbot_tests::{
+    discord_host::{Host, discord_config, plugins},
+    fake_discord::{BOT_ID, FakeDiscord, Sent, user_json},
+    postgres_url, redis_url,
+};
+
+/// Discord's Manage Guild permission bit.
+const MANAGE_GUILD: u64 = 1 << 5;
+
+/// Waits (at most 10 s) until `done`.
+async fn wait_until(what: &str, done: impl Fn() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while !done() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{what}: not within 10 s"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A message the bot posted in `channel` whose content contains `text`.
+fn posted(channel: u64, text: &'static str) -> impl Fn(&Sent) -> bool {
+    let channel = channel.to_string();
+    move |sent| {
+        sent.method == "POST"
+            && sent.channel() == Some(channel.as_str())
+            && sent.path.ends_with("/messages")
+            && sent.content().contains(text)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ping_over_the_gateway_answers_pong_as_a_reply() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping", "dice"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+
+    let before = fake.sent_count();
+    let message = fake.message(guild, channel, user, "!ping");
+    let reply = fake.wait_for(before, posted(channel, "pong")).await;
+    assert_eq!(
+        reply.body["message_reference"]["message_id"],
+        json!(message.to_string()),
+        "the answer is a reply to the message"
+    );
+
+    // Mentioning the bot works as the prefix, in both of Discord's mention forms.
+    for mention in [format!("<@{BOT_ID}>"), format!("<@!{BOT_ID}>")] {
+        let before = fake.sent_count();
+        fake.message(guild, channel, user, &format!("{mention} ping"));
+        fake.wait_for(before, posted(channel, "pong")).await;
+    }
+
+    // Wrong argument types get the usage, not a crash; the bot goes on.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!roll many dice");
+    let usage = fake.wait_for(before, posted(channel, "roll")).await;
+    assert!(usage.content().contains("Usage"), "{}", usage.content());
+
+    // Bots (other bots and webhooks), empty messages and unknown commands get nothing;
+    // a ping sent after them is answered, and it is the only answer.
+    let before = fake.sent_count();
+    fake.message_from(guild, channel, &user_json(fake.id(), true), &[], "!ping");
+    fake.message(guild, channel, user, "");
+    fake.message(guild, channel, user, "!no-such-command");
+    fake.message(guild, channel, user, "!ping");
+    fake.wait_for(before, posted(channel, "pong")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let answers: Vec<Sent> = fake.sent().into_iter().skip(before).collect();
+    assert_eq!(
+        answers.len(),
+        1,
+        "only the user's ping is answered: {answers:#?}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_discord_refuses_stops_the_start_with_a_clear_error() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping"]);
+    let mut config = discord_config(&fake, folder.path());
+    config.discord.token = "not-the-token".into();
+    let store = Arc::new(ConfigStore::open(&config).await.expect("config store"));
+    let services = Services::on(store, &config).expect("services");
+    let registry =
+        Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+    let error = match Discord::prepare(&config.discord, &registry).await {
+        Ok(_) => panic!("a refused token must stop the start"),
+        Err(error) => format!("{error:#}"),
+    };
+    assert!(error.contains("refused the bot token"), "{error}");
+    assert_eq!(fake.identifies(), 0, "no gateway connection was tried");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_trapping_plugin_answers_a_short_error_and_the_bot_goes_on() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping", "misbehave"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!boom");
+    let apology = fake.wait_for(before, posted(channel, "failed")).await;
+    assert!(
+        apology.content().starts_with("Sorry, `boom` failed."),
+        "{}",
+        apology.content()
+    );
+    assert!(
+        !apology.content().contains("panic"),
+        "no internals: {}",
+        apology.content()
+    );
+    assert!(
+        apology.content().len() < 200,
+        "short: {}",
+        apology.content()
+    );
+
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!ping");
+    fake.wait_for(before, posted(channel, "pong")).await;
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dropped_gateway_resumes_and_nothing_sent_meanwhile_is_lost() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let discord_up = |host: &Host| {
+        host.dispatcher
+            .platforms()
+            .iter()
+            .any(|(name, up)| *name == "discord" && *up)
+    };
+    wait_until("the shard reports connected", || discord_up(&host)).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+
+    fake.drop_connections();
+    // Sent while the bot is away: Discord keeps it for the session's resume.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!ping");
+    fake.wait_for(before, posted(channel, "pong")).await;
+    assert_eq!(
+        fake.identifies(),
+        1,
+        "the session was resumed, not started again"
+    );
+    assert!(fake.resumes() >= 1);
+    wait_until("the shard reports connected again", || discord_up(&host)).await;
+    assert_eq!(fake.rate_limited(), 0, "within the gateway's send limit");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slash_commands_are_registered_when_they_change_and_invoked_like_prefix_commands() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping", "dice", "settings"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let names = |fake: &FakeDiscord| {
+        let mut names: Vec<String> = fake
+            .commands("")
+            .iter()
+            .filter_map(|c| c["name"].as_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        names
+    };
+    wait_until("commands registered at READY", || fake.command_writes() > 0).await;
+    assert!(
+        names(&fake).contains(&"roll".to_owned()),
+        "{:?}",
+        names(&fake)
+    );
+    let prefix = fake
+        .commands("")
+        .into_iter()
+        .find(|c| c["name"] == "prefix")
+        .expect("the settings plugin's prefix command");
+    assert_eq!(
+        prefix["default_member_permissions"],
+        json!(MANAGE_GUILD.to_string())
+    );
+    assert_eq!(prefix["options"][0]["type"], json!(3));
+    let roll = fake.commands("").into_iter().find(|c| c["name"] == "roll");
+    assert_eq!(
+        roll.map(|r| r["options"][1]["type"].clone()),
+        Some(json!(4))
+    );
+
+    // Invoked: the same plugin as `!roll`, with typed options, answered to the interaction.
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+    let before = fake.sent_count();
+    let options = json!([{ "name": "dice", "type": 4, "value": 2 }, { "name": "sides", "type": 4, "value": 6 }]);
+    let id = fake.slash(guild, channel, user, 0, "roll", options);
+    let callback = format!("/interactions/{id}/token-{id}/callback");
+    let answer = fake.wait_for(before, |sent| sent.path == callback).await;
+    assert_eq!(answer.body["type"], json!(4), "{:#?}", answer.body);
+    let text = answer.body["data"]["content"].as_str().unwrap_or_default();
+    assert!(text.contains("2d6"), "{text}");
+
+    // A restart with the same plugins reads Discord's commands and writes nothing.
+    let writes = fake.command_writes();
+    host.stop().await;
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    wait_until("the restarted host connects", || fake.identifies() == 2).await;
+    // READY's synchronisation reads Discord's commands; give it the time to write.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        fake.command_writes(),
+        writes,
+        "unchanged commands are not written"
+    );
+
+    // Unloading a plugin removes its commands.
+    host.dispatcher
+        .registry()
+        .unload_file(&folder.path().join("dice.wasm"))
+        .await
+        .expect("dice was loaded");
+    wait_until("roll removed after the unload", || {
+        !names(&fake).contains(&"roll".to_owned())
+    })
+    .await;
+    assert_eq!(fake.command_writes(), writes + 1);
+    assert!(names(&fake).contains(&"ping".to_owned()));
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shards_split_between_two_hosts_by_guild() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping"]);
+    let shard = |n: u32| {
+        move |config: &mut Config| {
+            config.discord.shards = 2;
+            config.discord.first_shard = n;
+            config.discord.last_shard = Some(n);
+        }
+    };
+    let zero = Host::start(&fake, folder.path(), shard(0)).await;
+    let one = Host::start(&fake, folder.path(), shard(1)).await;
+    fake.wait_connected(2).await;
+    let (channel, user) = (fake.id(), fake.id());
+    for shard in [0, 1] {
+        let guild = fake.guild_on(shard, 2);
+        let before = fake.sent_count();
+        fake.message(guild, channel, user, "!ping");
+        fake.wait_for(before, posted(channel, "pong")).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pongs = fake
+        .sent()
+        .iter()
+        .filter(|s| s.content().contains("pong"))
+        .count();
+    assert_eq!(pongs, 2, "each guild's message reached one host only");
+    assert_eq!(fake.identifies(), 2);
+    zero.stop().await;
+    one.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_change_is_seen_on_the_next_message_and_by_a_second_host() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping", "settings"]);
+    let shared = |config: &mut Config| {
+        config.database.url = postgres_url();
+        config.redis.url = redis_url();
+    };
+    let first = Host::start(&fake, folder.path(), shared).await;
+    fake.wait_connected(1).await;
+    // The second host runs no gateway of its own here: it is handed the guild's
+    // messages directly, as it would be after taking over the guild's shard.
+    let second = Host::start(&fake, folder.path(), |config| {
+        shared(config);
+        config.discord.shards = 2;
+        config.discord.first_shard = 1;
+    })
+    .await;
+    // A guild of shard 0 in both layouts: only the first host receives it.
+    let (guild, channel, user) = (fake.guild_on(0, 2), fake.id(), fake.id());
+
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!ping");
+    fake.wait_for(before, posted(channel, "pong")).await;
+    // The second host caches the guild's settings too.
+    let before = fake.sent_count();
+    second
+        .dispatcher
+        .dispatch(message_event(guild, channel, user, "!ping"))
+        .await;
+    fake.wait_for(before, posted(channel, "pong")).await;
+
+    // Refused without Manage Guild, then changed with it.
+    let before = fake.sent_count();
+    let options = json!([{ "name": "prefix", "type": 3, "value": "?" }]);
+    fake.slash(guild, channel, user, 0, "prefix", options.clone());
+    let refused = fake
+        .wait_for(before, |s| s.path.contains("/callback"))
+        .await;
+    assert!(
+        refused.body["data"]["content"]
+            .as_str()
+            .unwrap_or_default()
+            .contains("not allowed")
+    );
+    let before = fake.sent_count();
+    fake.slash(guild, channel, user, MANAGE_GUILD, "prefix", options);
+    fake.wait_for(before, |s| s.path.contains("/callback"))
+        .await;
+
+    // The next message on the first host uses the new prefix, the old one no longer works.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!ping");
+    fake.message(guild, channel, user, "?ping");
+    fake.wait_for(before, posted(channel, "pong")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let pongs = fake
+        .sent()
+        .iter()
+        .skip(before)
+        .filter(|s| s.content().contains("pong"))
+        .count();
+    assert_eq!(pongs, 1, "only ?ping is a command now");
+
+    // The second host was told through Redis: its cached copy is gone.
+    // Dispatch returns once the answer is delivered: what the fake recorded is all.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let before = fake.sent_count();
+        let event = message_event(guild, channel, user, "?ping");
+        second.dispatcher.dispatch(event).await;
+        if fake
+            .sent()
+            .iter()
+            .skip(before)
+            .any(|s| s.content().contains("pong"))
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the second host sees the new prefix"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    first.stop().await;
+    second.stop().await;
+}
+
+fn message_event(
+    guild: u64,
+    channel: u64,
+    user: u64,
+    text: &str,
+) -> wasmbot::runtime::bindings::types::Event {
+    use wasmbot::runtime::bindings::types::{Event, EventKind, Message, Platform, User};
+    Event {
+        id: String::new(),
+        platform: Platform::Discord,
+        guild_id: Some(guild.to_string()),
+        channel_id: channel.to_string(),
+        author: User {
+            id: user.to_string(),
+            name: "user".into(),
+            is_bot: false,
+            roles: Vec::new(),
+        },
+        timestamp_ms: 0,
+        kind: EventKind::Message(Message {
+            id: "1".into(),
+            text: text.into(),
+            reply_to: None,
+            mentions: Vec::new(),
+            attachments: Vec::new(),
+            location: None,
+            contacts: Vec::new(),
+        }),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_thousand_messages_in_a_hundred_guilds_make_at_most_a_hundred_config_queries() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping"]);
+    let database = wasmbot_tests::fresh_postgres("discord_queries").await;
+    let url = database.clone();
+    let host = Host::start(&fake, folder.path(), move |config| {
+        config.database.url = url;
+        // Limits are not what this measures: 10 000 messages in seconds would trip them.
+        config.rate_limits.enabled = false;
+    })
+    .await;
+    fake.wait_connected(1).await;
+    let guilds: Vec<u64> = (0..100).map(|_| fake.id()).collect();
+    let channel = fake.id();
+    let before = fake.sent_count();
+    for i in 0..10_000 {
+        let guild = guilds[i % guilds.len()];
+        fake.message(guild, channel, 1 + i as u64 % 500, "!ping");
+    }
+    let answered = fake
+        .wait_count(10_000, Duration::from_secs(120), |s| {
+            s.content().contains("pong")
+        })
+        .await;
+    assert_eq!(answered, 10_000, "every message answered");
+    assert!(fake.sent_count() - before >= 10_000);
+    host.stop().await;
+    let statements = wasmbot_tests::config_statements(&database).await;
+    assert!(
+        (1..=100).contains(&statements),
+        "{statements} config statements for 10 000 messages in 100 guilds"
+    );
+}

@@ -1,0 +1,82 @@
+//! A wasmbot host on Discord as the tests and the benchmark run it: the real host, its
+//! gateway connected to the fake Discord.
+
+use std::{path::Path, sync::Arc};
+
+use wasmbot::{
+    capabilities::{Services, config::ConfigStore},
+    config::{Config, PluginOverride},
+    dispatch::Dispatcher,
+    platforms::discord::{Discord, gateway::Running},
+    runtime::{Registry, Runtime},
+};
+
+use crate::{
+    config,
+    fake_discord::{FakeDiscord, TOKEN},
+    install,
+};
+
+/// A host connected to the fake Discord.
+pub struct Host {
+    pub dispatcher: Arc<Dispatcher>,
+    gateway: Option<Running>,
+    store: Arc<ConfigStore>,
+}
+
+impl Host {
+    /// A host with the plugins of `folder`, connected to `fake`.
+    pub async fn start(fake: &FakeDiscord, folder: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = discord_config(fake, folder);
+        tweak(&mut config);
+        let store = Arc::new(ConfigStore::open(&config).await.expect("config store"));
+        let services = Services::on(Arc::clone(&store), &config).expect("services");
+        let registry =
+            Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+        registry.load_dir(folder).await.expect("plugins");
+        let discord = Discord::prepare(&config.discord, &registry)
+            .await
+            .expect("Discord accepts the token")
+            .expect("Discord is configured");
+        let dispatcher = Arc::new(
+            Dispatcher::new(registry, config.bot.clone()).with_outlet(discord.outlet.clone()),
+        );
+        let gateway = discord.gateway.map(|g| g.start(Arc::clone(&dispatcher)));
+        Self {
+            dispatcher,
+            gateway,
+            store,
+        }
+    }
+
+    /// Closes the gateway, then the database pool.
+    pub async fn stop(mut self) {
+        if let Some(gateway) = self.gateway.take() {
+            gateway.stop().await;
+        }
+        self.store.database().pool().close().await;
+    }
+}
+
+/// The test configuration of a host of `folder`'s plugins, reaching `fake`.
+pub fn discord_config(fake: &FakeDiscord, folder: &Path) -> Config {
+    let mut config = config(folder);
+    config.database.url = format!("sqlite://{}/bot.db?mode=rwc", folder.display());
+    config.discord.token = TOKEN.to_owned();
+    config.discord.api_url = fake.api_url();
+    config.plugins.insert(
+        "settings".into(),
+        PluginOverride {
+            grants: Some(["log", "config", "host-config"].map(String::from).to_vec()),
+            ..Default::default()
+        },
+    );
+    config
+}
+
+/// A folder with the plugins `names`.
+pub fn plugins(names: &[&str]) -> tempfile::TempDir {
+    let folder = tempfile::tempdir().expect("temporary folder");
+    install(folder.path(), names);
+    folder
+}
