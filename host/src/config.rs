@@ -93,6 +93,10 @@ pub struct BotConfig {
     pub prefix: String,
     /// Ignore messages written by bots (the default), so two bots cannot loop.
     pub ignore_bots: bool,
+    /// The command that answers a message addressed to the bot (`@bot how are you?`) that
+    /// names no command: it gets the whole text as its arguments. Empty: such messages are
+    /// plain messages.
+    pub mention_command: String,
 }
 
 impl Default for BotConfig {
@@ -100,6 +104,7 @@ impl Default for BotConfig {
         Self {
             prefix: "!".to_owned(),
             ignore_bots: true,
+            mention_command: String::new(),
         }
     }
 }
@@ -176,6 +181,12 @@ pub struct PluginPolicy {
     pub queue_concurrency: u32,
     /// Callers that may wait in one work queue; past it they hear "busy".
     pub queue_length: u32,
+    /// Where the plugin may send HTTP requests (capability `http`, through `wasi:http`):
+    /// `host` (its scheme's default port) or `host:port`. Empty: nowhere.
+    pub http_allow: Vec<String>,
+    /// Environment variables the plugin sees (an AI endpoint's URL, say). A value
+    /// `$NAME` is the host's variable `NAME`, read at start-up, so secrets stay out of files.
+    pub env: BTreeMap<String, String>,
 }
 
 impl Default for PluginPolicy {
@@ -205,6 +216,8 @@ impl Default for PluginPolicy {
             max_result_bytes: 1 << 20,
             queue_concurrency: 3,
             queue_length: 10,
+            http_allow: Vec::new(),
+            env: BTreeMap::new(),
         }
     }
 }
@@ -235,6 +248,10 @@ pub struct PluginOverride {
     pub queue_concurrency: Option<u32>,
     /// Overrides [`PluginPolicy::queue_length`].
     pub queue_length: Option<u32>,
+    /// Overrides [`PluginPolicy::http_allow`].
+    pub http_allow: Option<Vec<String>>,
+    /// Overrides [`PluginPolicy::env`].
+    pub env: Option<BTreeMap<String, String>>,
 }
 
 impl PluginPolicy {
@@ -282,6 +299,11 @@ impl Config {
         if let Ok(url) = std::env::var("REDIS_URL") {
             config.redis.url = url;
         }
+        let envs = std::iter::once(&mut config.plugin_defaults.env)
+            .chain(config.plugins.values_mut().filter_map(|p| p.env.as_mut()));
+        for env in envs {
+            resolve_env(env)?;
+        }
         if let Ok(token) = std::env::var("DISCORD_TOKEN") {
             config.discord.token = token;
         }
@@ -315,6 +337,11 @@ impl Config {
             max_result_bytes: over.max_result_bytes.unwrap_or(defaults.max_result_bytes),
             queue_concurrency: over.queue_concurrency.unwrap_or(defaults.queue_concurrency),
             queue_length: over.queue_length.unwrap_or(defaults.queue_length),
+            http_allow: over
+                .http_allow
+                .clone()
+                .unwrap_or_else(|| defaults.http_allow.clone()),
+            env: over.env.clone().unwrap_or_else(|| defaults.env.clone()),
         }
     }
 
@@ -406,6 +433,19 @@ impl Config {
         }
         Ok(())
     }
+}
+
+/// Replaces `$NAME` values by the host's variable `NAME`; a missing one is an error that
+/// names it, rather than a plugin talking to an endpoint with an empty key.
+fn resolve_env(env: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
+    for (key, value) in env.iter_mut() {
+        if let Some(name) = value.strip_prefix('$') {
+            *value = std::env::var(name).with_context(|| {
+                format!("plugin environment {key} = \"${name}\": the host has no variable {name}")
+            })?;
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -61,6 +61,7 @@ pub mod config;
 pub mod counters;
 mod events;
 pub mod host_config;
+pub mod http;
 pub mod log;
 mod manifest;
 pub mod metrics;

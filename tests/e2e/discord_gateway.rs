@@ -6,13 +6,14 @@ use std::{sync::Arc, time::Duration};
 use serde_json::json;
 use wasmbot::{
     capabilities::{Services, config::ConfigStore},
-    config::Config,
+    config::{Config, PluginOverride},
     platforms::discord::Discord,
     runtime::{Registry, Runtime},
 };
 use wasmbot_tests::{
     discord_host::{Host, discord_config, plugins},
     fake_discord::{BOT_ID, FakeDiscord, Sent, user_json},
+    fake_openai::FakeOpenAi,
     postgres_url, redis_url,
 };
 
@@ -434,4 +435,94 @@ async fn ten_thousand_messages_in_a_hundred_guilds_make_at_most_a_hundred_config
         (1..=100).contains(&statements),
         "{statements} config statements for 10 000 messages in 100 guilds"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mentioning_the_bot_asks_the_ai_in_the_guilds_role_with_the_history() {
+    let fake = FakeDiscord::start().await;
+    let ai = FakeOpenAi::start().await;
+    let folder = plugins(&["ping", "settings", "ai-reply"]);
+    let ai_plugin = |allow: String| PluginOverride {
+        grants: Some(
+            ["log", "state", "rate-limit", "host-config", "http"]
+                .map(String::from)
+                .to_vec(),
+        ),
+        http_allow: Some(vec![allow]),
+        env: Some(
+            [("AI_URL", ai.url()), ("AI_KEY", "test-key".to_owned())]
+                .map(|(k, v)| (k.to_owned(), v))
+                .into(),
+        ),
+        ..Default::default()
+    };
+    let allowed = ai_plugin(ai.authority());
+    let host = Host::start(&fake, folder.path(), move |config| {
+        config.bot.mention_command = "ai".into();
+        config.plugins.insert("ai-reply".into(), allowed);
+    })
+    .await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+
+    let before = fake.sent_count();
+    let prompt = json!([{ "name": "prompt", "type": 3, "value": "You are a pirate." }]);
+    fake.slash(guild, channel, user, MANAGE_GUILD, "ai-prompt", prompt);
+    fake.wait_for(before, |s| s.path.contains("/callback"))
+        .await;
+
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, &format!("<@{BOT_ID}> what is wasm?"));
+    fake.wait_for(before, posted(channel, "echo: what is wasm?"))
+        .await;
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, &format!("<@{BOT_ID}> and then?"));
+    fake.wait_for(before, posted(channel, "echo: and then?"))
+        .await;
+
+    let asked = ai.asked();
+    assert_eq!(asked.len(), 2);
+    assert_eq!(asked[0].authorization, "Bearer test-key");
+    let messages = &asked[1].body["messages"];
+    assert_eq!(
+        messages[0],
+        json!({ "role": "system", "content": "You are a pirate." })
+    );
+    assert_eq!(
+        messages[1],
+        json!({ "role": "user", "content": "what is wasm?" })
+    );
+    assert_eq!(
+        messages[2],
+        json!({ "role": "assistant", "content": "echo: what is wasm?" })
+    );
+    assert_eq!(
+        messages[3],
+        json!({ "role": "user", "content": "and then?" })
+    );
+    // A mention that names a command is that command.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, &format!("<@{BOT_ID}> ping"));
+    fake.wait_for(before, posted(channel, "pong")).await;
+    assert_eq!(ai.asked().len(), 2);
+    host.stop().await;
+
+    // Outside its allow-list the plugin reaches nothing; the user hears it is unavailable.
+    let denied = ai_plugin("api.openai.com".to_owned());
+    let host = Host::start(&fake, folder.path(), move |config| {
+        config.bot.mention_command = "ai".into();
+        config.plugins.insert("ai-reply".into(), denied);
+    })
+    .await;
+    wait_until("the second host connects", || fake.identifies() == 2).await;
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, &format!("<@{BOT_ID}> are you there?"));
+    let answer = fake.wait_for(before, posted(channel, "unavailable")).await;
+    assert!(
+        answer.content().starts_with("`ai` is unavailable"),
+        "{}",
+        answer.content()
+    );
+    assert_eq!(ai.asked().len(), 2, "no request left the host");
+    host.stop().await;
 }

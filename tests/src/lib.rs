@@ -9,6 +9,7 @@ use std::{
 
 pub mod discord_host;
 pub mod fake_discord;
+pub mod fake_openai;
 
 use wasmbot::config::Config;
 use wasmbot_sdk::build::PluginBuild;
@@ -32,6 +33,7 @@ const PLUGINS: &[&str] = &[
     "storage-probe",
     "storage-broken",
     "load-probe",
+    "ai-reply",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

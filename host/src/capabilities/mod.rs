@@ -5,6 +5,7 @@
 
 pub mod config;
 pub mod counters;
+pub mod http;
 mod log;
 pub mod metrics;
 pub mod queue;
@@ -45,6 +46,8 @@ pub enum Capability {
     Queue,
     /// `wasmbot:plugin/metrics`: the plugin's own metrics, and memory figures.
     Metrics,
+    /// `wasi:http/outgoing-handler`: HTTP requests to the hosts the operator allowed.
+    Http,
 }
 
 impl Capability {
@@ -59,6 +62,7 @@ impl Capability {
         Capability::RateLimit,
         Capability::Queue,
         Capability::Metrics,
+        Capability::Http,
     ];
 
     /// The name used in manifests and in the operator's grants.
@@ -73,6 +77,7 @@ impl Capability {
             Capability::RateLimit => "rate-limit",
             Capability::Queue => "queue",
             Capability::Metrics => "metrics",
+            Capability::Http => "http",
         }
     }
 
@@ -220,6 +225,7 @@ pub(crate) fn check_name(what: &str, value: &str, max: usize) -> Result<(), Stri
 /// Links every capability's interface (and the WASI basics plugins are built against).
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
     bindings::Plugin::add_to_linker::<HostState, HasSelf<HostState>>(linker, |state| state)
 }
 

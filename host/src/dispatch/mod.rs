@@ -153,13 +153,34 @@ impl Dispatcher {
 
     /// The command in `text`, after the guild's prefix or a mention of the bot.
     fn command_in<'t>(&self, text: &'t str, prefix: &str) -> Option<(&'t str, &'t str)> {
-        split_command(text, prefix).or_else(|| {
-            let text = text.trim_start();
-            self.addressed
-                .load()
-                .iter()
-                .find_map(|mention| text.strip_prefix(mention.as_str()))
-                .and_then(|rest| split_command(rest.trim_start(), ""))
+        split_command(text, prefix)
+            .or_else(|| split_command(self.after_mention(text)?.trim_start(), ""))
+    }
+
+    /// What follows a mention of the bot that starts `text`.
+    fn after_mention<'t>(&self, text: &'t str) -> Option<&'t str> {
+        let text = text.trim_start();
+        self.addressed
+            .load()
+            .iter()
+            .find_map(|mention| text.strip_prefix(mention.as_str()))
+    }
+
+    /// The command a message names, with its raw arguments; else, for a message addressed
+    /// to the bot, the operator's `mention_command` with the whole text.
+    fn route<'s, 't>(
+        &self,
+        snapshot: &'s Snapshot,
+        text: &'t str,
+        prefix: &str,
+    ) -> Option<((&'s Arc<Plugin>, &'s CommandSpec), &'t str)> {
+        let named = self
+            .command_in(text, prefix)
+            .and_then(|(name, raw)| Some((snapshot.command(&name.to_lowercase())?, raw)));
+        named.or_else(|| {
+            let rest = self.after_mention(text)?;
+            let command = snapshot.command(&self.bot.mention_command)?;
+            Some((command, rest))
         })
     }
 
@@ -215,10 +236,8 @@ impl Dispatcher {
         let snapshot = self.registry.snapshot();
         match &mut event.kind {
             EventKind::Message(message) => {
-                let Some((name, raw)) = self.command_in(&message.text, &prefix) else {
-                    return self.broadcast(&snapshot, &event, None).await;
-                };
-                let Some((plugin, spec)) = snapshot.command(&name.to_lowercase()) else {
+                let Some(((plugin, spec), raw)) = self.route(&snapshot, &message.text, &prefix)
+                else {
                     return self.broadcast(&snapshot, &event, None).await;
                 };
                 let args = match args::parse(spec, &prefix, raw) {

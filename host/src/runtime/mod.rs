@@ -99,7 +99,7 @@ impl Runtime {
             allowed,
             policy,
             &self.config.runtime,
-            self.wasi.take(),
+            self.wasi.take(&policy.env),
             self.services.clone(),
             stats,
         );

@@ -2,6 +2,7 @@
 //! its CPU clock and what it is allowed to call.
 
 use std::{
+    collections::BTreeMap,
     sync::{Arc, Mutex},
     time::{Duration, Instant},
 };
@@ -13,6 +14,7 @@ use crate::{
     capabilities::{
         Allowed, Capability, Services,
         config::{Document, ScopeKind},
+        http::Outbound,
         metrics::MetricSpec,
         storage::{Limits, Migration},
     },
@@ -53,6 +55,9 @@ pub struct HostState {
     /// Whether this event was told of a metric's label cap in the log already.
     pub(crate) series_capped_noted: bool,
     wasi: Wasi,
+    /// `wasi:http`'s context, and where the plugin may send requests.
+    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
+    pub(crate) outbound: Outbound,
     /// The instance's resources: WASI's, and the queue tickets it holds.
     pub(crate) table: ResourceTable,
     log_lines_left: u32,
@@ -71,6 +76,12 @@ impl HostState {
         stats: Option<Arc<PluginStats>>,
     ) -> Self {
         let queue = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
+        let outbound = Outbound::new(
+            Arc::clone(&plugin),
+            allowed.contains(Capability::Http),
+            &policy.http_allow,
+            policy.wall_budget(),
+        );
         Self {
             plugin,
             allowed,
@@ -86,6 +97,8 @@ impl HostState {
             registrations: None,
             series_capped_noted: false,
             wasi,
+            http: crate::capabilities::http::context(),
+            outbound,
             table: ResourceTable::new(),
             log_lines_left: runtime.max_log_lines,
             log_limit_noted: false,
@@ -150,22 +163,32 @@ impl HostState {
     }
 }
 
-/// A WASI context and the stderr it writes to. No files, no environment, no network: a
-/// plugin reaches the world only through the capabilities it was granted.
+/// A WASI context and the stderr it writes to. No files, no sockets, no environment but
+/// what the operator gave the plugin: it reaches the world only through the capabilities
+/// it was granted (`wasi:http` included).
 pub(crate) struct Wasi {
     ctx: WasiCtx,
     stderr: CappedStderr,
+    /// Whether it holds a plugin's own environment (then it is not shared).
+    own_env: bool,
 }
 
 impl Wasi {
-    fn new() -> Self {
+    fn new(env: &BTreeMap<String, String>) -> Self {
         let stderr = CappedStderr::new(STDERR_BYTES);
-        let ctx = WasiCtx::builder()
+        let mut builder = WasiCtx::builder();
+        builder
             .stderr(stderr.clone())
             .allow_tcp(false)
-            .allow_udp(false)
-            .build();
-        Self { ctx, stderr }
+            .allow_udp(false);
+        for (key, value) in env {
+            builder.env(key, value);
+        }
+        Self {
+            ctx: builder.build(),
+            stderr,
+            own_env: !env.is_empty(),
+        }
     }
 }
 
@@ -187,12 +210,20 @@ impl WasiPool {
         }
     }
 
-    pub(crate) fn take(&self) -> Wasi {
+    /// A context for a plugin with `env`: a plugin with an environment of its own gets a
+    /// fresh one, the others a shared one.
+    pub(crate) fn take(&self, env: &BTreeMap<String, String>) -> Wasi {
+        if !env.is_empty() {
+            return Wasi::new(env);
+        }
         let reused = self.free.lock().unwrap_or_else(|e| e.into_inner()).pop();
-        reused.unwrap_or_else(Wasi::new)
+        reused.unwrap_or_else(|| Wasi::new(env))
     }
 
     pub(crate) fn give(&self, wasi: Wasi) {
+        if wasi.own_env {
+            return;
+        }
         wasi.stderr.clear();
         let mut free = self.free.lock().unwrap_or_else(|e| e.into_inner());
         if free.len() < self.keep {
