@@ -12,7 +12,7 @@ use wasmbot::{
 };
 use wasmbot_tests::{
     discord_host::{Host, discord_config, plugins},
-    fake_discord::{BOT_ID, FakeDiscord, Sent, user_json},
+    fake_discord::{APP_ID, BOT_ID, FakeDiscord, Sent, user_json},
     fake_openai::FakeOpenAi,
     postgres_url, redis_url,
 };
@@ -524,5 +524,39 @@ async fn mentioning_the_bot_asks_the_ai_in_the_guilds_role_with_the_history() {
         answer.content()
     );
     assert_eq!(ai.asked().len(), 2, "no request left the host");
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slash_command_slower_than_discord_waits_is_deferred_then_answered() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["misbehave"]);
+    let host = Host::start(&fake, folder.path(), |config| {
+        let slow = PluginOverride {
+            wall_ms: Some(3_000),
+            ..Default::default()
+        };
+        config.plugins.insert("misbehave".into(), slow);
+    })
+    .await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+    let before = fake.sent_count();
+    let id = fake.slash(guild, channel, user, 0, "nap", json!([]));
+    let callback = format!("/interactions/{id}/token-{id}/callback");
+    let deferral = fake.wait_for(before, |sent| sent.path == callback).await;
+    assert_eq!(
+        deferral.body["type"],
+        json!(5),
+        "told to wait: {:#?}",
+        deferral.body
+    );
+    let original = format!("/webhooks/{APP_ID}/token-{id}/messages/@original");
+    let answer = fake
+        .wait_for(before, |sent| {
+            sent.method == "PATCH" && sent.path == original
+        })
+        .await;
+    assert!(answer.content().contains("`nap`"), "{}", answer.content());
     host.stop().await;
 }

@@ -485,6 +485,18 @@ async fn rest_route(
                 "recipients": [user_json(recipient, false)],
             })
         }
+        ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
+            let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
+            let content = body["content"].as_str().unwrap_or_default();
+            let answer = message_json(id, 0, &bot, content);
+            inner.record(Sent {
+                method: method.to_string(),
+                path: path.to_owned(),
+                body,
+                at: Instant::now(),
+            });
+            return Json(answer).into_response();
+        }
         ("POST", ["channels", channel, "messages"])
         | ("PATCH", ["channels", channel, "messages", _]) => {
             let id = match parts.get(3) {
@@ -662,10 +674,10 @@ async fn session(inner: Arc<Inner>, stream: tokio::net::TcpStream) {
         let mut sessions = lock(&inner.sessions);
         if closed_cleanly {
             sessions.remove(&name);
-        } else if let Some(session) = sessions.get_mut(&name) {
-            if session.live.as_ref().is_some_and(|(live, _)| *live == id) {
-                session.live = None;
-            }
+        } else if let Some(session) = sessions.get_mut(&name)
+            && session.live.as_ref().is_some_and(|(live, _)| *live == id)
+        {
+            session.live = None;
         }
     }
 }

@@ -42,7 +42,7 @@ impl Commands {
             Some(guild) => http.get_guild_commands(guild).await,
             None => http.get_global_commands().await,
         };
-        let current = match current.map(|commands| serde_json::to_value(commands)) {
+        let current = match current.map(serde_json::to_value) {
             Ok(Ok(Value::Array(current))) => current,
             Ok(_) => Vec::new(),
             Err(error) => {

@@ -229,12 +229,10 @@ impl EventHandler for Handler {
             guilds = ready.guilds.len(),
             "ready"
         );
-        if let Some(commands) = &self.commands {
-            if let Some(dispatcher) = self.dispatcher.get() {
-                commands
-                    .sync(&ctx.http, &dispatcher.registry().snapshot())
-                    .await;
-            }
+        if let (Some(commands), Some(dispatcher)) = (&self.commands, self.dispatcher.get()) {
+            commands
+                .sync(&ctx.http, &dispatcher.registry().snapshot())
+                .await;
         }
     }
 
@@ -277,7 +275,7 @@ impl EventHandler for Handler {
                 return;
             }
         };
-        let Some(answer) = self.answers.answer(dispatcher, raw).await else {
+        let Some(answer) = self.answers.respond(dispatcher, raw).await else {
             return;
         };
         if let Err(error) = ctx

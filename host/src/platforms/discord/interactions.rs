@@ -22,6 +22,7 @@ use axum::{
 use ed25519_dalek::{Signature, Verifier, VerifyingKey};
 use serde::Deserialize;
 use serde_json::{Value as Json_, json};
+use serenity::all::{ApplicationId, Http};
 
 use super::wire;
 use crate::{
@@ -51,14 +52,61 @@ pub fn public_key(hex_key: &str) -> Result<VerifyingKey, BadKey> {
     VerifyingKey::from_bytes(&bytes).map_err(|_| BadKey)
 }
 
-/// The outlet of HTTP interactions: it keeps each interaction's replies for its answer,
-/// only while that interaction waits for them (so nothing piles up for other events).
+/// Interactions waiting for their answer: each one's replies are kept for it, only while it
+/// waits (so nothing piles up for other events).
 #[derive(Default)]
 pub struct Answers {
     replies: Mutex<HashMap<String, Vec<Outgoing>>>,
+    /// Where answers that come too late for the response go (Discord's webhook routes,
+    /// which the interaction's token opens); without it, late answers are sent late.
+    followups: Option<Arc<Http>>,
 }
 
 impl Answers {
+    /// Answers that send what comes after [`ANSWER_WITHIN`] through `rest`.
+    pub fn with_followups(rest: Arc<Http>) -> Self {
+        Self {
+            replies: Mutex::default(),
+            followups: Some(rest),
+        }
+    }
+
+    /// The response to give Discord: the answer, when the plugins give it within
+    /// [`ANSWER_WITHIN`] (Discord waits 3 s); else a deferral ("thinking..."), and the answer
+    /// follows through the REST API when it comes. `None` for a kind of interaction the
+    /// host does not handle.
+    pub async fn respond(
+        self: &Arc<Self>,
+        dispatcher: &Arc<Dispatcher>,
+        interaction: RawInteraction,
+    ) -> Option<Json_> {
+        let (kind, token) = (interaction.kind, interaction.token.clone());
+        let application = interaction
+            .application_id
+            .as_deref()
+            .and_then(|id| id.parse().ok());
+        let (answers, dispatcher) = (Arc::clone(self), Arc::clone(dispatcher));
+        let mut work = tokio::spawn(async move { answers.answer(&dispatcher, interaction).await });
+        let Some(rest) = self.followups.clone().filter(|_| !token.is_empty()) else {
+            return work.await.ok().flatten();
+        };
+        match tokio::time::timeout(ANSWER_WITHIN, &mut work).await {
+            Ok(done) => done.ok().flatten(),
+            Err(_) => {
+                tokio::spawn(async move {
+                    if let Ok(Some(answer)) = work.await {
+                        follow_up(&rest, application, &token, kind, &answer["data"]).await;
+                    }
+                });
+                let deferral = match kind {
+                    MESSAGE_COMPONENT => UPDATE_ACK,
+                    _ => DEFERRED_CHANNEL_MESSAGE,
+                };
+                Some(json!({ "type": deferral }))
+            }
+        }
+    }
+
     fn expect(&self, event: &str) {
         let mut replies = self.replies.lock().unwrap_or_else(|e| e.into_inner());
         replies.insert(event.to_owned(), Vec::new());
@@ -113,7 +161,7 @@ async fn receive(
     }
     match endpoint
         .answers
-        .answer(&endpoint.dispatcher, interaction)
+        .respond(&endpoint.dispatcher, interaction)
         .await
     {
         Some(answer) => Json(answer).into_response(),
@@ -125,11 +173,7 @@ impl Answers {
     /// Dispatches an interaction (received over HTTP or the gateway) and returns Discord's
     /// answer to it, built from the replies the plugins made meanwhile; `None` for a kind
     /// of interaction the host does not handle (logged).
-    pub async fn answer(
-        &self,
-        dispatcher: &Dispatcher,
-        interaction: RawInteraction,
-    ) -> Option<Json_> {
+    async fn answer(&self, dispatcher: &Dispatcher, interaction: RawInteraction) -> Option<Json_> {
         let kind = match interaction.kind {
             APPLICATION_COMMAND => command(&interaction),
             MESSAGE_COMPONENT => component(&interaction),
@@ -208,7 +252,43 @@ const APPLICATION_COMMAND: u8 = 2;
 const MESSAGE_COMPONENT: u8 = 3;
 const PONG: u8 = 1;
 const CHANNEL_MESSAGE: u8 = 4;
+const DEFERRED_CHANNEL_MESSAGE: u8 = 5;
 const UPDATE_ACK: u8 = 6;
+
+/// How long an interaction's plugins may take before Discord is told to wait: it drops
+/// interactions not answered within 3 s.
+pub const ANSWER_WITHIN: Duration = Duration::from_millis(2500);
+
+/// Sends a late answer: the deferred command's response is edited into it; a click's
+/// becomes a follow-up message (editing would replace the message clicked). Once more
+/// after a moment if Discord has not taken the deferral yet.
+async fn follow_up(rest: &Http, application: Option<u64>, token: &str, kind: u8, data: &Json_) {
+    if data.is_null() {
+        return;
+    }
+    if let Some(application) = application.filter(|id| *id != 0) {
+        rest.set_application_id(ApplicationId::new(application));
+    }
+    for attempt in 0..2 {
+        let sent = match kind {
+            MESSAGE_COMPONENT => rest.create_followup_message(token, data, Vec::new()).await,
+            _ => {
+                rest.edit_original_interaction_response(token, data, Vec::new())
+                    .await
+            }
+        };
+        match sent {
+            Ok(_) => return,
+            Err(error) if attempt == 1 => {
+                tracing::warn!(
+                    platform = "discord",
+                    "late interaction answer refused: {error}"
+                );
+            }
+            Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
+        }
+    }
+}
 
 /// An interaction as Discord sends it, over HTTP or in the gateway's `INTERACTION_CREATE`.
 #[derive(Deserialize)]
@@ -217,9 +297,10 @@ pub struct RawInteraction {
     kind: u8,
     #[serde(default)]
     id: String,
-    /// The token that answers it through the REST API (gateway interactions).
+    /// The token that answers it through the REST API (gateway interactions, late answers).
     #[serde(default)]
     pub token: String,
+    application_id: Option<String>,
     guild_id: Option<String>,
     #[serde(default)]
     channel_id: String,

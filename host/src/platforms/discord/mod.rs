@@ -120,7 +120,9 @@ impl Discord {
         if config.token.is_empty() && config.public_key.is_empty() {
             return Ok(None);
         }
-        let answers = Arc::new(interactions::Answers::default());
+        // Late answers go to the interaction's webhook routes, which its token opens.
+        let followups = Arc::new(config.http());
+        let answers = Arc::new(interactions::Answers::with_followups(followups));
         if config.token.is_empty() {
             let outlet = Arc::new(DiscordOutlet::new(answers, None, None));
             return Ok(Some(Self {

@@ -47,10 +47,10 @@ impl DiscordOutlet {
     }
 
     async fn carry_out(&self, origin: &Event, action: Action) -> anyhow::Result<()> {
-        if let Action::Reply(message) = &action {
-            if self.answers.reply(&origin.id, message) {
-                return Ok(());
-            }
+        if let Action::Reply(message) = &action
+            && self.answers.reply(&origin.id, message)
+        {
+            return Ok(());
         }
         let rest = self
             .rest
