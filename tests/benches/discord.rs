@@ -13,7 +13,7 @@ use std::{
 
 use wasmbot_tests::{
     config_statements,
-    discord_host::{Host, plugins},
+    discord_host::{Host, measured, plugins},
     fake_discord::FakeDiscord,
     fresh_postgres,
 };
@@ -67,12 +67,7 @@ async fn main() {
     let fake = FakeDiscord::start().await;
     let folder = plugins(&["ping"]);
     let database = fresh_postgres("discord_bench").await;
-    let url = database.clone();
-    let host = Host::start(&fake, folder.path(), move |config| {
-        config.database.url = url;
-        config.rate_limits.enabled = false;
-    })
-    .await;
+    let host = Host::start(&fake, folder.path(), measured(database.clone())).await;
     fake.wait_connected(1).await;
     let guilds: Vec<u64> = (0..100).map(|_| fake.id()).collect();
     let channel = fake.id();

@@ -11,7 +11,7 @@ use wasmbot::{
     runtime::{Registry, Runtime},
 };
 use wasmbot_tests::{
-    discord_host::{Host, discord_config, plugins},
+    discord_host::{Host, discord_config, measured, plugins},
     fake_discord::{APP_ID, BOT_ID, FakeDiscord, Sent, user_json},
     fake_openai::FakeOpenAi,
     postgres_url, redis_url,
@@ -66,6 +66,27 @@ async fn ping_over_the_gateway_answers_pong_as_a_reply() {
         fake.message(guild, channel, user, &format!("{mention} ping"));
         fake.wait_for(before, posted(channel, "pong")).await;
     }
+
+    // Buttons and reactions go out with the reply; a click comes back to the plugin.
+    let before = fake.sent_count();
+    let rolled = fake.message(guild, channel, user, "!roll 2 6");
+    let roll = fake.wait_for(before, posted(channel, "2d6")).await;
+    let button = &roll.body["components"][0]["components"][0];
+    assert_eq!(
+        button["custom_id"],
+        json!("dice/again:2:6"),
+        "{:#?}",
+        roll.body
+    );
+    let reaction = format!("/messages/{rolled}/reactions/");
+    fake.wait_for(before, |s| s.method == "PUT" && s.path.contains(&reaction))
+        .await;
+    let before = fake.sent_count();
+    let click = fake.click(guild, channel, user, fake.id(), "dice/again:2:6");
+    let callback = format!("/interactions/{click}/token-{click}/callback");
+    let answer = fake.wait_for(before, |s| s.path == callback).await;
+    let text = answer.body["data"]["content"].as_str().unwrap_or_default();
+    assert!(text.starts_with("2d6"), "{:#?}", answer.body);
 
     // Wrong argument types get the usage, not a crash; the bot goes on.
     let before = fake.sent_count();
@@ -407,13 +428,7 @@ async fn ten_thousand_messages_in_a_hundred_guilds_make_at_most_a_hundred_config
     let fake = FakeDiscord::start().await;
     let folder = plugins(&["ping"]);
     let database = wasmbot_tests::fresh_postgres("discord_queries").await;
-    let url = database.clone();
-    let host = Host::start(&fake, folder.path(), move |config| {
-        config.database.url = url;
-        // Limits are not what this measures: 10 000 messages in seconds would trip them.
-        config.rate_limits.enabled = false;
-    })
-    .await;
+    let host = Host::start(&fake, folder.path(), measured(database.clone())).await;
     fake.wait_connected(1).await;
     let guilds: Vec<u64> = (0..100).map(|_| fake.id()).collect();
     let channel = fake.id();

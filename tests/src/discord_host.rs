@@ -80,3 +80,13 @@ pub fn plugins(names: &[&str]) -> tempfile::TempDir {
     install(folder.path(), names);
     folder
 }
+
+/// The settings of a measured run: its own Postgres database (`url`), whose statistics
+/// count the config store's statements, and no rate limits (thousands of messages in
+/// seconds would trip them; they are not what is measured).
+pub fn measured(url: String) -> impl FnOnce(&mut Config) {
+    move |config| {
+        config.database.url = url;
+        config.rate_limits.enabled = false;
+    }
+}

@@ -273,10 +273,30 @@ impl FakeDiscord {
         options: Value,
     ) -> u64 {
         let id = self.id();
-        let data = json!({
+        let mut data = self.interaction(id, guild, channel, user, permissions);
+        data["type"] = json!(2);
+        data["data"] =
+            json!({ "id": self.id().to_string(), "name": name, "type": 1, "options": options });
+        self.dispatch("INTERACTION_CREATE", Some(guild), data);
+        id
+    }
+
+    /// A click on the button `custom_id` of the bot's message `message`, as
+    /// `INTERACTION_CREATE`; returns the interaction's id.
+    pub fn click(&self, guild: u64, channel: u64, user: u64, message: u64, custom_id: &str) -> u64 {
+        let id = self.id();
+        let mut data = self.interaction(id, guild, channel, user, 0);
+        data["type"] = json!(3);
+        data["data"] = json!({ "custom_id": custom_id, "component_type": 2 });
+        data["message"] = message_json(message, channel, &user_json(BOT_ID, true), "");
+        self.dispatch("INTERACTION_CREATE", Some(guild), data);
+        id
+    }
+
+    fn interaction(&self, id: u64, guild: u64, channel: u64, user: u64, permissions: u64) -> Value {
+        json!({
             "id": id.to_string(),
             "application_id": APP_ID.to_string(),
-            "type": 2,
             "token": format!("token-{id}"),
             "version": 1,
             "guild_id": guild.to_string(),
@@ -288,16 +308,13 @@ impl FakeDiscord {
                 "deaf": false, "mute": false, "flags": 0,
                 "permissions": permissions.to_string(),
             },
-            "data": { "id": self.id().to_string(), "name": name, "type": 1, "options": options },
             "locale": "en-US",
             "guild_locale": "en-US",
             "app_permissions": "0",
             "entitlements": [],
             "authorizing_integration_owners": {},
             "attachment_size_limit": 10_485_760,
-        });
-        self.dispatch("INTERACTION_CREATE", Some(guild), data);
-        id
+        })
     }
 
     /// Closes every gateway connection abruptly, as a network failure would.
@@ -485,25 +502,19 @@ async fn rest_route(
                 "recipients": [user_json(recipient, false)],
             })
         }
-        ("PATCH", ["webhooks", _, _, "messages", "@original"]) | ("POST", ["webhooks", _, _]) => {
-            let id = inner.next_id.fetch_add(1, Ordering::Relaxed);
-            let content = body["content"].as_str().unwrap_or_default();
-            let answer = message_json(id, 0, &bot, content);
-            inner.record(Sent {
-                method: method.to_string(),
-                path: path.to_owned(),
-                body,
-                at: Instant::now(),
-            });
-            return Json(answer).into_response();
-        }
-        ("POST", ["channels", channel, "messages"])
-        | ("PATCH", ["channels", channel, "messages", _]) => {
-            let id = match parts.get(3) {
-                Some(id) => id.parse().unwrap_or(0),
-                None => inner.next_id.fetch_add(1, Ordering::Relaxed),
+        // Messages the bot posts or edits, in channels or as interaction answers.
+        ("POST", ["channels", _, "messages"])
+        | ("PATCH", ["channels", _, "messages", _])
+        | ("PATCH", ["webhooks", _, _, "messages", "@original"])
+        | ("POST", ["webhooks", _, _]) => {
+            let id = match parts.as_slice() {
+                ["channels", _, "messages", id] => id.parse().unwrap_or(0),
+                _ => inner.next_id.fetch_add(1, Ordering::Relaxed),
             };
-            let channel = channel.parse().unwrap_or(0);
+            let channel = match parts.as_slice() {
+                ["channels", channel, ..] => channel.parse().unwrap_or(0),
+                _ => 0,
+            };
             let content = body["content"].as_str().unwrap_or_default();
             let answer = message_json(id, channel, &bot, content);
             inner.record(Sent {
@@ -623,6 +634,7 @@ async fn session(inner: Arc<Inner>, stream: tokio::net::TcpStream) {
                     // A client that closes ends its session: it cannot be resumed.
                     Frame::Close(_) => {
                         closed_cleanly = true;
+                        let _ = out.send(Frame::Close(None)).await;
                         break;
                     }
                     _ => continue,

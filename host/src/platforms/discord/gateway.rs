@@ -175,7 +175,8 @@ impl Gateway {
         }
         let (first, last, total) = (*self.shards.start(), *self.shards.end(), self.total);
         tasks.push(tokio::spawn(async move {
-            // serenity's range is inclusive of its end, as in `first..last`.
+            // serenity reads `first..last` as including `last`. When every shard has
+            // failed for good (intents the portal has not enabled, say), it returns.
             if let Err(error) = self.client.start_shard_range(first..last, total).await {
                 tracing::error!(platform = "discord", "gateway stopped: {error}");
             }

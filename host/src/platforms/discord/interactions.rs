@@ -295,18 +295,18 @@ async fn follow_up(rest: &Http, application: Option<u64>, token: &str, kind: u8,
 pub struct RawInteraction {
     #[serde(rename = "type")]
     kind: u8,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     id: String,
     /// The token that answers it through the REST API (gateway interactions, late answers).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     pub token: String,
     application_id: Option<String>,
     guild_id: Option<String>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     channel_id: String,
     member: Option<RawMember>,
     user: Option<RawUser>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     data: RawData,
     message: Option<RawMessage>,
 }
@@ -314,7 +314,7 @@ pub struct RawInteraction {
 #[derive(Deserialize)]
 struct RawMember {
     user: RawUser,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     roles: Vec<String>,
     /// The member's permissions in the channel, as a decimal bitfield.
     permissions: Option<String>,
@@ -323,21 +323,21 @@ struct RawMember {
 #[derive(Deserialize, Clone)]
 struct RawUser {
     id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     username: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     bot: bool,
 }
 
 #[derive(Deserialize, Default)]
 struct RawData {
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     name: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     options: Vec<RawOption>,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     custom_id: String,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     values: Vec<String>,
 }
 
@@ -346,13 +346,22 @@ struct RawOption {
     name: String,
     #[serde(rename = "type")]
     kind: u8,
-    #[serde(default)]
+    #[serde(default, deserialize_with = "null_as_default")]
     value: Json_,
 }
 
 #[derive(Deserialize)]
 struct RawMessage {
     id: String,
+}
+
+/// Discord (and serenity, writing interactions back) sends `null` for some empty fields.
+fn null_as_default<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Default + Deserialize<'de>,
+{
+    Ok(Option::<T>::deserialize(deserializer)?.unwrap_or_default())
 }
 
 fn command(interaction: &RawInteraction) -> EventKind {
