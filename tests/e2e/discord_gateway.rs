@@ -575,3 +575,37 @@ async fn a_slash_command_slower_than_discord_waits_is_deferred_then_answered() {
     assert!(answer.content().contains("`nap`"), "{}", answer.content());
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prefix_commands_that_need_permissions_are_checked_against_the_guilds_roles() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["settings"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, owner, user) = (fake.id(), fake.id(), fake.id(), fake.id());
+    let (managers, fans) = (fake.id(), fake.id());
+    fake.guild_create(
+        guild,
+        owner,
+        &[(managers, MANAGE_GUILD), (fans, 0)],
+        channel,
+    );
+    let author = user_json(user, false);
+    let said = |text: &'static str| posted(channel, text);
+
+    let before = fake.sent_count();
+    fake.message_from(guild, channel, &author, &[fans], "!prefix ?");
+    fake.wait_for(before, said("not allowed")).await;
+    let before = fake.sent_count();
+    fake.message_from(guild, channel, &author, &[fans, managers], "!prefix ?");
+    fake.wait_for(before, said("now start with `?`")).await;
+    // The owner holds every permission, roles or not.
+    let before = fake.sent_count();
+    fake.message_from(guild, channel, &user_json(owner, false), &[], "?prefix !");
+    fake.wait_for(before, said("now start with `!`")).await;
+    // A guild Discord has not described: nothing is known, so refused.
+    let before = fake.sent_count();
+    fake.message_from(fake.id(), channel, &author, &[managers], "!prefix ?");
+    fake.wait_for(before, said("not allowed")).await;
+    host.stop().await;
+}

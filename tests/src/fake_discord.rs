@@ -281,6 +281,13 @@ impl FakeDiscord {
         id
     }
 
+    /// `GUILD_CREATE` for a guild owned by `owner`, with roles `(id, permissions)` besides
+    /// @everyone (which holds none) and one text channel.
+    pub fn guild_create(&self, guild: u64, owner: u64, roles: &[(u64, u64)], channel: u64) {
+        let data = guild_json(guild, owner, roles, channel);
+        self.dispatch("GUILD_CREATE", Some(guild), data);
+    }
+
     /// A click on the button `custom_id` of the bot's message `message`, as
     /// `INTERACTION_CREATE`; returns the interaction's id.
     pub fn click(&self, guild: u64, channel: u64, user: u64, message: u64, custom_id: &str) -> u64 {
@@ -419,6 +426,54 @@ impl Inner {
 /// Discord's shard formula; direct messages go to shard 0.
 fn shard_of(guild: u64, total: u64) -> u64 {
     (guild >> 22) % total.max(1)
+}
+
+/// A guild object with its roles and one channel.
+pub fn guild_json(guild: u64, owner: u64, roles: &[(u64, u64)], channel: u64) -> Value {
+    let role = |id: u64, name: &str, permissions: u64| {
+        json!({
+            "id": id.to_string(), "name": name, "color": 0, "hoist": false, "icon": null,
+            "colors": { "primary_color": 0, "secondary_color": null, "tertiary_color": null },
+            "unicode_emoji": null, "position": 0, "permissions": permissions.to_string(),
+            "managed": false, "mentionable": false, "flags": 0,
+        })
+    };
+    let mut all = vec![role(guild, "@everyone", 0)];
+    all.extend(
+        roles
+            .iter()
+            .map(|(id, permissions)| role(*id, "role", *permissions)),
+    );
+    let channel = json!({
+        "id": channel.to_string(), "type": 0, "guild_id": guild.to_string(),
+        "position": 0, "permission_overwrites": [], "name": "general", "topic": null,
+        "nsfw": false, "last_message_id": null, "rate_limit_per_user": 0,
+        "parent_id": null, "flags": 0,
+    });
+    let mut data = json!({
+        "id": guild.to_string(), "name": "guild", "icon": null, "icon_hash": null,
+        "splash": null, "discovery_splash": null, "owner_id": owner.to_string(),
+        "afk_channel_id": null, "afk_timeout": 300, "widget_enabled": false,
+        "widget_channel_id": null, "verification_level": 0,
+        "default_message_notifications": 0, "explicit_content_filter": 0, "roles": all,
+        "emojis": [], "features": [], "mfa_level": 0, "application_id": null,
+        "system_channel_id": null, "system_channel_flags": 0, "rules_channel_id": null,
+        "max_presences": null, "max_members": 1000, "vanity_url_code": null,
+        "description": null, "banner": null, "premium_tier": 0,
+    });
+    let rest = json!({
+        "premium_subscription_count": 0, "preferred_locale": "en-US",
+        "public_updates_channel_id": null, "max_video_channel_users": 25,
+        "max_stage_video_channel_users": 50, "nsfw_level": 0, "stickers": [],
+        "premium_progress_bar_enabled": false, "safety_alerts_channel_id": null,
+        "joined_at": timestamp(0), "large": false, "unavailable": false, "member_count": 1,
+        "voice_states": [], "members": [], "threads": [], "presences": [],
+        "stage_instances": [], "guild_scheduled_events": [], "channels": [channel],
+    });
+    if let (Some(data), Value::Object(rest)) = (data.as_object_mut(), rest) {
+        data.extend(rest);
+    }
+    data
 }
 
 /// A user object.

@@ -17,12 +17,13 @@ use serenity::{
         User as DiscordUser,
     },
     async_trait,
+    cache::{Cache, Settings as CacheSettings},
     model::{application::Interaction as DiscordInteraction, channel::Reaction as DiscordReaction},
 };
 
 use super::{DiscordConfig, commands::Commands, interactions::Answers};
 use crate::{
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, permissions::Permissions},
     runtime::{
         Registry,
         bindings::types::{
@@ -138,8 +139,13 @@ impl Gateway {
             bot: me.id.to_string(),
             commands: (*shards.start() == 0).then(|| Arc::new(Commands::new(commands_guild))),
         });
+        // Guilds, their roles and channels, for permissions: no messages, no users.
+        let mut cache = CacheSettings::default();
+        cache.max_messages = 0;
+        cache.cache_users = false;
         // One REST client (and rate limiter) for the gateway's needs and the actions.
         let client = serenity::all::ClientBuilder::new_with_http(http, intents)
+            .cache_settings(cache)
             .event_handler_arc(Arc::clone(&handler))
             .await
             .context("building the Discord client")?;
@@ -246,8 +252,14 @@ impl EventHandler for Handler {
         self.connection.set(update.shard_id.0, up);
     }
 
-    async fn message(&self, _: Context, message: DiscordMessage) {
-        self.dispatch(message_event(&message)).await;
+    async fn message(&self, ctx: Context, message: DiscordMessage) {
+        let Some(dispatcher) = self.dispatcher.get() else {
+            return;
+        };
+        let permissions = permissions(&ctx.cache, &message);
+        dispatcher
+            .dispatch_with(message_event(&message), permissions)
+            .await;
     }
 
     async fn interaction_create(&self, ctx: Context, interaction: DiscordInteraction) {
@@ -321,6 +333,22 @@ impl EventHandler for Handler {
         let event = member_event(&guild, &user, Vec::new(), EventKind::MemberLeft);
         self.dispatch(event).await;
     }
+}
+
+/// What the author may do in the message's channel, from the guild's roles, owner and the
+/// channel's overwrites as the cache holds them (from `GUILD_CREATE` and its updates);
+/// `None` where it cannot tell (a direct message, a guild not cached yet): commands that
+/// need permissions are then refused.
+fn permissions(cache: &Cache, message: &DiscordMessage) -> Option<Permissions> {
+    let guild = cache.guild(message.guild_id?)?;
+    let member = message.member.as_deref()?;
+    let channel = guild.channels.get(&message.channel_id).or_else(|| {
+        // A thread takes its parent channel's overwrites.
+        let thread = guild.threads.iter().find(|t| t.id == message.channel_id)?;
+        guild.channels.get(&thread.parent_id?)
+    })?;
+    let held = guild.partial_member_permissions_in(channel, message.author.id, member);
+    Some(Permissions(held.bits()))
 }
 
 /// A Discord message as a normalized message event; webhooks count as bots.
