@@ -254,3 +254,39 @@ fn sigterm_under_load_loses_nothing() {
         });
     assert_eq!(total, 5 * pongs as i64, "{pongs} answered events");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_discord_refuses_is_a_clear_error_and_a_failing_exit() {
+    // Discord's answer to a bad token, from a stand-in of its REST API.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let refuse = axum::Router::new().fallback(|| async {
+        (
+            axum::http::StatusCode::UNAUTHORIZED,
+            axum::Json(serde_json::json!({ "message": "401: Unauthorized", "code": 0 })),
+        )
+    });
+    let server = tokio::spawn(async move { axum::serve(listener, refuse).await });
+    let folder = tempfile::tempdir().unwrap();
+    let dir = folder.path().to_owned();
+    let run = move || {
+        Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+            .arg("--plugins-dir")
+            .arg(&dir)
+            .env("DISCORD_TOKEN", "not-a-token")
+            .env("WASMBOT_DISCORD__API_URL", &api)
+            .env("WASMBOT_ADMIN__LISTEN", "127.0.0.1:0")
+            .env(
+                "WASMBOT_DATABASE__URL",
+                format!("sqlite://{}/bot.db?mode=rwc", dir.display()),
+            )
+            .env_remove("DATABASE_URL")
+            .stdin(Stdio::null())
+            .output()
+    };
+    let output = tokio::task::spawn_blocking(run).await.unwrap().unwrap();
+    server.abort();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("Discord refused the bot token"), "{stderr}");
+}
