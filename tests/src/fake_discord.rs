@@ -373,17 +373,27 @@ impl FakeDiscord {
         }
     }
 
-    /// Waits (at most `within`) until `count` requests match `wanted`; how many did.
+    /// Waits until `count` requests match `wanted`, or none more came for `stalled` (a slow
+    /// machine is not a lost message); how many did.
     pub async fn wait_count(
         &self,
         count: usize,
-        within: Duration,
+        stalled: Duration,
         wanted: impl Fn(&Sent) -> bool,
     ) -> usize {
-        let deadline = Instant::now() + within;
+        let (mut scanned, mut seen) = (0, 0);
+        let mut deadline = Instant::now() + stalled;
         loop {
             let notified = self.inner.sent_signal.notified();
-            let seen = lock(&self.inner.sent).iter().filter(|s| wanted(s)).count();
+            let before = seen;
+            {
+                let sent = lock(&self.inner.sent);
+                seen += sent[scanned..].iter().filter(|s| wanted(s)).count();
+                scanned = sent.len();
+            }
+            if seen > before {
+                deadline = Instant::now() + stalled;
+            }
             let left = deadline.saturating_duration_since(Instant::now());
             if seen >= count || left.is_zero() {
                 return seen;
