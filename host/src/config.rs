@@ -24,7 +24,7 @@ use crate::{
     },
     db::DatabaseConfig,
     http::AdminConfig,
-    platforms::discord::DiscordConfig,
+    platforms::{discord::DiscordConfig, whatsapp::WhatsAppConfig},
     telemetry::memory::MemoryConfig,
 };
 
@@ -56,6 +56,8 @@ pub struct Config {
     pub metrics: MetricsConfig,
     /// Discord.
     pub discord: DiscordConfig,
+    /// WhatsApp (Cloud API).
+    pub whatsapp: WhatsAppConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
@@ -307,6 +309,7 @@ impl Config {
         if let Ok(token) = std::env::var("DISCORD_TOKEN") {
             config.discord.token = token;
         }
+        config.whatsapp.read_env();
         if let Ok(limit) = std::env::var("MEMORY_LIMIT") {
             config.memory.limit = limit;
         }
@@ -377,6 +380,7 @@ impl Config {
         );
         self.rate_limits.validate()?;
         self.discord.validate()?;
+        self.whatsapp.validate()?;
         self.memory.validate()?;
         anyhow::ensure!(
             self.metrics.max_series >= 1,

@@ -18,6 +18,7 @@ use wasmbot::{
     platforms::{
         console::{self, ConsoleOutlet},
         discord::{Discord, interactions},
+        whatsapp::WhatsApp,
     },
     runtime::{Registry, Runtime, watch},
 };
@@ -139,6 +140,10 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     if let Some(discord) = &discord {
         dispatcher = dispatcher.with_outlet(discord.outlet.clone());
     }
+    let whatsapp = WhatsApp::prepare(&config.whatsapp, store.database())?;
+    if let Some(whatsapp) = &whatsapp {
+        dispatcher = dispatcher.with_outlet(whatsapp.outlet.clone());
+    }
     let dispatcher = Arc::new(dispatcher);
     if config.admin.token.is_empty() {
         tracing::info!("admin API closed: set admin.token to open it");
@@ -152,6 +157,10 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
         let answers = Arc::clone(discord.outlet.answers());
         router = router.merge(interactions::router(Arc::clone(&dispatcher), answers, key));
         tracing::info!("Discord interactions accepted at POST /discord/interactions");
+    }
+    if let Some(whatsapp) = &whatsapp {
+        router = router.merge(whatsapp.router());
+        tracing::info!("WhatsApp webhooks accepted at GET and POST /whatsapp/webhook");
     }
     let listen = config.admin.listen;
     let http = tokio::spawn(async move {
@@ -167,9 +176,10 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let gateway = discord
         .and_then(|discord| discord.gateway)
         .map(|gateway| gateway.start(Arc::clone(&dispatcher)));
-    // With a gateway the bot is a service: stdin may be closed, and its end is no reason to
-    // stop. Without one, the console is the platform.
-    let result = if gateway.is_some() {
+    let whatsapp = whatsapp.map(|whatsapp| whatsapp.start(Arc::clone(&dispatcher)));
+    // With a platform connected the bot is a service: stdin may be closed, and its end is
+    // no reason to stop. Without one, the console is the platform.
+    let result = if gateway.is_some() || whatsapp.is_some() {
         stop.await;
         Ok(())
     } else {
@@ -187,6 +197,9 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     // Whatever the way out: no new events, those in flight finish, pending writes are
     // written, the pool is closed.
     let grace = std::time::Duration::from_millis(config.runtime.shutdown_grace_ms);
+    if let Some(whatsapp) = whatsapp {
+        whatsapp.stop(grace).await;
+    }
     let unfinished = dispatcher.drain(grace).await;
     if unfinished > 0 {
         tracing::warn!(unfinished, ?grace, "stopping with events still running");

@@ -16,3 +16,4 @@ mod reload;
 mod sandbox;
 mod state;
 mod storage;
+mod whatsapp;

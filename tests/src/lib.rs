@@ -10,6 +10,8 @@ use std::{
 pub mod discord_host;
 pub mod fake_discord;
 pub mod fake_openai;
+pub mod fake_whatsapp;
+pub mod whatsapp_host;
 
 use wasmbot::config::Config;
 use wasmbot_sdk::build::PluginBuild;

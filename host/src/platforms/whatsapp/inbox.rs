@@ -1,0 +1,507 @@
+//! The durable inbox: a webhook's items are written here before Meta gets its 200, so an
+//! item acknowledged is never lost, and only an item not seen before is written, so Meta's
+//! redeliveries (for days) are processed once. Workers process them, one user's always on
+//! the same worker and in order; the host that wrote an item claims it for a while, and
+//! items whose claim ran out (their host stopped or crashed) are taken up by any host.
+//!
+//! The de-duplication is the inbox's own primary key, in the same statement that makes the
+//! item durable: Redis would add a round trip, and a crash between the two would lose
+//! a message or process it twice.
+
+use std::{
+    hash::{Hash, Hasher},
+    sync::{
+        Arc,
+        atomic::{AtomicBool, Ordering},
+    },
+    time::Duration,
+};
+
+use arc_swap::ArcSwapOption;
+use moka::future::Cache;
+use sqlx::AssertSqlSafe;
+use tokio::sync::mpsc;
+
+use super::{
+    WhatsAppConfig,
+    payload::{Item, ItemBody, Status},
+};
+use crate::{
+    db::{Database, DbError, now_ms},
+    dispatch::Dispatcher,
+};
+
+/// Items waiting for one worker; past it, an item waits in the table for the rescan.
+const LANE_DEPTH: usize = 1024;
+/// Rows one rescan takes.
+const RESCAN_BATCH: i64 = 500;
+/// How often processed items past the de-duplication window are deleted.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
+/// An item on its way to a worker.
+struct Pending {
+    key: String,
+    item: Item,
+}
+
+/// The inbox of one host.
+pub struct Inbox {
+    db: Database,
+    claim: Duration,
+    dedupe: Duration,
+    workers: usize,
+    lanes: ArcSwapOption<Vec<mpsc::Sender<Pending>>>,
+    /// This host's name in claims.
+    host: String,
+    stopping: AtomicBool,
+    /// Each user's last message (for the 24-hour window), as this host saw it.
+    last_message: Cache<String, (String, i64)>,
+}
+
+/// The last message a user sent to one of the bot's numbers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastMessage {
+    /// The business number it reached.
+    pub phone_id: String,
+    /// When Meta received it, in milliseconds since the Unix epoch.
+    pub at_ms: i64,
+}
+
+impl Inbox {
+    /// The inbox in `db`, with the claim and de-duplication times of `config`.
+    pub fn new(db: Database, config: &WhatsAppConfig) -> Self {
+        Self {
+            db,
+            claim: Duration::from_secs(config.claim_s.max(1)),
+            dedupe: Duration::from_secs(config.dedupe_hours * 3600),
+            workers: config.workers.max(1),
+            lanes: ArcSwapOption::empty(),
+            host: format!("{}-{}", std::process::id(), now_ms()),
+            stopping: AtomicBool::new(false),
+            last_message: Cache::builder()
+                .max_capacity(100_000)
+                .time_to_live(config.window())
+                .build(),
+        }
+    }
+
+    /// Writes the items not seen before, in one statement, and hands them to the workers;
+    /// returns how many were new. When this fails nothing was written: the caller answers
+    /// Meta with an error so it delivers again.
+    pub async fn accept(&self, mut items: Vec<Item>) -> Result<usize, DbError> {
+        // One delivery may carry an item twice; the statement would return it once.
+        let mut seen = std::collections::HashSet::new();
+        items.retain(|item| seen.insert(item.key()));
+        let lanes = self.lanes.load_full();
+        let now = now_ms();
+        let claimed_until = match lanes {
+            Some(_) => now + self.claim.as_millis() as i64,
+            None => 0,
+        };
+        let mut fresh = 0;
+        for chunk in items.chunks(500) {
+            let rows = chunk
+                .iter()
+                .map(|item| {
+                    let payload = serde_json::to_string(item).unwrap_or_default();
+                    (item.key(), payload, item)
+                })
+                .collect::<Vec<_>>();
+            let sql = insert_sql(rows.len());
+            let keys: Vec<String> = self
+                .db
+                .run("whatsapp inbox write", || {
+                    let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.clone()));
+                    for (key, payload, item) in &rows {
+                        query = query
+                            .bind(key)
+                            .bind(&item.phone_id)
+                            .bind(item.user())
+                            .bind(i64::from(item.is_message()))
+                            .bind(payload)
+                            .bind(now)
+                            .bind(claimed_until)
+                            .bind(&self.host);
+                    }
+                    query.fetch_all(self.db.pool())
+                })
+                .await?;
+            fresh += keys.len();
+            for (key, _, item) in rows {
+                if keys.contains(&key) {
+                    self.hand_over(Pending {
+                        key,
+                        item: item.clone(),
+                    })
+                    .await;
+                }
+            }
+        }
+        Ok(fresh)
+    }
+
+    /// Gives a fresh item to its worker; with none running, or its lane full, releases it
+    /// for the rescan.
+    async fn hand_over(&self, pending: Pending) {
+        let lanes = self.lanes.load();
+        let sent = match lanes.as_deref() {
+            Some(lanes) => {
+                let lane = &lanes[lane_of(pending.item.user(), lanes.len())];
+                lane.try_send(pending).map_err(|error| match error {
+                    mpsc::error::TrySendError::Full(p) | mpsc::error::TrySendError::Closed(p) => p,
+                })
+            }
+            None => Err(pending),
+        };
+        if let Err(pending) = sent {
+            self.release(&pending.key).await;
+        }
+    }
+
+    /// Frees an item for any host's rescan.
+    async fn release(&self, key: &str) {
+        let released = self
+            .db
+            .run("whatsapp inbox release", || {
+                sqlx::query(
+                    "UPDATE whatsapp_inbox SET claimed_until = 0 WHERE item_key = $1 AND done_ms = 0",
+                )
+                .bind(key)
+                .execute(self.db.pool())
+            })
+            .await;
+        if let Err(error) = released {
+            tracing::warn!(
+                item = key,
+                "whatsapp item stays claimed until its claim runs out: {error}"
+            );
+        }
+    }
+
+    /// The database the inbox is in.
+    pub fn database(&self) -> &Database {
+        &self.db
+    }
+
+    /// Items not processed yet, received or not (for tests and `/readyz`-style checks).
+    pub async fn pending(&self) -> Result<i64, DbError> {
+        self.db
+            .run("whatsapp inbox count", || {
+                sqlx::query_scalar::<_, i64>(
+                    "SELECT COUNT(*) FROM whatsapp_inbox WHERE done_ms = 0",
+                )
+                .fetch_one(self.db.pool())
+            })
+            .await
+    }
+
+    /// The user's last message to the bot: this host's memory of it, else the inbox's.
+    pub async fn last_message(&self, user: &str) -> Result<Option<LastMessage>, DbError> {
+        if let Some((phone_id, at_ms)) = self.last_message.get(user).await {
+            return Ok(Some(LastMessage { phone_id, at_ms }));
+        }
+        let row = self
+            .db
+            .run("whatsapp last message", || {
+                sqlx::query_as::<_, (String, i64)>(
+                    "SELECT phone_id, received_ms FROM whatsapp_inbox \
+                     WHERE user_id = $1 AND is_message = 1 ORDER BY received_ms DESC LIMIT 1",
+                )
+                .bind(user)
+                .fetch_optional(self.db.pool())
+            })
+            .await?;
+        Ok(row.map(|(phone_id, at_ms)| LastMessage { phone_id, at_ms }))
+    }
+
+    /// Starts the workers and the rescan (which first takes up what earlier hosts left).
+    pub fn start(self: &Arc<Self>, dispatcher: Arc<Dispatcher>) -> Workers {
+        let mut lanes = Vec::new();
+        let mut tasks = Vec::new();
+        for _ in 0..self.workers {
+            let (send, mut receive) = mpsc::channel::<Pending>(LANE_DEPTH);
+            lanes.push(send);
+            let (inbox, dispatcher) = (Arc::clone(self), Arc::clone(&dispatcher));
+            tasks.push(tokio::spawn(async move {
+                while let Some(pending) = receive.recv().await {
+                    // Stopping: what waits is released for the next host, not started.
+                    if !inbox.stopping.load(Ordering::Relaxed) {
+                        inbox.process(&dispatcher, pending).await;
+                    }
+                }
+            }));
+        }
+        self.lanes.store(Some(Arc::new(lanes)));
+        let inbox = Arc::clone(self);
+        let rescan = tokio::spawn(async move { inbox.rescan_forever().await });
+        Workers {
+            inbox: Arc::clone(self),
+            tasks,
+            rescan,
+        }
+    }
+
+    /// Processes one item: its event through the dispatcher, then marks it done. An item
+    /// that is not an event (a status the host does not know) is only recorded.
+    async fn process(&self, dispatcher: &Dispatcher, pending: Pending) {
+        let Pending { key, item } = pending;
+        let now = now_ms();
+        let event = item.event(now as u64);
+        match &item.body {
+            ItemBody::Message { message, .. } => {
+                let at = event.as_ref().map_or(now, |e| e.timestamp_ms as i64);
+                self.note_message(&message.from, &item.phone_id, at).await;
+            }
+            ItemBody::Status(status) => {
+                if let Err(error) = self.record(status).await {
+                    tracing::warn!(message = %status.id, "whatsapp status not recorded: {error}");
+                }
+            }
+        }
+        match event {
+            Some(event) => {
+                dispatcher.dispatch(event).await;
+            }
+            None => {
+                tracing::debug!(item = %key, "whatsapp status of an unknown kind recorded only")
+            }
+        }
+        let done = self
+            .db
+            .run("whatsapp inbox done", || {
+                sqlx::query(
+                    "UPDATE whatsapp_inbox SET done_ms = $1, payload = NULL, claimed_until = 0 \
+                     WHERE item_key = $2",
+                )
+                .bind(now_ms())
+                .bind(&key)
+                .execute(self.db.pool())
+            })
+            .await;
+        if let Err(error) = done {
+            tracing::warn!(item = %key, "whatsapp item processed but not marked done (it may run again): {error}");
+        }
+    }
+
+    async fn note_message(&self, user: &str, phone_id: &str, at_ms: i64) {
+        let newer = self
+            .last_message
+            .get(user)
+            .await
+            .is_none_or(|(_, known)| known <= at_ms);
+        if newer {
+            self.last_message
+                .insert(user.to_owned(), (phone_id.to_owned(), at_ms))
+                .await;
+        }
+    }
+
+    /// Keeps the message's furthest delivery state (reports may come out of order).
+    async fn record(&self, status: &Status) -> Result<(), DbError> {
+        let rank = match status.status.as_str() {
+            "sent" => 1,
+            "delivered" => 2,
+            "read" => 3,
+            "failed" => 4,
+            _ => 0,
+        };
+        let reason = status.reason();
+        self.db
+            .run("whatsapp status", || {
+                sqlx::query(
+                    "INSERT INTO whatsapp_statuses (message_id, recipient, state, rank, reason, updated_ms) \
+                     VALUES ($1, $2, $3, $4, $5, $6) \
+                     ON CONFLICT (message_id) DO UPDATE SET state = excluded.state, \
+                     rank = excluded.rank, reason = excluded.reason, updated_ms = excluded.updated_ms \
+                     WHERE whatsapp_statuses.rank < excluded.rank",
+                )
+                .bind(&status.id)
+                .bind(&status.recipient_id)
+                .bind(&status.status)
+                .bind(rank)
+                .bind(&reason)
+                .bind(now_ms())
+                .execute(self.db.pool())
+            })
+            .await?;
+        Ok(())
+    }
+
+    /// The delivery state Meta last reported for a message the bot sent.
+    pub async fn status_of(&self, message_id: &str) -> Result<Option<String>, DbError> {
+        self.db
+            .run("whatsapp status read", || {
+                sqlx::query_scalar::<_, String>(
+                    "SELECT state FROM whatsapp_statuses WHERE message_id = $1",
+                )
+                .bind(message_id)
+                .fetch_optional(self.db.pool())
+            })
+            .await
+    }
+
+    /// Takes up unclaimed items, at start and then every claim period (at most every
+    /// 10 s), and sweeps the old processed ones now and then.
+    async fn rescan_forever(&self) {
+        let every = self.claim.min(Duration::from_secs(10));
+        let mut swept = tokio::time::Instant::now() - SWEEP_EVERY;
+        loop {
+            match self.rescan().await {
+                Ok(0) => {}
+                Ok(taken) => tracing::info!(taken, "whatsapp items taken up from the inbox"),
+                Err(error) => tracing::warn!("whatsapp inbox rescan failed: {error}"),
+            }
+            if swept.elapsed() >= SWEEP_EVERY {
+                swept = tokio::time::Instant::now();
+                if let Err(error) = self.sweep().await {
+                    tracing::warn!("whatsapp inbox sweep failed: {error}");
+                }
+            }
+            tokio::time::sleep(every).await;
+        }
+    }
+
+    /// Claims unclaimed items, oldest first, and hands them to the workers.
+    async fn rescan(&self) -> Result<usize, DbError> {
+        let now = now_ms();
+        let rows = self
+            .db
+            .run("whatsapp inbox rescan", || {
+                sqlx::query_as::<_, (String, Option<String>)>(
+                    "SELECT item_key, payload FROM whatsapp_inbox \
+                     WHERE done_ms = 0 AND claimed_until < $1 ORDER BY received_ms LIMIT $2",
+                )
+                .bind(now)
+                .bind(RESCAN_BATCH)
+                .fetch_all(self.db.pool())
+            })
+            .await?;
+        let mut taken = 0;
+        for (key, payload) in rows {
+            let claimed = self
+                .db
+                .run("whatsapp inbox claim", || {
+                    sqlx::query(
+                        "UPDATE whatsapp_inbox SET claimed_until = $1, claimed_by = $2 \
+                         WHERE item_key = $3 AND done_ms = 0 AND claimed_until < $4",
+                    )
+                    .bind(now + self.claim.as_millis() as i64)
+                    .bind(&self.host)
+                    .bind(&key)
+                    .bind(now)
+                    .execute(self.db.pool())
+                })
+                .await?;
+            if claimed.rows_affected() == 0 {
+                continue; // another host took it
+            }
+            let Some(item) = payload.and_then(|p| serde_json::from_str::<Item>(&p).ok()) else {
+                tracing::warn!(item = %key, "whatsapp item unreadable in the inbox: skipped");
+                continue;
+            };
+            let Some(lanes) = self.lanes.load_full() else {
+                break;
+            };
+            let lane = &lanes[lane_of(item.user(), lanes.len())];
+            // The rescan may wait for a busy worker: nothing is behind it.
+            if lane.send(Pending { key, item }).await.is_err() {
+                break;
+            }
+            taken += 1;
+        }
+        Ok(taken)
+    }
+
+    async fn sweep(&self) -> Result<u64, DbError> {
+        let before = now_ms() - self.dedupe.as_millis() as i64;
+        let done = self
+            .db
+            .run("whatsapp inbox sweep", || {
+                sqlx::query("DELETE FROM whatsapp_inbox WHERE done_ms > 0 AND done_ms < $1")
+                    .bind(before)
+                    .execute(self.db.pool())
+            })
+            .await?;
+        Ok(done.rows_affected())
+    }
+}
+
+/// The running workers. Dropped, they stop where they are (as in a crash: their claims run
+/// out); [`Workers::stop`] releases what they had not started.
+pub struct Workers {
+    inbox: Arc<Inbox>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    rescan: tokio::task::JoinHandle<()>,
+}
+
+impl Workers {
+    /// Stops taking items: the one each worker is processing may finish within `grace`;
+    /// the rest of this host's claims are released at once for the next host (or this
+    /// one's restart).
+    pub async fn stop(mut self, grace: Duration) {
+        self.rescan.abort();
+        self.inbox.stopping.store(true, Ordering::Relaxed);
+        // Without senders the lanes close once emptied (skipped, as stopping).
+        self.inbox.lanes.store(None);
+        let tasks = std::mem::take(&mut self.tasks);
+        let all = futures::future::join_all(tasks);
+        if tokio::time::timeout(grace, all).await.is_err() {
+            tracing::warn!(?grace, "whatsapp workers stopped with items still running");
+        }
+        let inbox = &self.inbox;
+        let released = inbox
+            .db
+            .run("whatsapp inbox release all", || {
+                sqlx::query(
+                    "UPDATE whatsapp_inbox SET claimed_until = 0 \
+                     WHERE done_ms = 0 AND claimed_by = $1",
+                )
+                .bind(&inbox.host)
+                .execute(inbox.db.pool())
+            })
+            .await;
+        match released {
+            Ok(done) if done.rows_affected() > 0 => tracing::info!(
+                released = done.rows_affected(),
+                "whatsapp items left for the next host"
+            ),
+            Ok(_) => {}
+            Err(error) => {
+                tracing::warn!("whatsapp items stay claimed until their claims run out: {error}")
+            }
+        }
+    }
+}
+
+impl Drop for Workers {
+    fn drop(&mut self) {
+        self.rescan.abort();
+        for task in &self.tasks {
+            task.abort();
+        }
+    }
+}
+
+fn lane_of(user: &str, lanes: usize) -> usize {
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    user.hash(&mut hasher);
+    (hasher.finish() % lanes as u64) as usize
+}
+
+/// `INSERT ... VALUES (...), (...) ON CONFLICT DO NOTHING RETURNING item_key` for `rows`
+/// items: only the new ones come back.
+fn insert_sql(rows: usize) -> String {
+    let values = (0..rows)
+        .map(|row| {
+            let n = row * 8;
+            let marks: Vec<String> = (n + 1..=n + 8).map(|i| format!("${i}")).collect();
+            format!("({})", marks.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    format!(
+        "INSERT INTO whatsapp_inbox \
+         (item_key, phone_id, user_id, is_message, payload, received_ms, claimed_until, claimed_by) \
+         VALUES {values} ON CONFLICT (item_key) DO NOTHING RETURNING item_key"
+    )
+}

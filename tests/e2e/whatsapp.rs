@@ -1,0 +1,471 @@
+//! WhatsApp end to end through the fake Graph API: webhook verification and signatures,
+//! delivery to plugins and their answers sent, redeliveries processed once, batches, the
+//! API failing (retries, the breaker, the outbox), a host killed with work acknowledged,
+//! the 24-hour window, media downloads and status updates.
+
+use std::time::Duration;
+
+use axum::http::StatusCode;
+use serde_json::json;
+use wasmbot::{
+    platforms::whatsapp::{graph::GraphError, outlet::SendError},
+    runtime::bindings::types::{Outgoing, Template},
+};
+use wasmbot_tests::{
+    discord_host::plugins,
+    fake_whatsapp::{
+        APP_SECRET, Failure, FakeGraph, PHONE_ID, button_reply, messages_value, notification,
+        signature, text, text_webhook,
+    },
+    whatsapp_host::Host,
+};
+
+/// Waits until `check` holds (at most 20 s).
+async fn eventually(what: &str, mut check: impl AsyncFnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    while !check().await {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting: {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+#[tokio::test]
+async fn meta_verifies_the_webhook_with_the_verify_token() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&[]);
+    let host = Host::serve(&fake, folder.path(), |_| {}).await;
+    let client = reqwest::Client::new();
+    let get = |query: &'static str| {
+        let client = client.clone();
+        let url = format!("{}/whatsapp/webhook?{query}", host.url);
+        async move { client.get(url).send().await.unwrap() }
+    };
+    let answer =
+        get("hub.mode=subscribe&hub.verify_token=verify-me&hub.challenge=1158201444").await;
+    assert_eq!(answer.status(), 200);
+    assert_eq!(answer.text().await.unwrap(), "1158201444");
+    let wrong = get("hub.mode=subscribe&hub.verify_token=guess&hub.challenge=1").await;
+    assert_eq!(wrong.status(), 403);
+    let mode = get("hub.mode=unsubscribe&hub.verify_token=verify-me&hub.challenge=1").await;
+    assert_eq!(mode.status(), 403);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_signed_message_reaches_the_plugin_and_its_answer_is_sent() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["ping", "listener"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    let status = fake
+        .deliver(&host.url, &text_webhook("4915550001", "wamid.A1", "!ping"))
+        .await;
+    assert_eq!(status, StatusCode::OK);
+    // The command goes to `ping`; the listener hears every message, commands included.
+    let sent = fake.wait_sent(2).await;
+    let pong = sent
+        .iter()
+        .find(|s| s.text().starts_with("pong"))
+        .unwrap_or_else(|| panic!("no pong: {sent:?}"));
+    assert_eq!(pong.phone_id, PHONE_ID);
+    assert_eq!(pong.to(), "4915550001");
+    assert_eq!(pong.body["context"]["message_id"], "wamid.A1");
+    assert!(sent.iter().any(|s| s.text() == "heard: !ping"));
+    fake.deliver(&host.url, &text_webhook("4915550001", "wamid.A2", "hello"))
+        .await;
+    let sent = fake.wait_sent(3).await;
+    assert_eq!(sent.len(), 3, "{sent:?}");
+    assert_eq!(sent[2].text(), "heard: hello");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn bad_webhooks_get_clear_statuses_and_lose_nothing() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.whatsapp.max_body_bytes = 16 * 1024;
+    })
+    .await;
+    let body = text_webhook("4915550002", "wamid.B1", "first").to_string();
+    let unsigned = fake.deliver_raw(&host.url, body.as_bytes(), None).await;
+    assert_eq!(unsigned, StatusCode::UNAUTHORIZED);
+    let forged = signature("not-the-secret", body.as_bytes());
+    let wrong = fake
+        .deliver_raw(&host.url, body.as_bytes(), Some(&forged))
+        .await;
+    assert_eq!(wrong, StatusCode::UNAUTHORIZED);
+    let garbage = b"{not json";
+    let malformed = fake
+        .deliver_raw(&host.url, garbage, Some(&signature(APP_SECRET, garbage)))
+        .await;
+    assert_eq!(malformed, StatusCode::BAD_REQUEST);
+    let huge = vec![b' '; 32 * 1024];
+    let oversized = fake
+        .deliver_raw(&host.url, &huge, Some(&signature(APP_SECRET, &huge)))
+        .await;
+    assert_eq!(oversized, StatusCode::PAYLOAD_TOO_LARGE);
+    assert!(fake.sent().is_empty(), "nothing refused was processed");
+
+    // An unknown message type is skipped alone; another number's change is skipped; the
+    // rest of the delivery is processed.
+    let mut other_number = messages_value(
+        "4915550002",
+        "Ana",
+        vec![text("4915550002", "wamid.B9", "elsewhere")],
+    );
+    other_number["metadata"]["phone_number_id"] = "999".into();
+    let mixed = notification(vec![
+        messages_value(
+            "4915550002",
+            "Ana",
+            vec![
+                json!({ "from": "4915550002", "id": "wamid.B2", "type": "order", "order": {} }),
+                text("4915550002", "wamid.B3", "kept"),
+            ],
+        ),
+        other_number,
+    ]);
+    assert_eq!(fake.deliver(&host.url, &mixed).await, StatusCode::OK);
+    let sent = fake.wait_sent(1).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let sent: Vec<_> = sent
+        .iter()
+        .chain(fake.sent().iter().skip(1))
+        .map(|s| s.text().to_owned())
+        .collect();
+    assert_eq!(sent, ["heard: kept"]);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_webhook_delivered_five_times_is_processed_once() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    let body = text_webhook("4915550003", "wamid.C1", "once");
+    let deliveries = (0..5).map(|_| fake.deliver(&host.url, &body));
+    let statuses = futures::future::join_all(deliveries).await;
+    assert!(
+        statuses.iter().all(|status| *status == StatusCode::OK),
+        "{statuses:?}"
+    );
+    // A later message is answered after the first: when it is, the duplicates had their
+    // chance.
+    fake.deliver(&host.url, &text_webhook("4915550003", "wamid.C2", "then"))
+        .await;
+    let texts = |sent: Vec<wasmbot_tests::fake_whatsapp::Sent>| {
+        sent.iter().map(|s| s.text().to_owned()).collect::<Vec<_>>()
+    };
+    eventually("the second answer", async || {
+        texts(fake.sent()).contains(&"heard: then".to_owned())
+    })
+    .await;
+    assert_eq!(texts(fake.sent()), ["heard: once", "heard: then"]);
+    let inbox = &host.whatsapp.inbox;
+    eventually("an empty inbox", async || {
+        inbox.pending().await.unwrap() == 0
+    })
+    .await;
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_batch_of_three_entries_is_three_events() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    let users = ["4915550011", "4915550012", "4915550013"];
+    let batch = notification(
+        users
+            .iter()
+            .enumerate()
+            .map(|(i, user)| {
+                messages_value(
+                    user,
+                    "Ana",
+                    vec![text(user, &format!("wamid.D{i}"), &format!("m{i}"))],
+                )
+            })
+            .collect(),
+    );
+    assert_eq!(fake.deliver(&host.url, &batch).await, StatusCode::OK);
+    let sent = fake.wait_sent(3).await;
+    let mut got: Vec<_> = sent
+        .iter()
+        .map(|s| (s.to().to_owned(), s.text().to_owned()))
+        .collect();
+    got.sort();
+    let expected: Vec<_> = users
+        .iter()
+        .enumerate()
+        .map(|(i, user)| (user.to_string(), format!("heard: m{i}")))
+        .collect();
+    assert_eq!(got, expected);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_failing_api_is_retried_then_the_breaker_opens_and_nothing_is_lost() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.whatsapp.send_attempts = 3;
+        config.whatsapp.breaker_failures = 3;
+        config.whatsapp.breaker_open_ms = 300;
+    })
+    .await;
+    let outlet = &host.whatsapp.outlet;
+
+    // Two transient failures (a 500, a 429 asking for a pause): the third call goes.
+    fake.fail_next([Failure::Status(500), Failure::TooMany(0)]);
+    fake.deliver(
+        &host.url,
+        &text_webhook("4915550021", "wamid.E1", "retried"),
+    )
+    .await;
+    let sent = fake.wait_sent(1).await;
+    assert_eq!(sent[0].text(), "heard: retried");
+    assert_eq!(fake.calls(), 3);
+    assert!(!outlet.graph().breaker().is_open());
+
+    // Down: the first message's three attempts open the breaker; it and the next ones wait
+    // in the outbox instead of hammering the API.
+    fake.go_down(503);
+    for (i, user) in ["4915550022", "4915550023", "4915550024"]
+        .iter()
+        .enumerate()
+    {
+        let body = text_webhook(user, &format!("wamid.E{}", i + 2), &format!("late {i}"));
+        assert_eq!(fake.deliver(&host.url, &body).await, StatusCode::OK);
+    }
+    eventually("three messages in the outbox", async || {
+        outlet.outbox().waiting().await.unwrap() == 3
+    })
+    .await;
+    assert!(outlet.graph().breaker().is_open());
+    let calls_while_down = fake.calls();
+    assert!(
+        calls_while_down <= 3 + 3 + 1,
+        "the breaker stopped the calls: {calls_while_down}"
+    );
+
+    // Recovered: everything waiting goes out, once.
+    fake.recover();
+    let sent = fake.wait_sent(4).await;
+    let mut late: Vec<_> = sent[1..].iter().map(|s| s.text().to_owned()).collect();
+    late.sort();
+    assert_eq!(late, ["heard: late 0", "heard: late 1", "heard: late 2"]);
+    eventually("an empty outbox", async || {
+        outlet.outbox().waiting().await.unwrap() == 0
+    })
+    .await;
+    assert!(!outlet.graph().breaker().is_open());
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(fake.sent().len(), 4, "nothing sent twice");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn messages_acknowledged_by_a_killed_host_are_processed_after_restart() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener", "misbehave"]);
+    let tweak = |config: &mut wasmbot::config::Config| {
+        config.whatsapp.workers = 1;
+        config.whatsapp.claim_s = 1;
+        config.plugins.insert(
+            "misbehave".into(),
+            wasmbot::config::PluginOverride {
+                wall_ms: Some(60_000),
+                ..Default::default()
+            },
+        );
+    };
+    let first = Host::start(&fake, folder.path(), tweak).await;
+    // The first item keeps the only worker busy (misbehave's nap in a host call; the
+    // listener answers it at once); the next ones are acknowledged and wait behind it when
+    // the host dies.
+    let nap = text_webhook("4915550031", "wamid.F0", "!nap");
+    assert_eq!(fake.deliver(&first.url, &nap).await, StatusCode::OK);
+    for i in 1..=3 {
+        let body = text_webhook("4915550031", &format!("wamid.F{i}"), &format!("after {i}"));
+        assert_eq!(fake.deliver(&first.url, &body).await, StatusCode::OK);
+    }
+    assert_eq!(first.whatsapp.inbox.pending().await.unwrap(), 4);
+    first.kill().await;
+    let before: Vec<_> = fake.sent().iter().map(|s| s.text().to_owned()).collect();
+    assert!(
+        before.iter().all(|text| !text.contains("after")),
+        "{before:?}"
+    );
+
+    // The restarted host runs without the napping plugin (the nap is taken up again too:
+    // it never finished).
+    let second = Host::start(&fake, folder.path(), |config| {
+        tweak(config);
+        config.plugins.insert(
+            "misbehave".into(),
+            wasmbot::config::PluginOverride {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        );
+    })
+    .await;
+    let sent = fake.wait_sent(before.len() + 4).await;
+    let texts: Vec<_> = sent.iter().map(|s| s.text().to_owned()).collect();
+    assert!(
+        texts.ends_with(&[
+            "heard: after 1".to_owned(),
+            "heard: after 2".to_owned(),
+            "heard: after 3".to_owned()
+        ]),
+        "in order: {texts:?}"
+    );
+    eventually("an empty inbox", async || {
+        second.whatsapp.inbox.pending().await.unwrap() == 0
+    })
+    .await;
+    second.stop().await;
+}
+
+#[tokio::test]
+async fn outside_the_window_only_templates_go() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    let outlet = &host.whatsapp.outlet;
+    let refused = outlet
+        .send("4915550041", None, &Outgoing::text_only("hello?"))
+        .await;
+    assert!(
+        matches!(refused, Err(SendError::OutsideWindow { .. })),
+        "{refused:?}"
+    );
+    assert!(refused.unwrap_err().to_string().contains("template"));
+    let mut template = Outgoing::text_only("");
+    template.template = Some(Template {
+        name: "welcome_back".into(),
+        language: "en_US".into(),
+        parameters: vec!["Ana".into()],
+    });
+    outlet.send("4915550041", None, &template).await.unwrap();
+    let sent = fake.wait_sent(1).await;
+    assert_eq!(sent[0].body["template"]["name"], "welcome_back");
+
+    // Once the user writes, free-form messages go; Meta's own refusal maps to the same
+    // typed error.
+    fake.deliver(&host.url, &text_webhook("4915550041", "wamid.G1", "hi"))
+        .await;
+    fake.wait_sent(2).await;
+    outlet
+        .send("4915550041", None, &Outgoing::text_only("welcome"))
+        .await
+        .unwrap();
+    fake.fail_next([Failure::OutsideWindow]);
+    let meta_says = outlet
+        .send("4915550041", None, &Outgoing::text_only("again"))
+        .await;
+    assert!(
+        matches!(meta_says, Err(SendError::OutsideWindow { .. })),
+        "{meta_says:?}"
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn media_downloads_are_capped_and_type_checked() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&[]);
+    let host = Host::serve(&fake, folder.path(), |config| {
+        config.whatsapp.media_max_bytes = 1024;
+    })
+    .await;
+    let outlet = &host.whatsapp.outlet;
+    fake.add_media("m-ok", "image/jpeg", "image/jpeg", vec![7; 1000]);
+    fake.add_media("m-big", "image/jpeg", "image/jpeg", vec![7; 4096]);
+    fake.add_media("m-odd", "image/jpeg", "text/html", vec![7; 10]);
+    let file = outlet.media("m-ok").await.unwrap();
+    assert_eq!(file.mime_type, "image/jpeg");
+    assert_eq!(file.bytes.len(), 1000);
+    assert!(matches!(
+        outlet.media("m-big").await,
+        Err(GraphError::TooLarge { .. })
+    ));
+    assert!(matches!(
+        outlet.media("m-odd").await,
+        Err(GraphError::WrongType { .. })
+    ));
+    assert!(matches!(
+        outlet.media("m-none").await,
+        Err(GraphError::Rejected { status: 404, .. })
+    ));
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn status_updates_are_recorded_and_never_go_back() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&[]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    let status = |state: &str| json!({ "id": "wamid.out.77", "status": state, "recipient_id": "4915550051", "timestamp": "1700000000" });
+    let value = |statuses: Vec<serde_json::Value>| json!({ "metadata": { "phone_number_id": PHONE_ID }, "statuses": statuses });
+    fake.deliver(
+        &host.url,
+        &notification(vec![value(vec![status("sent"), status("read")])]),
+    )
+    .await;
+    // "delivered" arrives after "read": the message stays read.
+    fake.deliver(
+        &host.url,
+        &notification(vec![value(vec![status("delivered")])]),
+    )
+    .await;
+    let inbox = &host.whatsapp.inbox;
+    eventually("statuses processed", async || {
+        inbox.pending().await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(
+        inbox.status_of("wamid.out.77").await.unwrap().as_deref(),
+        Some("read")
+    );
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_button_press_comes_back_to_the_plugin_that_sent_it() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["dice"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.deliver(
+        &host.url,
+        &text_webhook("4915550061", "wamid.H1", "!roll 1 6"),
+    )
+    .await;
+    // A reaction to the command, then the answer with its button.
+    let sent = fake.wait_sent(2).await;
+    assert_eq!(sent[0].body["reaction"]["message_id"], "wamid.H1");
+    let buttons = &sent[1].body["interactive"]["action"]["buttons"];
+    let id = buttons[0]["reply"]["id"]
+        .as_str()
+        .expect("a reply button")
+        .to_owned();
+    assert!(id.starts_with("dice/"), "{id}");
+    let press = notification(vec![messages_value(
+        "4915550061",
+        "Ana",
+        vec![button_reply("4915550061", "wamid.H2", &id)],
+    )]);
+    fake.deliver(&host.url, &press).await;
+    let sent = fake.wait_sent(3).await;
+    assert_eq!(sent.len(), 3, "the press was answered: {sent:?}");
+    assert_eq!(sent[2].to(), "4915550061");
+    assert!(
+        sent[2].text().starts_with("1d6: "),
+        "rolled again: {sent:?}"
+    );
+    host.stop().await;
+}

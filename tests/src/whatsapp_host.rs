@@ -1,0 +1,102 @@
+//! A wasmbot host on WhatsApp as the tests and the benchmark run it: the real host, its
+//! webhook served on a loopback port, its Graph API the fake.
+
+use std::{path::Path, sync::Arc};
+
+use wasmbot::{
+    capabilities::{Services, config::ConfigStore},
+    config::Config,
+    dispatch::Dispatcher,
+    platforms::whatsapp::{Running, WhatsApp},
+    runtime::{Registry, Runtime},
+};
+
+use crate::{
+    config,
+    fake_whatsapp::{APP_SECRET, FakeGraph, PHONE_ID, TOKEN},
+};
+
+/// A host receiving WhatsApp webhooks and sending through the fake.
+pub struct Host {
+    pub dispatcher: Arc<Dispatcher>,
+    pub whatsapp: WhatsApp,
+    /// `http://127.0.0.1:port`: where the webhook is.
+    pub url: String,
+    running: Option<Running>,
+    http: tokio::task::JoinHandle<()>,
+    store: Arc<ConfigStore>,
+}
+
+impl Host {
+    /// A host with the plugins of `folder` whose workers run.
+    pub async fn start(fake: &FakeGraph, folder: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut host = Self::serve(fake, folder, tweak).await;
+        host.running = Some(host.whatsapp.start(Arc::clone(&host.dispatcher)));
+        host
+    }
+
+    /// A host that acknowledges webhooks but whose workers do not run.
+    pub async fn serve(fake: &FakeGraph, folder: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
+        let mut config = whatsapp_config(fake, folder);
+        tweak(&mut config);
+        let store = Arc::new(ConfigStore::open(&config).await.expect("config store"));
+        let services = Services::on(Arc::clone(&store), &config).expect("services");
+        let registry =
+            Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+        registry.load_dir(folder).await.expect("plugins");
+        let whatsapp = WhatsApp::prepare(&config.whatsapp, store.database())
+            .expect("WhatsApp configuration")
+            .expect("WhatsApp is configured");
+        let dispatcher = Arc::new(
+            Dispatcher::new(registry, config.bot.clone()).with_outlet(whatsapp.outlet.clone()),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("a loopback port");
+        let url = format!("http://{}", listener.local_addr().expect("its address"));
+        let router = whatsapp.router();
+        let http = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Self {
+            dispatcher,
+            whatsapp,
+            url,
+            running: None,
+            http,
+            store,
+        }
+    }
+
+    /// Stops as on SIGTERM: the workers finish what they process and release the rest.
+    pub async fn stop(mut self) {
+        self.http.abort();
+        if let Some(running) = self.running.take() {
+            running.stop(std::time::Duration::from_secs(5)).await;
+        }
+        self.store.database().pool().close().await;
+    }
+
+    /// Stops as in a crash: nothing is finished or released.
+    pub async fn kill(mut self) {
+        self.http.abort();
+        drop(self.running.take());
+        self.store.database().pool().close().await;
+    }
+}
+
+/// The test configuration of a host of `folder`'s plugins, reaching `fake`: SQLite in the
+/// folder, short retries.
+pub fn whatsapp_config(fake: &FakeGraph, folder: &Path) -> Config {
+    let mut config = config(folder);
+    config.database.url = format!("sqlite://{}/bot.db?mode=rwc", folder.display());
+    let whatsapp = &mut config.whatsapp;
+    whatsapp.access_token = TOKEN.to_owned();
+    whatsapp.app_secret = APP_SECRET.to_owned();
+    whatsapp.verify_token = "verify-me".to_owned();
+    whatsapp.phone_number_ids = vec![PHONE_ID.to_owned()];
+    whatsapp.api_url = fake.url();
+    whatsapp.backoff_ms = 10;
+    whatsapp.backoff_max_ms = 50;
+    config
+}
