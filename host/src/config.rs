@@ -198,7 +198,8 @@ impl Default for PluginPolicy {
             wall_ms: 30_000,
             memory_mib: 64,
             // A plugin's own settings, counters and state are namespaced, so granting
-            // them hurts no one; `host-config` is granted by name only.
+            // them hurts no one, and `messaging` does what returned actions do, only
+            // sooner; `host-config` and `http` are granted by name only.
             grants: [
                 Capability::Log,
                 Capability::Config,
@@ -208,6 +209,7 @@ impl Default for PluginPolicy {
                 Capability::RateLimit,
                 Capability::Queue,
                 Capability::Metrics,
+                Capability::Messaging,
             ]
             .map(|c| c.name().to_owned())
             .to_vec(),

@@ -1,7 +1,8 @@
 //! Building the actions a handler returns.
 
 use crate::{
-    Action, Button, ButtonStyle, ChannelRef, Destination, Embed, Outgoing, Platform, React, Send,
+    Action, Button, ButtonStyle, ChannelRef, Destination, Embed, Menu, MenuOption, Outgoing,
+    Platform, React, Send,
 };
 
 impl Action {
@@ -32,6 +33,21 @@ impl Action {
     pub fn edit(message_id: impl Into<String>, message: impl Into<Outgoing>) -> Self {
         Action::Edit(crate::Edit {
             message_id: message_id.into(),
+            message: message.into(),
+        })
+    }
+
+    /// Sends a direct message to a user of a platform (on WhatsApp, their `wa_id`).
+    pub fn send_direct(
+        platform: Platform,
+        user_id: impl Into<String>,
+        message: impl Into<Outgoing>,
+    ) -> Self {
+        Action::Send(Send {
+            to: Destination::Direct(crate::UserRef {
+                platform,
+                user_id: user_id.into(),
+            }),
             message: message.into(),
         })
     }
@@ -84,6 +100,24 @@ impl Outgoing {
         self
     }
 
+    /// Attaches a select menu (Discord) or list (WhatsApp); a choice comes back to this
+    /// plugin as an interaction with the menu's id and the chosen values.
+    pub fn menu(mut self, menu: Menu) -> Self {
+        self.menu = Some(menu);
+        self
+    }
+
+    /// Makes it a WhatsApp template message (the only kind that may go to a user outside
+    /// the 24-hour window): the template's name, language code and body parameters.
+    pub fn template(mut self, name: &str, language: &str, parameters: &[&str]) -> Self {
+        self.template = Some(crate::Template {
+            name: name.to_owned(),
+            language: language.to_owned(),
+            parameters: parameters.iter().map(|p| (*p).to_owned()).collect(),
+        });
+        self
+    }
+
     /// Adds an embed (Discord); other platforms render its text.
     pub fn embed(mut self, embed: Embed) -> Self {
         self.embeds.push(embed);
@@ -93,6 +127,56 @@ impl Outgoing {
     /// Only the invoking user sees the message, where the platform allows it.
     pub fn ephemeral(mut self) -> Self {
         self.ephemeral = true;
+        self
+    }
+}
+
+impl Menu {
+    /// A menu with its id and the label of its placeholder (Discord) or of the button that
+    /// opens the list (WhatsApp); one value is chosen.
+    pub fn new(id: impl Into<String>, label: impl Into<String>) -> Self {
+        Self {
+            id: id.into(),
+            label: label.into(),
+            options: Vec::new(),
+            min_values: 1,
+            max_values: 1,
+        }
+    }
+
+    /// Adds an option: `value` comes back when chosen, users see `label`.
+    pub fn option(self, value: impl Into<String>, label: impl Into<String>) -> Self {
+        self.option_with(MenuOption {
+            value: value.into(),
+            label: label.into(),
+            description: None,
+        })
+    }
+
+    /// Adds an option with a line of description under its label.
+    pub fn described(
+        self,
+        value: impl Into<String>,
+        label: impl Into<String>,
+        description: impl Into<String>,
+    ) -> Self {
+        self.option_with(MenuOption {
+            value: value.into(),
+            label: label.into(),
+            description: Some(description.into()),
+        })
+    }
+
+    /// Adds an option built elsewhere.
+    pub fn option_with(mut self, option: MenuOption) -> Self {
+        self.options.push(option);
+        self
+    }
+
+    /// Lets users choose from `min` to `max` values (Discord; a WhatsApp list takes one).
+    pub fn values(mut self, min: u32, max: u32) -> Self {
+        self.min_values = min;
+        self.max_values = max.max(min);
         self
     }
 }

@@ -39,7 +39,7 @@
 
 #![warn(missing_docs)]
 
-/// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.3`.
+/// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.4`.
 ///
 /// The ergonomic layer re-exports what plugin authors need; reach in here for the rest.
 #[allow(missing_docs, clippy::all)]
@@ -60,10 +60,12 @@ pub mod build;
 pub mod config;
 pub mod counters;
 mod events;
+pub mod flow;
 pub mod host_config;
 pub mod http;
 pub mod log;
 mod manifest;
+pub mod messaging;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
@@ -119,6 +121,7 @@ pub mod prelude {
     pub use crate::log;
     pub use crate::{
         Action, Button, ButtonStyle, Command, CommandSpec, Event, EventKind, EventType, Handled,
-        Manifest, OptionKind, OptionSpec, Outgoing, Plugin, PluginError, Value, export_plugin,
+        Manifest, Menu, MenuOption, OptionKind, OptionSpec, Outgoing, Plugin, PluginError, Value,
+        export_plugin,
     };
 }

@@ -7,6 +7,7 @@ mod counters;
 mod database;
 mod discord_gateway;
 mod discord_http;
+mod flows;
 mod limits;
 mod loading;
 mod operations;

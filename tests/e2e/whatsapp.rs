@@ -469,3 +469,76 @@ async fn a_button_press_comes_back_to_the_plugin_that_sent_it() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_plugin_messaging_outside_the_window_hears_why_and_sends_a_template() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["notifier"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    // The operator writes; the user to notify never did.
+    let command = text_webhook(
+        "4915550071",
+        "wamid.J1",
+        "!notify 4915550079 Your table is ready",
+    );
+    fake.deliver(&host.url, &command).await;
+    let sent = fake.wait_sent(2).await;
+    assert_eq!(sent.len(), 2, "{sent:?}");
+    assert_eq!(sent[0].to(), "4915550079");
+    assert_eq!(sent[0].body["template"]["name"], "reengage");
+    assert_eq!(
+        sent[0].body["template"]["components"][0]["parameters"][0]["text"],
+        "Your table is ready"
+    );
+    assert_eq!(sent[1].to(), "4915550071");
+    assert!(sent[1].text().starts_with("template sent ("), "{sent:?}");
+    assert!(
+        sent[1].text().contains("template"),
+        "the error says why: {sent:?}"
+    );
+
+    // Within the window the message itself goes.
+    fake.deliver(&host.url, &text_webhook("4915550079", "wamid.J2", "hi"))
+        .await;
+    let again = text_webhook("4915550071", "wamid.J3", "!notify 4915550079 Still there?");
+    fake.deliver(&host.url, &again).await;
+    let sent = fake.wait_sent(4).await;
+    assert_eq!(sent[2].to(), "4915550079");
+    assert_eq!(sent[2].text(), "Still there?");
+    assert_eq!(sent[3].text(), "sent");
+
+    // Mid-handler replies go before the handler's own.
+    fake.deliver(
+        &host.url,
+        &text_webhook("4915550071", "wamid.J4", "!progress"),
+    )
+    .await;
+    let sent = fake.wait_sent(6).await;
+    assert_eq!([sent[4].text(), sent[5].text()], ["working...", "done"]);
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn a_plugin_downloads_the_media_a_user_sent() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["notifier"]);
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.whatsapp.media_max_bytes = 2048;
+    })
+    .await;
+    fake.add_media("photo-1", "image/jpeg", "image/jpeg", vec![1; 1500]);
+    fake.add_media("photo-2", "image/jpeg", "image/jpeg", vec![1; 5000]);
+    let image = |wamid: &str, id: &str| {
+        // A text message of now, made an image.
+        let mut message = text("4915550081", wamid, "");
+        message["type"] = "image".into();
+        message["image"] = json!({ "id": id, "mime_type": "image/jpeg" });
+        notification(vec![messages_value("4915550081", "Ana", vec![message])])
+    };
+    fake.deliver(&host.url, &image("wamid.K1", "photo-1")).await;
+    fake.deliver(&host.url, &image("wamid.K2", "photo-2")).await;
+    let sent = fake.wait_sent(2).await;
+    let texts: Vec<_> = sent.iter().map(|s| s.text()).collect();
+    assert_eq!(texts, ["got image/jpeg (1500 bytes)", "too large"]);
+    host.stop().await;
+}

@@ -36,6 +36,8 @@ const PLUGINS: &[&str] = &[
     "storage-broken",
     "load-probe",
     "ai-reply",
+    "notifier",
+    "menu",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

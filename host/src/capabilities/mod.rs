@@ -7,6 +7,7 @@ pub mod config;
 pub mod counters;
 pub mod http;
 mod log;
+mod messaging;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
@@ -48,6 +49,8 @@ pub enum Capability {
     Metrics,
     /// `wasi:http/outgoing-handler`: HTTP requests to the hosts the operator allowed.
     Http,
+    /// `wasmbot:plugin/messaging`: actions carried out mid-handler; media downloads.
+    Messaging,
 }
 
 impl Capability {
@@ -63,6 +66,7 @@ impl Capability {
         Capability::Queue,
         Capability::Metrics,
         Capability::Http,
+        Capability::Messaging,
     ];
 
     /// The name used in manifests and in the operator's grants.
@@ -78,6 +82,7 @@ impl Capability {
             Capability::Queue => "queue",
             Capability::Metrics => "metrics",
             Capability::Http => "http",
+            Capability::Messaging => "messaging",
         }
     }
 

@@ -16,6 +16,7 @@ use futures::future::{BoxFuture, join_all};
 
 use crate::{
     capabilities::{
+        Capability,
         config::host_settings::{self, GuildSettings},
         rate_limit::{
             Limits,
@@ -58,6 +59,92 @@ pub trait Outlet: Send + Sync {
         plugin: &'a str,
         action: Action,
     ) -> BoxFuture<'a, anyhow::Result<()>>;
+
+    /// Downloads a media file a user sent on this platform.
+    fn download<'a>(&'a self, media_id: &'a str) -> BoxFuture<'a, Result<MediaFile, MediaError>> {
+        let _ = media_id;
+        let platform = self.platform().name();
+        Box::pin(async move {
+            Err(MediaError::NotFound(format!(
+                "{platform} has no media to download"
+            )))
+        })
+    }
+}
+
+/// A media file a platform holds, downloaded within the host's size cap.
+#[derive(Debug, Clone)]
+pub struct MediaFile {
+    /// Its MIME type, as announced and served.
+    pub mime_type: String,
+    /// Its content.
+    pub bytes: bytes::Bytes,
+}
+
+/// Why a media file could not be had.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// No such media on the platform.
+    #[error("{0}")]
+    NotFound(String),
+    /// Over the host's size cap.
+    #[error("{0}")]
+    TooLarge(String),
+    /// Not of the type the platform announced.
+    #[error("{0}")]
+    WrongType(String),
+    /// The platform cannot be reached now.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+/// Where the actions a plugin takes while its handler runs go: the platforms' outlets,
+/// answering the event being handled.
+#[derive(Clone)]
+pub struct Messenger {
+    outlets: Outlets,
+    origin: Arc<Event>,
+}
+
+impl Messenger {
+    /// The event the actions answer.
+    pub fn origin(&self) -> &Event {
+        &self.origin
+    }
+
+    /// Carries out one action of `plugin` now.
+    pub async fn act(&self, plugin: &str, action: Action) -> anyhow::Result<()> {
+        deliver_one(&self.outlets, &self.origin, plugin, action).await
+    }
+
+    /// Downloads a media file from the event's platform.
+    pub async fn download(&self, media_id: &str) -> Result<MediaFile, MediaError> {
+        let platform = self.origin.platform;
+        match self.outlets.iter().find(|o| o.platform() == platform) {
+            Some(outlet) => outlet.download(media_id).await,
+            None => Err(MediaError::Unavailable(format!(
+                "no {} connection in this host",
+                platform.name()
+            ))),
+        }
+    }
+}
+
+type Outlets = Arc<Vec<Arc<dyn Outlet>>>;
+
+/// Sends one action to its platform's outlet, its button ids namespaced by the plugin.
+async fn deliver_one(
+    outlets: &Outlets,
+    event: &Event,
+    plugin: &str,
+    mut action: Action,
+) -> anyhow::Result<()> {
+    namespace_ids(&mut action, plugin);
+    let platform = target_platform(event, &action);
+    let Some(outlet) = outlets.iter().find(|o| o.platform() == platform) else {
+        anyhow::bail!("no {} connection in this host", platform.name());
+    };
+    outlet.deliver(event, plugin, action).await
 }
 
 /// What one plugin made of one event.
@@ -72,7 +159,7 @@ pub struct Outcome {
 /// Routes events to plugins and their actions to outlets.
 pub struct Dispatcher {
     registry: Arc<Registry>,
-    outlets: Vec<Arc<dyn Outlet>>,
+    outlets: Outlets,
     bot: BotConfig,
     next_id: AtomicU64,
     limits: Arc<Limits>,
@@ -92,7 +179,7 @@ impl Dispatcher {
             });
         Self {
             registry,
-            outlets: Vec::new(),
+            outlets: Arc::new(Vec::new()),
             bot,
             next_id: AtomicU64::new(1),
             limits,
@@ -127,7 +214,7 @@ impl Dispatcher {
 
     /// Connects a platform's outlet; actions for platforms without one are dropped and logged.
     pub fn with_outlet(mut self, outlet: Arc<dyn Outlet>) -> Self {
-        self.outlets.push(outlet);
+        Arc::make_mut(&mut self.outlets).push(outlet);
         self
     }
 
@@ -367,7 +454,12 @@ impl Dispatcher {
     /// Runs the plugins side by side; each one's failure stays its own.
     async fn run(&self, plugins: Vec<Arc<Plugin>>, event: &Event) -> Vec<Outcome> {
         join_all(plugins.iter().map(|plugin| async move {
-            let result = plugin.handle(event).await;
+            // Only plugins that may act mid-handler get a copy of the event to act on.
+            let messenger = plugin.may(Capability::Messaging).then(|| Messenger {
+                outlets: Arc::clone(&self.outlets),
+                origin: Arc::new(event.clone()),
+            });
+            let result = plugin.handle_with(event, messenger).await;
             match &result {
                 Ok(actions) => self.deliver(event, plugin.name(), actions.clone()).await,
                 Err(failure) => self.explain(event, plugin.name(), failure).await,
@@ -409,20 +501,9 @@ impl Dispatcher {
     /// Sends each action to its platform's outlet, in order. One that cannot go (no outlet
     /// for its platform, or the platform refused it) is logged and the rest still go.
     async fn deliver(&self, event: &Event, plugin: &str, actions: Vec<Action>) {
-        for mut action in actions {
-            namespace_ids(&mut action, plugin);
-            let platform = target_platform(event, &action);
-            let Some(outlet) = self.outlets.iter().find(|o| o.platform() == platform) else {
-                tracing::warn!(
-                    plugin,
-                    event = %event.id,
-                    "action dropped: no {} connection in this host",
-                    platform.name()
-                );
-                continue;
-            };
-            if let Err(error) = outlet.deliver(event, plugin, action).await {
-                tracing::warn!(plugin, event = %event.id, "action not delivered to {}: {error:#}", platform.name());
+        for action in actions {
+            if let Err(error) = deliver_one(&self.outlets, event, plugin, action).await {
+                tracing::warn!(plugin, event = %event.id, "action not delivered: {error:#}");
             }
         }
     }

@@ -14,6 +14,7 @@ wasmtime::component::bindgen!({
         "wasmbot:plugin/rate-limit": async,
         "wasmbot:plugin/queue": async,
         "wasmbot:plugin/metrics": async,
+        "wasmbot:plugin/messaging": async,
     },
     with: {
         "wasmbot:plugin/queue.ticket": crate::capabilities::queue::Ticket,

@@ -11,12 +11,13 @@ use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 
 use crate::{
     capabilities::{
-        Allowed,
+        Allowed, Capability,
         config::{Document, ScopeKind},
         metrics::MetricSpec,
         storage::Migration,
     },
     config::PluginPolicy,
+    dispatch::Messenger,
     runtime::{
         Failure, HostState, LoadError, PluginStats, Runtime,
         bindings::types::{Action, Event, Manifest, PluginError},
@@ -111,8 +112,18 @@ impl Plugin {
     /// Handles one event on a fresh instance. A failure is logged with the plugin's name and
     /// the reason, counted, and returned; nothing else is affected.
     pub async fn handle(&self, event: &Event) -> Result<Vec<Action>, Failure> {
+        self.handle_with(event, None).await
+    }
+
+    /// [`Plugin::handle`] with somewhere for the actions it takes while it runs to go
+    /// (capability `messaging`).
+    pub async fn handle_with(
+        &self,
+        event: &Event,
+        messenger: Option<Messenger>,
+    ) -> Result<Vec<Action>, Failure> {
         let started = Instant::now();
-        let (result, peak_memory) = self.run(event).await;
+        let (result, peak_memory) = self.run(event, messenger).await;
         let failure = result.as_ref().err().map(Failure::kind);
         self.stats.record(started.elapsed(), peak_memory, failure);
         if let Err(failure) = &result {
@@ -134,10 +145,20 @@ impl Plugin {
         result
     }
 
-    async fn run(&self, event: &Event) -> (Result<Vec<Action>, Failure>, usize) {
+    /// Whether the plugin may use `capability` (asked for and granted).
+    pub fn may(&self, capability: Capability) -> bool {
+        self.allowed.contains(capability)
+    }
+
+    async fn run(
+        &self,
+        event: &Event,
+        messenger: Option<Messenger>,
+    ) -> (Result<Vec<Action>, Failure>, usize) {
         let runtime = &*self.runtime;
         let stats = Some(Arc::clone(&self.stats));
         let mut store = runtime.store(Arc::clone(&self.name), self.allowed, &self.policy, stats);
+        store.data_mut().messenger = messenger;
         let Ok(_slot) = runtime.slots.acquire().await else {
             return (
                 Err(Failure::Instantiate("the runtime is shutting down".into())),

@@ -19,6 +19,7 @@ use crate::{
         storage::{Limits, Migration},
     },
     config::{PluginPolicy, RuntimeConfig},
+    dispatch::Messenger,
     runtime::{PluginStats, stderr::CappedStderr},
 };
 
@@ -58,6 +59,10 @@ pub struct HostState {
     /// `wasi:http`'s context, and where the plugin may send requests.
     pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
     pub(crate) outbound: Outbound,
+    /// Where actions taken mid-handler go (capability `messaging`), and how many more
+    /// this event may take.
+    pub(crate) messenger: Option<Messenger>,
+    pub(crate) acts_left: usize,
     /// The instance's resources: WASI's, and the queue tickets it holds.
     pub(crate) table: ResourceTable,
     log_lines_left: u32,
@@ -99,6 +104,8 @@ impl HostState {
             wasi,
             http: crate::capabilities::http::context(),
             outbound,
+            messenger: None,
+            acts_left: runtime.max_actions,
             table: ResourceTable::new(),
             log_lines_left: runtime.max_log_lines,
             log_limit_noted: false,

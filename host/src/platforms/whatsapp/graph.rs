@@ -15,6 +15,7 @@ use super::{
     WhatsAppConfig,
     breaker::{Admission, Breaker},
 };
+use crate::dispatch::MediaFile;
 
 /// Meta's error codes for "too many messages": retried like a 429.
 const RATE_LIMIT_CODES: [i64; 4] = [4, 80007, 130429, 131056];
@@ -73,15 +74,6 @@ impl GraphError {
             GraphError::Unavailable { .. } | GraphError::BreakerOpen(_)
         )
     }
-}
-
-/// A downloaded media file, at most the configured size.
-#[derive(Debug, Clone)]
-pub struct MediaFile {
-    /// Its MIME type (as announced and served).
-    pub mime_type: String,
-    /// Its content.
-    pub bytes: Bytes,
 }
 
 /// The Graph API, as one host reaches it.

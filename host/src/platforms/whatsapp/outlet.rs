@@ -11,14 +11,14 @@ use serde_json::Value;
 
 use super::{
     WhatsAppConfig,
-    graph::{Graph, GraphError, MediaFile, OUTSIDE_WINDOW_CODE},
+    graph::{Graph, GraphError, OUTSIDE_WINDOW_CODE},
     inbox::Inbox,
     outbox::Outbox,
     wire,
 };
 use crate::{
     db::{DbError, now_ms},
-    dispatch::Outlet,
+    dispatch::{MediaError, MediaFile, Outlet},
     runtime::bindings::types::{Action, Destination, Event, EventKind, Outgoing, Platform},
 };
 
@@ -201,5 +201,21 @@ impl Outlet for WhatsAppOutlet {
         action: Action,
     ) -> BoxFuture<'a, anyhow::Result<()>> {
         Box::pin(async move { Ok(self.carry_out(origin, action).await?) })
+    }
+
+    fn download<'a>(&'a self, media_id: &'a str) -> BoxFuture<'a, Result<MediaFile, MediaError>> {
+        Box::pin(async move {
+            self.media(media_id).await.map_err(|error| {
+                let text = error.to_string();
+                match error {
+                    GraphError::TooLarge { .. } => MediaError::TooLarge(text),
+                    GraphError::WrongType { .. } => MediaError::WrongType(text),
+                    GraphError::Rejected { .. } => MediaError::NotFound(text),
+                    GraphError::Unavailable { .. } | GraphError::BreakerOpen(_) => {
+                        MediaError::Unavailable(text)
+                    }
+                }
+            })
+        })
     }
 }
