@@ -14,8 +14,8 @@ use wasmbot::{
 use wasmbot_tests::{
     discord_host::plugins,
     fake_whatsapp::{
-        APP_SECRET, Failure, FakeGraph, PHONE_ID, button_reply, messages_value, notification,
-        signature, text, text_webhook,
+        APP_SECRET, Failure, FakeGraph, PHONE_ID, button_reply, list_reply, messages_value,
+        notification, signature, text, text_webhook,
     },
     whatsapp_host::Host,
 };
@@ -169,6 +169,14 @@ async fn a_webhook_delivered_five_times_is_processed_once() {
         inbox.pending().await.unwrap() == 0
     })
     .await;
+    // The metrics count what happened.
+    let report = wasmbot::telemetry::report::Report::gather(&host.dispatcher).await;
+    let counts = &report.platform_counts["whatsapp"];
+    assert_eq!(
+        (counts["received"], counts["duplicates"], counts["processed"], counts["sent"]),
+        (2, 4, 2, 2),
+        "{counts:?}"
+    );
     host.stop().await;
 }
 
@@ -541,4 +549,62 @@ async fn a_plugin_downloads_the_media_a_user_sent() {
     let texts: Vec<_> = sent.iter().map(|s| s.text()).collect();
     assert_eq!(texts, ["got image/jpeg (1500 bytes)", "too large"]);
     host.stop().await;
+}
+
+#[tokio::test]
+async fn a_menu_flow_continues_across_a_restart() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["menu"]);
+    let user = "4915550091";
+    let say =
+        |message: serde_json::Value| notification(vec![messages_value(user, "Ada", vec![message])]);
+    let first = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.deliver(&first.url, &text_webhook(user, "wamid.L1", "menu"))
+        .await;
+    let sent = fake.wait_sent(1).await;
+    let buttons = &sent[0].body["interactive"]["action"]["buttons"];
+    assert_eq!(buttons[0]["reply"]["id"], "menu/order", "{sent:?}");
+    fake.deliver(
+        &first.url,
+        &say(button_reply(user, "wamid.L2", "menu/order")),
+    )
+    .await;
+    let sent = fake.wait_sent(2).await;
+    assert!(sent[1].text().starts_with("How many pizzas"), "{sent:?}");
+    fake.deliver(&first.url, &text_webhook(user, "wamid.L3", "2"))
+        .await;
+    let sent = fake.wait_sent(3).await;
+    let rows = &sent[2].body["interactive"]["action"]["sections"][0]["rows"];
+    let diavola = rows
+        .as_array()
+        .and_then(|rows| rows.iter().find(|row| row["title"] == "Diavola"))
+        .and_then(|row| row["id"].as_str())
+        .unwrap_or_else(|| panic!("a list of pizzas: {sent:?}"))
+        .to_owned();
+    first.stop().await;
+
+    // Another host (the same database) takes the order where it was.
+    let second = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.deliver(&second.url, &say(list_reply(user, "wamid.L4", &diavola)))
+        .await;
+    let sent = fake.wait_sent(4).await;
+    assert!(sent[3].text().contains("name"), "{sent:?}");
+    fake.deliver(&second.url, &text_webhook(user, "wamid.L5", "Ada"))
+        .await;
+    let sent = fake.wait_sent(5).await;
+    assert!(
+        sent[4].text().starts_with("2 × Diavola for Ada"),
+        "{sent:?}"
+    );
+    fake.deliver(
+        &second.url,
+        &say(button_reply(user, "wamid.L6", "menu/yes")),
+    )
+    .await;
+    let sent = fake.wait_sent(6).await;
+    assert!(
+        sent[5].text().starts_with("Thank you, Ada! 2 × Diavola"),
+        "{sent:?}"
+    );
+    second.stop().await;
 }

@@ -247,6 +247,15 @@ pub fn button_reply(from: &str, wamid: &str, id: &str) -> Value {
     })
 }
 
+/// A list-row choice; `id` is the row's id as the host sent it.
+pub fn list_reply(from: &str, wamid: &str, id: &str) -> Value {
+    json!({
+        "from": from, "id": wamid, "timestamp": now_s().to_string(),
+        "type": "interactive",
+        "interactive": { "type": "list_reply", "list_reply": { "id": id, "title": id } },
+    })
+}
+
 /// A one-message webhook body: `text` from `from`.
 pub fn text_webhook(from: &str, wamid: &str, body: &str) -> Value {
     notification(vec![messages_value(

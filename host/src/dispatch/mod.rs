@@ -52,6 +52,12 @@ pub trait Outlet: Send + Sync {
         true
     }
 
+    /// The platform's own traffic counters since the host started (`/metrics`:
+    /// `wasmbot_platform_total{platform, what}`).
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        Vec::new()
+    }
+
     /// Carries out one action of `plugin`, answering `origin`.
     fn deliver<'a>(
         &'a self,
@@ -198,6 +204,15 @@ impl Dispatcher {
         self.outlets
             .iter()
             .map(|outlet| (outlet.platform().name(), outlet.connected()))
+            .collect()
+    }
+
+    /// Each platform's traffic counters.
+    pub fn platform_counts(&self) -> Vec<(&'static str, Vec<(&'static str, u64)>)> {
+        self.outlets
+            .iter()
+            .map(|outlet| (outlet.platform().name(), outlet.counts()))
+            .filter(|(_, counts)| !counts.is_empty())
             .collect()
     }
 

@@ -29,6 +29,8 @@ pub struct Report {
     pub events_in_flight: usize,
     /// Each connected platform, and whether it is reachable now.
     pub platforms: BTreeMap<&'static str, bool>,
+    /// Each platform's traffic counters (WhatsApp: webhook items, duplicates, sends...).
+    pub platform_counts: BTreeMap<&'static str, BTreeMap<&'static str, u64>>,
     /// Each plugin's figures, loaded or not since the host started.
     pub plugins: BTreeMap<String, PluginReport>,
 }
@@ -214,6 +216,11 @@ impl Report {
                 .map(|redis| redis.failures()),
             events_in_flight: dispatcher.in_flight(),
             platforms: dispatcher.platforms().into_iter().collect(),
+            platform_counts: dispatcher
+                .platform_counts()
+                .into_iter()
+                .map(|(platform, counts)| (platform, counts.into_iter().collect()))
+                .collect(),
             plugins,
         }
     }
@@ -358,6 +365,16 @@ impl Report {
             platforms
                 .with_label_values(&[*platform])
                 .set(f64::from(u8::from(*connected)));
+        }
+        let traffic = counter(
+            "wasmbot_platform_total",
+            "A platform's traffic since the host started, by what was counted.",
+            &["platform", "what"],
+        )?;
+        for (platform, counts) in &self.platform_counts {
+            for (what, count) in counts {
+                traffic.with_label_values(&[*platform, *what]).inc_by(*count);
+            }
         }
 
         let events = counter("wasmbot_events_total", "Events per plugin.", &["plugin"])?;

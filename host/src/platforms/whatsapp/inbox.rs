@@ -23,7 +23,7 @@ use sqlx::AssertSqlSafe;
 use tokio::sync::mpsc;
 
 use super::{
-    WhatsAppConfig,
+    Traffic, WhatsAppConfig,
     payload::{Item, ItemBody, Status},
 };
 use crate::{
@@ -56,6 +56,7 @@ pub struct Inbox {
     stopping: AtomicBool,
     /// Each user's last message (for the 24-hour window), as this host saw it.
     last_message: Cache<String, (String, i64)>,
+    traffic: Arc<Traffic>,
 }
 
 /// The last message a user sent to one of the bot's numbers.
@@ -69,7 +70,7 @@ pub struct LastMessage {
 
 impl Inbox {
     /// The inbox in `db`, with the claim and de-duplication times of `config`.
-    pub fn new(db: Database, config: &WhatsAppConfig) -> Self {
+    pub fn new(db: Database, config: &WhatsAppConfig, traffic: Arc<Traffic>) -> Self {
         Self {
             db,
             claim: Duration::from_secs(config.claim_s.max(1)),
@@ -82,6 +83,7 @@ impl Inbox {
                 .max_capacity(100_000)
                 .time_to_live(config.window())
                 .build(),
+            traffic,
         }
     }
 
@@ -91,6 +93,7 @@ impl Inbox {
     pub async fn accept(&self, mut items: Vec<Item>) -> Result<usize, DbError> {
         // One delivery may carry an item twice; the statement would return it once.
         let mut seen = std::collections::HashSet::new();
+        let delivered = items.len();
         items.retain(|item| seen.insert(item.key()));
         let lanes = self.lanes.load_full();
         let now = now_ms();
@@ -137,7 +140,14 @@ impl Inbox {
                 }
             }
         }
+        Traffic::count(&self.traffic.received, fresh);
+        Traffic::count(&self.traffic.duplicates, delivered - fresh);
         Ok(fresh)
+    }
+
+    /// What went through WhatsApp on this host.
+    pub fn traffic(&self) -> &Arc<Traffic> {
+        &self.traffic
     }
 
     /// Gives a fresh item to its worker; with none running, or its lane full, releases it
@@ -278,6 +288,7 @@ impl Inbox {
                 .execute(self.db.pool())
             })
             .await;
+        Traffic::count(&self.traffic.processed, 1);
         if let Err(error) = done {
             tracing::warn!(item = %key, "whatsapp item processed but not marked done (it may run again): {error}");
         }

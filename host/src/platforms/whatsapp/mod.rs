@@ -13,7 +13,13 @@ mod payload;
 pub mod webhook;
 pub mod wire;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{
+        Arc,
+        atomic::{AtomicU64, Ordering},
+    },
+    time::Duration,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -136,6 +142,47 @@ impl WhatsAppConfig {
     }
 }
 
+/// What went through WhatsApp since the host started (`wasmbot_platform_total`).
+#[derive(Debug, Default)]
+pub struct Traffic {
+    /// Webhook items written to the inbox.
+    pub received: AtomicU64,
+    /// Items Meta delivered again, recognized and ignored.
+    pub duplicates: AtomicU64,
+    /// Items skipped: unknown message types, numbers this host does not serve.
+    pub skipped: AtomicU64,
+    /// Webhook posts refused: bad signature, malformed JSON.
+    pub refused: AtomicU64,
+    /// Items processed by the workers.
+    pub processed: AtomicU64,
+    /// Messages the Graph API took.
+    pub sent: AtomicU64,
+    /// Messages put in the outbox because the API could not take them.
+    pub queued: AtomicU64,
+    /// Messages refused for good (by Meta, or outside the 24-hour window).
+    pub failed: AtomicU64,
+}
+
+impl Traffic {
+    pub(crate) fn count(counter: &AtomicU64, by: usize) {
+        counter.fetch_add(by as u64, Ordering::Relaxed);
+    }
+
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        let read = |counter: &AtomicU64| counter.load(Ordering::Relaxed);
+        vec![
+            ("received", read(&self.received)),
+            ("duplicates", read(&self.duplicates)),
+            ("skipped", read(&self.skipped)),
+            ("refused", read(&self.refused)),
+            ("processed", read(&self.processed)),
+            ("sent", read(&self.sent)),
+            ("queued", read(&self.queued)),
+            ("failed", read(&self.failed)),
+        ]
+    }
+}
+
 /// WhatsApp as one host runs it.
 pub struct WhatsApp {
     /// Where actions for WhatsApp go.
@@ -151,8 +198,9 @@ impl WhatsApp {
         if !config.enabled() {
             return Ok(None);
         }
+        let traffic = Arc::new(Traffic::default());
         let graph = Arc::new(Graph::new(config)?);
-        let inbox = Arc::new(Inbox::new(db.clone(), config));
+        let inbox = Arc::new(Inbox::new(db.clone(), config, Arc::clone(&traffic)));
         let outlet = Arc::new(WhatsAppOutlet::new(graph, Arc::clone(&inbox), config));
         Ok(Some(Self {
             outlet,

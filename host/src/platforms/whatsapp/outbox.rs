@@ -8,7 +8,10 @@ use std::{collections::HashSet, sync::Arc, sync::Mutex, time::Duration};
 use serde_json::Value;
 use tokio::sync::Notify;
 
-use super::graph::{Graph, GraphError};
+use super::{
+    Traffic,
+    graph::{Graph, GraphError},
+};
 use crate::db::{Database, DbError, now_ms};
 
 /// Messages one round of the sender takes.
@@ -22,6 +25,7 @@ const IDLE: Duration = Duration::from_secs(5);
 pub struct Outbox {
     db: Database,
     graph: Arc<Graph>,
+    traffic: Arc<Traffic>,
     /// Users with messages waiting: theirs queue behind.
     waiting: Mutex<HashSet<String>>,
     wake: Notify,
@@ -29,10 +33,11 @@ pub struct Outbox {
 
 impl Outbox {
     /// The outbox in `db`, sending through `graph`.
-    pub fn new(db: Database, graph: Arc<Graph>) -> Self {
+    pub fn new(db: Database, graph: Arc<Graph>, traffic: Arc<Traffic>) -> Self {
         Self {
             db,
             graph,
+            traffic,
             waiting: Mutex::default(),
             wake: Notify::new(),
         }
@@ -142,6 +147,7 @@ impl Outbox {
                 };
                 match self.graph.send(&phone_id, &body).await {
                     Ok(_) => {
+                        Traffic::count(&self.traffic.sent, 1);
                         tracing::debug!(id, to = %recipient, "whatsapp outbox message sent");
                         self.remove(id).await?;
                     }
@@ -154,6 +160,7 @@ impl Outbox {
                         return Ok(Some(pause));
                     }
                     Err(error) => {
+                        Traffic::count(&self.traffic.failed, 1);
                         tracing::error!(id, to = %recipient, "whatsapp outbox message given up: {error}");
                         self.remove(id).await?;
                     }

@@ -10,7 +10,7 @@ use futures::future::BoxFuture;
 use serde_json::Value;
 
 use super::{
-    WhatsAppConfig,
+    Traffic, WhatsAppConfig,
     graph::{Graph, GraphError, OUTSIDE_WINDOW_CODE},
     inbox::Inbox,
     outbox::Outbox,
@@ -55,7 +55,11 @@ pub struct WhatsAppOutlet {
 impl WhatsAppOutlet {
     /// Sends through `graph`; the window comes from what `inbox` received.
     pub fn new(graph: Arc<Graph>, inbox: Arc<Inbox>, config: &WhatsAppConfig) -> Self {
-        let outbox = Arc::new(Outbox::new(inbox.database().clone(), Arc::clone(&graph)));
+        let outbox = Arc::new(Outbox::new(
+            inbox.database().clone(),
+            Arc::clone(&graph),
+            Arc::clone(inbox.traffic()),
+        ));
         Self {
             graph,
             inbox,
@@ -105,17 +109,23 @@ impl WhatsAppOutlet {
             .as_ref()
             .is_some_and(|last| now_ms() - last.at_ms < self.window.as_millis() as i64);
         if !within && !template {
-            return Err(SendError::OutsideWindow {
-                user: user.to_owned(),
-                hours: self.window.as_secs() / 3600,
-            });
+            Traffic::count(&self.inbox.traffic().failed, 1);
+            return Err(self.outside_window(user));
         }
         Ok(last.map_or_else(|| self.default_phone.clone(), |last| last.phone_id))
+    }
+
+    fn outside_window(&self, user: &str) -> SendError {
+        SendError::OutsideWindow {
+            user: user.to_owned(),
+            hours: self.window.as_secs() / 3600,
+        }
     }
 
     /// Posts the bodies in order; from the first the API cannot take (or when the user
     /// already has messages waiting), the rest wait in the outbox.
     async fn post(&self, phone: &str, user: &str, bodies: Vec<Value>) -> Result<(), SendError> {
+        let traffic = self.inbox.traffic();
         for (index, body) in bodies.iter().enumerate() {
             let result = if self.outbox.holds(user) {
                 Err(GraphError::BreakerOpen(Duration::ZERO))
@@ -123,19 +133,22 @@ impl WhatsAppOutlet {
                 self.graph.send(phone, body).await
             };
             match result {
-                Ok(_) => {}
+                Ok(_) => Traffic::count(&traffic.sent, 1),
                 Err(error) if error.is_transient() => {
                     tracing::warn!(to = %user, "WhatsApp message queued in the outbox: {error}");
-                    self.outbox.queue(phone, user, &bodies[index..]).await?;
+                    let waiting = &bodies[index..];
+                    self.outbox.queue(phone, user, waiting).await?;
+                    Traffic::count(&traffic.queued, waiting.len());
                     return Ok(());
                 }
                 Err(GraphError::Rejected { code, .. }) if code == OUTSIDE_WINDOW_CODE => {
-                    return Err(SendError::OutsideWindow {
-                        user: user.to_owned(),
-                        hours: self.window.as_secs() / 3600,
-                    });
+                    Traffic::count(&traffic.failed, 1);
+                    return Err(self.outside_window(user));
                 }
-                Err(error) => return Err(error.into()),
+                Err(error) => {
+                    Traffic::count(&traffic.failed, 1);
+                    return Err(error.into());
+                }
             }
         }
         Ok(())
@@ -192,6 +205,10 @@ impl Outlet for WhatsAppOutlet {
 
     fn connected(&self) -> bool {
         !self.graph.breaker().is_open()
+    }
+
+    fn counts(&self) -> Vec<(&'static str, u64)> {
+        self.inbox.traffic().counts()
     }
 
     fn deliver<'a>(

@@ -19,7 +19,7 @@ use axum::{
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 
-use super::{Inbox, WhatsAppConfig, payload::Notification};
+use super::{Inbox, Traffic, WhatsAppConfig, payload::Notification};
 use crate::http::constant_time_eq;
 
 /// Where Meta is told to deliver.
@@ -71,18 +71,22 @@ async fn verify(
 }
 
 async fn receive(State(webhook): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) -> Response {
+    let traffic = webhook.inbox.traffic();
     if !signed(&webhook.app_secret, &headers, &body) {
+        Traffic::count(&traffic.refused, 1);
         tracing::warn!("WhatsApp webhook refused: missing or wrong X-Hub-Signature-256");
         return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
     }
     let notification: Notification = match serde_json::from_slice(&body) {
         Ok(notification) => notification,
         Err(error) => {
+            Traffic::count(&traffic.refused, 1);
             tracing::warn!("WhatsApp webhook refused: malformed JSON: {error}");
             return (StatusCode::BAD_REQUEST, "malformed JSON").into_response();
         }
     };
     let split = notification.split(&webhook.numbers);
+    Traffic::count(&traffic.skipped, split.skipped.len());
     for reason in &split.skipped {
         tracing::warn!("WhatsApp webhook item skipped: {reason}");
     }
