@@ -241,6 +241,37 @@ async fn the_cache_stays_within_its_entries_and_bytes() {
 }
 
 #[tokio::test]
+async fn user_documents_have_a_capacity_of_their_own() {
+    for (_dir, db) in backends().await {
+        let plugin = unique("profiles");
+        let config = StoreConfig {
+            max_entries: 50,
+            user_max_entries: 5,
+            ..StoreConfig::default()
+        };
+        let store = store(db, config, &plugin);
+        store.register_defaults(&plugin, ScopeKind::User, defaults());
+        let guilds: Vec<_> = (0..5).map(|g| Scope::Guild(format!("g{g}"))).collect();
+        for guild in &guilds {
+            store.get(&plugin, guild, "prefix").await.unwrap();
+        }
+        // A flood of users stays within their tier...
+        for user in 0..100 {
+            let scope = Scope::User(format!("u{user}"));
+            store.get(&plugin, &scope, "prefix").await.unwrap();
+        }
+        let (entries, _) = store.cache_size().await;
+        assert!(entries <= 5 + 5, "{entries} entries");
+        // ...and pushed no guild out: reading them again loads nothing.
+        let misses = store.stats().misses.load(Ordering::Relaxed);
+        for guild in &guilds {
+            store.get(&plugin, guild, "prefix").await.unwrap();
+        }
+        assert_eq!(store.stats().misses.load(Ordering::Relaxed), misses);
+    }
+}
+
+#[tokio::test]
 async fn an_unreachable_database_falls_back_to_defaults_and_refuses_writes() {
     // Nothing listens on port 1: every connection attempt fails at once.
     let db = Database::connect(&DatabaseConfig {

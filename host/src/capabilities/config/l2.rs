@@ -10,10 +10,9 @@
 use std::{sync::Arc, time::Duration};
 
 use futures::StreamExt;
-use moka::future::Cache;
 use tokio::sync::watch;
 
-use super::store::{Cached, Document, Generations};
+use super::store::{Document, Fresh, Generations};
 use crate::redis::Redis;
 
 /// The pub/sub channel carrying invalidated keys.
@@ -99,7 +98,7 @@ impl L2 {
     /// `generations`.
     pub(crate) fn listen(
         &self,
-        fresh: Cache<Arc<str>, Cached>,
+        fresh: Fresh,
         generations: Arc<Generations>,
     ) -> tokio::task::JoinHandle<()> {
         let client = self.redis.client().clone();
@@ -117,7 +116,7 @@ impl L2 {
                             while let Some(message) = messages.next().await {
                                 if let Ok(key) = message.get_payload::<String>() {
                                     generations.bump(&key);
-                                    fresh.invalidate(key.as_str()).await;
+                                    fresh.of(&key).invalidate(key.as_str()).await;
                                 }
                             }
                         }

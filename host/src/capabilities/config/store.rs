@@ -36,6 +36,9 @@ pub type Document = Map<String, Value>;
 pub struct StoreConfig {
     /// Documents the in-process cache holds at most.
     pub max_entries: u64,
+    /// User documents (profiles) the in-process cache holds at most, apart from the rest:
+    /// a flood of new users cannot push the guilds' settings out.
+    pub user_max_entries: u64,
     /// Bytes (of JSON) the in-process cache holds at most.
     pub max_bytes: u64,
     /// Time to live of a cached global document, in seconds.
@@ -56,6 +59,7 @@ impl Default for StoreConfig {
     fn default() -> Self {
         Self {
             max_entries: 10_000,
+            user_max_entries: 1_000,
             max_bytes: 64 << 20,
             global_ttl_s: 300,
             guild_ttl_s: 300,
@@ -204,11 +208,38 @@ impl Expiry<Arc<str>, Cached> for ScopeTtl {
     }
 }
 
+/// The in-process cache of current documents: user documents in a tier of their own.
+#[derive(Clone)]
+pub(crate) struct Fresh {
+    users: Cache<Arc<str>, Cached>,
+    others: Cache<Arc<str>, Cached>,
+}
+
+impl Fresh {
+    /// The tier of a cache key (`plugin␟kind␟id`).
+    pub(crate) fn of(&self, key: &str) -> &Cache<Arc<str>, Cached> {
+        let user = ScopeKind::User.name();
+        match key.split('\u{1f}').nth(1) {
+            Some(kind) if kind == user => &self.users,
+            _ => &self.others,
+        }
+    }
+
+    pub(crate) fn invalidate_all(&self) {
+        self.users.invalidate_all();
+        self.others.invalidate_all();
+    }
+
+    fn tiers(&self) -> [&Cache<Arc<str>, Cached>; 2] {
+        [&self.users, &self.others]
+    }
+}
+
 /// The config store of one host.
 pub struct ConfigStore {
     db: Database,
     config: StoreConfig,
-    fresh: Cache<Arc<str>, Cached>,
+    fresh: Fresh,
     last_known: Cache<Arc<str>, Arc<Document>>,
     /// Registered fields: plugin → kind of scope → defaults.
     defaults: RwLock<HashMap<String, HashMap<ScopeKind, Document>>>,
@@ -240,17 +271,23 @@ impl ConfigStore {
                 .unwrap_or(u32::MAX)
                 .max(floor)
         };
-        let evictions = Arc::clone(&stats);
-        let fresh = Cache::builder()
-            .max_capacity(config.max_bytes)
-            .weigher(move |key, value: &Cached| weigh(key, json_size(&value.document)))
-            .expire_after(ScopeTtl(config.clone()))
-            .eviction_listener(move |_, _, cause| {
-                if cause == RemovalCause::Size {
-                    evictions.evictions.fetch_add(1, Ordering::Relaxed);
-                }
-            })
-            .build();
+        let tier = |capacity: u64| {
+            let evictions = Arc::clone(&stats);
+            Cache::builder()
+                .max_capacity(capacity)
+                .weigher(move |key, value: &Cached| weigh(key, json_size(&value.document)))
+                .expire_after(ScopeTtl(config.clone()))
+                .eviction_listener(move |_, _, cause| {
+                    if cause == RemovalCause::Size {
+                        evictions.evictions.fetch_add(1, Ordering::Relaxed);
+                    }
+                })
+                .build()
+        };
+        let fresh = Fresh {
+            users: tier(config.user_max_entries.saturating_mul(u64::from(floor))),
+            others: tier(config.max_bytes),
+        };
         let last_known = Cache::builder()
             .max_capacity(config.max_bytes)
             .weigher(move |key, value: &Arc<Document>| weigh(key, json_size(value)))
@@ -324,8 +361,13 @@ impl ConfigStore {
 
     /// Documents and weighted bytes in the in-process cache (after pending maintenance).
     pub async fn cache_size(&self) -> (u64, u64) {
-        self.fresh.run_pending_tasks().await;
-        (self.fresh.entry_count(), self.fresh.weighted_size())
+        let mut size = (0, 0);
+        for tier in self.fresh.tiers() {
+            tier.run_pending_tasks().await;
+            size.0 += tier.entry_count();
+            size.1 += tier.weighted_size();
+        }
+        size
     }
 
     /// Empties the in-process caches (memory pressure): reads go to Redis or the database
@@ -333,7 +375,9 @@ impl ConfigStore {
     pub async fn shrink(&self) {
         self.fresh.invalidate_all();
         self.last_known.invalidate_all();
-        self.fresh.run_pending_tasks().await;
+        for tier in self.fresh.tiers() {
+            tier.run_pending_tasks().await;
+        }
         self.last_known.run_pending_tasks().await;
     }
 
@@ -445,7 +489,7 @@ impl ConfigStore {
 
     async fn drop_fresh(&self, key: &str) {
         self.generations.bump(key);
-        self.fresh.invalidate(key).await;
+        self.fresh.of(key).invalidate(key).await;
     }
 
     /// Drops a scope's documents of every plugin that registered fields for its kind, on
@@ -475,7 +519,8 @@ impl ConfigStore {
             attempts += 1;
             let generation = self.generations.of(&key);
             // The common case, without the entry machinery.
-            if let Some(cached) = self.fresh.get(&key).await
+            let fresh = self.fresh.of(&key);
+            if let Some(cached) = fresh.get(&key).await
                 && cached.generation >= generation
             {
                 self.stats.hits.fetch_add(1, Ordering::Relaxed);
@@ -489,8 +534,7 @@ impl ConfigStore {
                     generation,
                 })
             };
-            let entry = match self
-                .fresh
+            let entry = match fresh
                 .entry(Arc::clone(&key))
                 .or_try_insert_with(load)
                 .await
@@ -501,7 +545,7 @@ impl ConfigStore {
             let loaded_here = entry.is_fresh();
             let cached = entry.into_value();
             if cached.generation < generation && attempts < 3 {
-                self.fresh.invalidate(&key).await;
+                fresh.invalidate(&key).await;
                 continue;
             }
             if loaded_here {
