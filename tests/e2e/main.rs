@@ -15,6 +15,7 @@ mod plugin_config;
 mod plugins;
 mod reload;
 mod sandbox;
+mod seed_bots;
 mod state;
 mod storage;
 mod whatsapp;

@@ -173,7 +173,12 @@ async fn a_webhook_delivered_five_times_is_processed_once() {
     let report = wasmbot::telemetry::report::Report::gather(&host.dispatcher).await;
     let counts = &report.platform_counts["whatsapp"];
     assert_eq!(
-        (counts["received"], counts["duplicates"], counts["processed"], counts["sent"]),
+        (
+            counts["received"],
+            counts["duplicates"],
+            counts["processed"],
+            counts["sent"]
+        ),
         (2, 4, 2, 2),
         "{counts:?}"
     );

@@ -1,5 +1,7 @@
 //! A fake OpenAI-compatible chat endpoint: `POST /v1/chat/completions` records each request
-//! (its authorization header and body) and answers `echo: <the last user message>`.
+//! (its authorization header and body) and answers `echo: <the last user message>`, with a
+//! `usage` object as OpenAI's: prompt tokens are the words of every message sent, completion
+//! tokens the words of the answer.
 
 use std::sync::{Arc, Mutex};
 
@@ -11,6 +13,8 @@ use serde_json::{Value, json};
 pub struct Asked {
     pub authorization: String,
     pub body: Value,
+    /// The `usage.total_tokens` the fake answered.
+    pub total_tokens: u64,
 }
 
 /// The fake, serving until dropped.
@@ -79,17 +83,33 @@ async fn complete(
         .and_then(|value| value.to_str().ok())
         .unwrap_or_default()
         .to_owned();
+    let words = |text: &str| text.split_whitespace().count() as u64;
+    let prompt_tokens: u64 = body["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|message| words(message["content"].as_str().unwrap_or_default()))
+        .sum();
+    let answer = format!("echo: {question}");
+    let completion_tokens = words(&answer);
+    let total_tokens = prompt_tokens + completion_tokens;
     asked.lock().unwrap_or_else(|e| e.into_inner()).push(Asked {
         authorization,
         body,
+        total_tokens,
     });
     Json(json!({
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "choices": [{
             "index": 0,
-            "message": { "role": "assistant", "content": format!("echo: {question}") },
+            "message": { "role": "assistant", "content": answer },
             "finish_reason": "stop",
         }],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": total_tokens,
+        },
     }))
 }

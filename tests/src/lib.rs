@@ -38,6 +38,8 @@ const PLUGINS: &[&str] = &[
     "ai-reply",
     "notifier",
     "menu",
+    "assistant",
+    "user-profile",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

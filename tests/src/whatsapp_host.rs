@@ -1,10 +1,11 @@
 //! A wasmbot host on WhatsApp as the tests and the benchmark run it: the real host, its
-//! webhook served on a loopback port, its Graph API the fake.
+//! webhook and its HTTP routes (admin API behind [`ADMIN_TOKEN`], `/metrics`...) served on
+//! a loopback port, its Graph API the fake.
 
 use std::{path::Path, sync::Arc};
 
 use wasmbot::{
-    capabilities::{Services, config::ConfigStore},
+    capabilities::{Services, config::ConfigStore, counters::WriteBehind},
     config::Config,
     dispatch::Dispatcher,
     platforms::whatsapp::{Running, WhatsApp},
@@ -16,11 +17,14 @@ use crate::{
     fake_whatsapp::{APP_SECRET, FakeGraph, PHONE_ID, TOKEN},
 };
 
+/// The bearer token of the test hosts' admin API.
+pub const ADMIN_TOKEN: &str = "admin-token";
+
 /// A host receiving WhatsApp webhooks and sending through the fake.
 pub struct Host {
     pub dispatcher: Arc<Dispatcher>,
     pub whatsapp: WhatsApp,
-    /// `http://127.0.0.1:port`: where the webhook is.
+    /// `http://127.0.0.1:port`: where the webhook and the admin API are.
     pub url: String,
     running: Option<Running>,
     http: tokio::task::JoinHandle<()>,
@@ -54,7 +58,8 @@ impl Host {
             .await
             .expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
-        let router = whatsapp.router();
+        let router = wasmbot::http::host_router(Arc::clone(&dispatcher), &config.admin.token)
+            .merge(whatsapp.router());
         let http = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
@@ -65,6 +70,21 @@ impl Host {
             running: None,
             http,
             store,
+        }
+    }
+
+    /// The host's config store.
+    pub fn store(&self) -> &Arc<ConfigStore> {
+        &self.store
+    }
+
+    /// The host's write-behind counters (nothing flushes them on its own here: tests call
+    /// `flush_all`).
+    pub fn counters(&self) -> Arc<WriteBehind> {
+        let services = self.dispatcher.registry().runtime().services();
+        match &services.counters {
+            Some(counters) => Arc::clone(counters),
+            None => panic!("the host runs without counters"),
         }
     }
 
@@ -86,7 +106,7 @@ impl Host {
 }
 
 /// The test configuration of a host of `folder`'s plugins, reaching `fake`: SQLite in the
-/// folder, short retries.
+/// folder, short retries, the admin API open to [`ADMIN_TOKEN`].
 pub fn whatsapp_config(fake: &FakeGraph, folder: &Path) -> Config {
     let mut config = config(folder);
     config.database.url = format!("sqlite://{}/bot.db?mode=rwc", folder.display());
@@ -98,5 +118,6 @@ pub fn whatsapp_config(fake: &FakeGraph, folder: &Path) -> Config {
     whatsapp.api_url = fake.url();
     whatsapp.backoff_ms = 10;
     whatsapp.backoff_max_ms = 50;
+    config.admin.token = ADMIN_TOKEN.to_owned();
     config
 }

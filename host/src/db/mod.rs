@@ -78,11 +78,26 @@ impl Database {
         if backend == Backend::Sqlite {
             create_sqlite_folder(&config.url)?;
         }
-        let pool = AnyPoolOptions::new()
+        let mut options = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
-            .idle_timeout(Duration::from_millis(config.idle_timeout_ms))
+            .idle_timeout(Duration::from_millis(config.idle_timeout_ms));
+        if backend == Backend::Sqlite {
+            // SQLite's default rollback journal syncs several times per commit and makes
+            // readers wait for writers; with a write-ahead log a commit is one append, and
+            // NORMAL syncs it at checkpoints: a commit survives the process crashing (not
+            // the machine losing power, which is what Postgres is for).
+            options = options.after_connect(|connection, _| {
+                Box::pin(async move {
+                    sqlx::raw_sql("PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL")
+                        .execute(connection)
+                        .await
+                        .map(|_| ())
+                })
+            });
+        }
+        let pool = options
             .connect_lazy(&config.url)
             .with_context(|| format!("database url {}", redact(&config.url)))?;
         Ok(Self {

@@ -373,7 +373,9 @@ impl Report {
         )?;
         for (platform, counts) in &self.platform_counts {
             for (what, count) in counts {
-                traffic.with_label_values(&[*platform, *what]).inc_by(*count);
+                traffic
+                    .with_label_values(&[*platform, *what])
+                    .inc_by(*count);
             }
         }
 

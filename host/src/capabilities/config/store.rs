@@ -534,11 +534,7 @@ impl ConfigStore {
                     generation,
                 })
             };
-            let entry = match fresh
-                .entry(Arc::clone(&key))
-                .or_try_insert_with(load)
-                .await
-            {
+            let entry = match fresh.entry(Arc::clone(&key)).or_try_insert_with(load).await {
                 Ok(entry) => entry,
                 Err(error) => return self.fallback(&key, &error).await,
             };
