@@ -476,7 +476,8 @@ mod tests {
                 "storage",
                 "rate-limit",
                 "queue",
-                "metrics"
+                "metrics",
+                "messaging"
             ]
         );
         let storage = policy.storage_limits();

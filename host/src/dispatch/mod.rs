@@ -518,7 +518,7 @@ impl Dispatcher {
     async fn deliver(&self, event: &Event, plugin: &str, actions: Vec<Action>) {
         for action in actions {
             if let Err(error) = deliver_one(&self.outlets, event, plugin, action).await {
-                tracing::warn!(plugin, event = %event.id, "action not delivered: {error:#}");
+                tracing::warn!(plugin, event = %event.id, "action dropped: {error:#}");
             }
         }
     }
