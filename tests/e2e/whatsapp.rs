@@ -629,3 +629,66 @@ async fn a_graph_api_slower_than_the_timeout_is_retried() {
     assert_eq!(fake.calls(), 2);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn on_postgres_redeliveries_batches_and_statuses_are_processed_once() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.database.url = wasmbot_tests::postgres_url();
+    })
+    .await;
+    // The database is shared by every run: ids of this run's own.
+    let run = wasmbot_tests::unique("pg");
+    let (ana, bo) = (format!("{run}-ana"), format!("{run}-bo"));
+    let wamid = |n: u32| format!("wamid.{run}.{n}");
+    let first = text_webhook(&ana, &wamid(1), "one");
+    let statuses = futures::future::join_all((0..5).map(|_| fake.deliver(&host.url, &first))).await;
+    assert!(
+        statuses.iter().all(|s| *s == StatusCode::OK),
+        "{statuses:?}"
+    );
+    // A batch: the first message again, and two new ones in two entries.
+    let batch = notification(vec![
+        messages_value(
+            &ana,
+            "Ana",
+            vec![text(&ana, &wamid(1), "one"), text(&ana, &wamid(2), "two")],
+        ),
+        messages_value(&bo, "Bo", vec![text(&bo, &wamid(3), "three")]),
+    ]);
+    assert_eq!(fake.deliver(&host.url, &batch).await, StatusCode::OK);
+    // Only this run's users count: items an earlier run left in the shared database may be
+    // answered too.
+    let ours = || -> Vec<String> {
+        let mut texts: Vec<_> = fake
+            .sent()
+            .iter()
+            .filter(|s| s.to() == ana || s.to() == bo)
+            .map(|s| s.text().to_owned())
+            .collect();
+        texts.sort();
+        texts
+    };
+    eventually("three answers", async || ours().len() >= 3).await;
+    let status = |state: &str| {
+        json!({ "metadata": { "phone_number_id": PHONE_ID }, "statuses": [
+            { "id": format!("{run}.out"), "status": state, "recipient_id": ana, "timestamp": "1" }
+        ]})
+    };
+    let reports = notification(vec![status("read"), status("delivered")]);
+    fake.deliver(&host.url, &reports).await;
+    // Three messages and two statuses processed (in order: one user's items share a lane).
+    let processed = || {
+        let traffic = host.whatsapp.inbox.traffic();
+        traffic.processed.load(std::sync::atomic::Ordering::Relaxed)
+    };
+    eventually("five items processed", async || processed() >= 5).await;
+    let inbox = &host.whatsapp.inbox;
+    let state = inbox.status_of(&format!("{run}.out")).await.unwrap();
+    assert_eq!(state.as_deref(), Some("read"));
+    // Time for a duplicate to have been answered, had it been processed again.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(ours(), ["heard: one", "heard: three", "heard: two"]);
+    host.stop().await;
+}
