@@ -87,9 +87,9 @@ impl Inbox {
         }
     }
 
-    /// Writes the items not seen before, in one statement, and hands them to the workers;
-    /// returns how many were new. When this fails nothing was written: the caller answers
-    /// Meta with an error so it delivers again.
+    /// Writes the items not seen before (one statement per 500) and hands them to the
+    /// workers; returns how many were new. When this fails, the caller answers Meta with an
+    /// error so it delivers again: what was written already is then a duplicate, not a loss.
     pub async fn accept(&self, mut items: Vec<Item>) -> Result<usize, DbError> {
         // One delivery may carry an item twice; the statement would return it once.
         let mut seen = std::collections::HashSet::new();
@@ -193,7 +193,7 @@ impl Inbox {
         &self.db
     }
 
-    /// Items not processed yet, received or not (for tests and `/readyz`-style checks).
+    /// Items not processed yet, by any host of the bot.
     pub async fn pending(&self) -> Result<i64, DbError> {
         self.db
             .run("whatsapp inbox count", || {
