@@ -8,7 +8,7 @@ use wasmbot::{
     db::{Database, DatabaseConfig, RetryPolicy},
     redis::Redis,
 };
-use wasmbot_tests::{postgres_url, redis_url, unique};
+use wasmbot_tests::{Logs, postgres_url, redis_url, unique};
 
 async fn database(url: &str) -> Database {
     let db = Database::connect(&DatabaseConfig {
@@ -162,10 +162,20 @@ async fn a_new_thread_restarts_the_total_and_nothing_waits_past_shutdown() {
             Some((6, "t3".into()))
         );
 
+        // A zero is ordinary traffic: skipped without a word; a negative amount is a
+        // plugin's mistake, worth a debug line.
+        let (logs, guard) = Logs::capture();
         counters.record(user.clone(), 0, "t3").await;
         counters.record(user.clone(), -2, "t3").await;
+        drop(guard);
         assert_eq!(counters.pending(), 0);
         assert_eq!(counters.stats().skipped.load(Ordering::Relaxed), 2);
+        let lines = logs.lines_with(&["counter amount"]);
+        assert_eq!(lines.len(), 1, "{lines:?}");
+        assert!(
+            lines[0].contains("DEBUG") && lines[0].contains("amount=-2"),
+            "{lines:?}"
+        );
     }
 }
 

@@ -21,7 +21,10 @@ fn registry(config: wasmbot::config::Config) -> Arc<Registry> {
 async fn a_folder_of_good_and_bad_files_loads_the_good_and_names_the_bad() {
     let (logs, _guard) = Logs::capture();
     let dir = tempfile::tempdir().unwrap();
-    install(dir.path(), &["ping", "unknown-capability", "other-world"]);
+    install(
+        dir.path(),
+        &["ping", "unknown-capability", "other-world", "async-abi"],
+    );
     std::fs::write(dir.path().join("notes.wasm"), "these are not instructions").unwrap();
     std::fs::write(dir.path().join("core.wasm"), b"\0asm\x01\0\0\0").unwrap();
     std::fs::write(dir.path().join("README.md"), "ignored: not a .wasm").unwrap();
@@ -40,7 +43,11 @@ async fn a_folder_of_good_and_bad_files_loads_the_good_and_names_the_bad() {
         ("notes.wasm", "not a WebAssembly file"),
         ("core.wasm", "a core WebAssembly module, not a component"),
         ("unknown-capability.wasm", "unknown capability \"teleport\""),
-        ("other-world.wasm", "wasmbot:plugin/log@9.9.9"),
+        (
+            "other-world.wasm",
+            "built against wasmbot:plugin@9.9.9, and this host links wasmbot:plugin@0.1.0 to 0.1.4",
+        ),
+        ("async-abi.wasm", "uses the component model's async ABI"),
     ] {
         let lines = logs.lines_with(&["plugin not loaded", file, reason]);
         assert_eq!(

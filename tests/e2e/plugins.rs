@@ -136,3 +136,22 @@ async fn restricted_commands_run_only_where_the_user_can_be_checked() {
         "a staff-only command is not run for an unchecked user"
     );
 }
+
+#[tokio::test]
+async fn an_event_no_plugin_handles_leaves_a_debug_line_naming_it() {
+    let (logs, _guard) = wasmbot_tests::Logs::capture();
+    let host = TestHost::load(&[plugin("ping")]).await.unwrap();
+    let unheard = || logs.lines_with(&["DEBUG", "event not handled", "no command matched"]);
+
+    assert!(host.say("hello there").await.is_empty());
+    assert!(host.say("!nosuch command").await.is_empty());
+    let lines = unheard();
+    assert_eq!(lines.len(), 2, "{}", logs.text());
+    assert!(
+        lines.iter().all(|line| line.contains("event=")),
+        "{lines:?}"
+    );
+
+    assert_eq!(host.say("!ping").await.len(), 1);
+    assert_eq!(unheard().len(), 2, "a handled command leaves no such line");
+}

@@ -10,6 +10,8 @@ use wasmbot_tests::{config, install, plugin};
 
 /// A safety net so a broken watcher fails the test instead of hanging it; not a speed bar.
 const PATIENCE: Duration = Duration::from_secs(60);
+/// The watcher's quiet period in these tests.
+const QUIET: Duration = Duration::from_millis(50);
 
 async fn next_change(changes: &mut broadcast::Receiver<Change>) -> Change {
     match tokio::time::timeout(PATIENCE, changes.recv()).await {
@@ -29,7 +31,7 @@ async fn watched_host(dir: &Path) -> (TestHost, watch::Watcher) {
     let files = install(dir, &["ping"]);
     let host = TestHost::with_config(config(dir), &files).await.unwrap();
     let registry = Arc::clone(host.dispatcher().registry());
-    let watcher = watch::watch(registry, dir.to_owned(), Duration::from_millis(50)).unwrap();
+    let watcher = watch::watch(registry, dir.to_owned(), QUIET).unwrap();
     (host, watcher)
 }
 
@@ -150,4 +152,68 @@ async fn new_and_deleted_files_are_loaded_and_unloaded() {
         host.say("!ping").await.is_empty(),
         "nobody answers an unloaded command"
     );
+}
+
+/// Waits until `registry` has read `count` files in all.
+async fn loads_reach(registry: &wasmbot::runtime::Registry, count: u64) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    while registry.loads() < count {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "{} load(s), expected {count}",
+            registry.loads()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Refusals among the changes received so far.
+fn refusals(changes: &mut broadcast::Receiver<Change>) -> usize {
+    std::iter::from_fn(|| changes.try_recv().ok())
+        .filter(|change| matches!(change, Change::Refused { .. }))
+        .count()
+}
+
+#[tokio::test]
+async fn an_idle_folder_is_not_reloaded_and_a_refused_plugin_is_refused_once() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["ping", "dice", "unknown-capability"]);
+    let host = TestHost::with_config(config(dir.path()), &[])
+        .await
+        .unwrap();
+    let registry = Arc::clone(host.dispatcher().registry());
+    let mut changes = registry.changes();
+    // As the binary starts: the watch first, then the first load of the folder, whose
+    // reads the watcher sees.
+    let _watcher = watch::watch(Arc::clone(&registry), dir.path().to_owned(), QUIET).unwrap();
+    registry.load_dir(dir.path()).await.unwrap();
+    assert_eq!(registry.loads(), 3);
+    assert_eq!(refusals(&mut changes), 1, "the greedy plugin is refused");
+
+    // Idle for many quiet periods: nothing is read again.
+    tokio::time::sleep(QUIET * 60).await;
+    assert_eq!(registry.loads(), 3, "an idle folder makes no reloads");
+
+    // The refused file written again with the same bytes is read, and refused in silence.
+    let greedy = dir.path().join("unknown-capability.wasm");
+    std::fs::write(
+        &greedy,
+        std::fs::read(plugin("unknown-capability")).unwrap(),
+    )
+    .unwrap();
+    loads_reach(&registry, 4).await;
+    tokio::time::sleep(QUIET * 10).await;
+    assert_eq!(
+        refusals(&mut changes),
+        0,
+        "the same bytes are not refused twice"
+    );
+
+    // Changed, it is tried (and refused) again.
+    replace(&greedy, b"\0asm\x0d\0\x01\0truncated");
+    match next_change(&mut changes).await {
+        Change::Refused { file, .. } => assert_eq!(file, greedy),
+        other => panic!("expected a refusal, got {other:?}"),
+    }
+    assert_eq!(host.say("!ping").await.len(), 1, "the others serve on");
 }

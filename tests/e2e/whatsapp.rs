@@ -69,6 +69,8 @@ async fn a_signed_message_reaches_the_plugin_and_its_answer_is_sent() {
         .iter()
         .find(|s| s.text().starts_with("pong"))
         .unwrap_or_else(|| panic!("no pong: {sent:?}"));
+    // WhatsApp stamps messages in whole seconds: no figure that could be off by one.
+    assert_eq!(pong.text(), "pong");
     assert_eq!(pong.phone_id, PHONE_ID);
     assert_eq!(pong.to(), "4915550001");
     assert_eq!(pong.body["context"]["message_id"], "wamid.A1");

@@ -26,6 +26,7 @@ const PLUGINS: &[&str] = &[
     "ping-v2",
     "unknown-capability",
     "other-world",
+    "async-abi",
     "listener",
     "settings",
     "legacy",

@@ -340,7 +340,8 @@ impl Dispatcher {
             EventKind::Message(message) => {
                 let Some(((plugin, spec), raw)) = self.route(&snapshot, &message.text, &prefix)
                 else {
-                    return self.broadcast(&snapshot, &event, None).await;
+                    let unheard = "no command matched and no plugin takes messages";
+                    return self.broadcast(&snapshot, &event, None, Some(unheard)).await;
                 };
                 let args = match args::parse(spec, &prefix, raw) {
                     Ok(args) => args,
@@ -363,13 +364,14 @@ impl Dispatcher {
                 };
                 let (mut outcomes, others) = tokio::join!(
                     self.run_command(Arc::clone(plugin), spec, &as_command, permissions),
-                    self.broadcast(&snapshot, &event, Some(plugin.name())),
+                    self.broadcast(&snapshot, &event, Some(plugin.name()), None),
                 );
                 outcomes.extend(others);
                 outcomes
             }
             EventKind::Command(command) => {
                 let Some((plugin, spec)) = snapshot.command(&command.name) else {
+                    unhandled(&event, "no plugin provides this command");
                     return Vec::new();
                 };
                 command.name = spec.name.clone();
@@ -379,7 +381,8 @@ impl Dispatcher {
             EventKind::Interaction(interaction) => {
                 let Some((owner, id)) = interaction.custom_id.split_once(ID_SEPARATOR) else {
                     // Not one of ours (a platform-native control): for the subscribers.
-                    return self.broadcast(&snapshot, &event, None).await;
+                    let unheard = "not a plugin's control and no plugin takes interactions";
+                    return self.broadcast(&snapshot, &event, None, Some(unheard)).await;
                 };
                 let Some(plugin) = snapshot.plugin(owner).cloned() else {
                     tracing::info!(
@@ -396,7 +399,10 @@ impl Dispatcher {
                 }
                 self.run(vec![plugin], &event).await
             }
-            _ => self.broadcast(&snapshot, &event, None).await,
+            _ => {
+                let unheard = "no plugin subscribes to this kind of event";
+                self.broadcast(&snapshot, &event, None, Some(unheard)).await
+            }
         }
     }
 
@@ -442,25 +448,35 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the plugins subscribed to the event's kind, but `except`.
+    /// Runs the plugins subscribed to the event's kind, but `except`. When none runs, the
+    /// event leaves a debug line saying `unheard` (none: another plugin has it).
     async fn broadcast(
         &self,
         snapshot: &Snapshot,
         event: &Event,
         except: Option<&str>,
+        unheard: Option<&str>,
     ) -> Vec<Outcome> {
         let Some(kind) = EventType::of(&event.kind) else {
             return Vec::new();
         };
         let mut targets = Vec::new();
+        let mut over_limit = 0;
         for plugin in snapshot
             .subscribers(kind)
             .filter(|plugin| Some(plugin.name()) != except)
         {
             // Nobody asked these plugins: over their limit they skip the event quietly.
             let admitted = self.limits.admit_plugin(event, plugin.name(), Tell::Never);
-            if admitted.await.is_ok() {
-                targets.push(Arc::clone(plugin));
+            match admitted.await {
+                Ok(()) => targets.push(Arc::clone(plugin)),
+                Err(_) => over_limit += 1,
+            }
+        }
+        if let Some(unheard) = unheard.filter(|_| targets.is_empty()) {
+            match over_limit {
+                0 => unhandled(event, unheard),
+                _ => unhandled(event, "every plugin that takes it is over its rate limit"),
             }
         }
         self.run(targets, event).await
@@ -522,6 +538,15 @@ impl Dispatcher {
             }
         }
     }
+}
+
+/// An event that reached no plugin: worth a line when wondering why the bot kept quiet.
+fn unhandled(event: &Event, why: &str) {
+    tracing::debug!(
+        event = %event.id,
+        platform = event.platform.name(),
+        "event not handled: {why}"
+    );
 }
 
 /// Checks a command's requirements against the invoking user. The console's user is the

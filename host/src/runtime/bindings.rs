@@ -25,6 +25,28 @@ wasmtime::component::bindgen!({
 
 pub use self::wasmbot::plugin::types;
 
+/// The contract's package, as components name its interfaces (`wasmbot:plugin/log@0.1.4`).
+pub const CONTRACT_PACKAGE: &str = "wasmbot:plugin";
+/// The oldest contract version this host links.
+pub const CONTRACT_OLDEST: &str = "0.1.0";
+/// The newest: the `package` line of `wit/plugin.wit`.
+pub const CONTRACT_VERSION: &str = "0.1.4";
+
+/// Whether a component built against contract `version` links here: a 0.1.x release only
+/// adds to the one before, so every 0.1.x up to this host's links against it.
+pub fn accepts(version: &semver::Version) -> bool {
+    let (Ok(oldest), Ok(newest)) = (
+        semver::Version::parse(CONTRACT_OLDEST),
+        semver::Version::parse(CONTRACT_VERSION),
+    ) else {
+        return false;
+    };
+    (version.major, version.minor) == (newest.major, newest.minor)
+        && *version >= oldest
+        && *version <= newest
+        && version.pre.is_empty()
+}
+
 use types::{CommandSpec, EventKind, EventType, Outgoing, Platform};
 
 impl Platform {
@@ -83,6 +105,29 @@ impl Action {
             Action::Send(send) => Some(&mut send.message),
             Action::Edit(edit) => Some(&mut edit.message),
             Action::React(_) | Action::Typing | Action::Delete(_) => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_contract_version_is_the_one_in_wit() {
+        let wit = include_str!("../../../wit/plugin.wit");
+        let package = format!("package {CONTRACT_PACKAGE}@{CONTRACT_VERSION};");
+        assert!(wit.lines().any(|line| line == package), "{package}");
+    }
+
+    #[test]
+    fn every_released_0_1_version_is_accepted_and_nothing_newer() {
+        let accepted = |v: &str| accepts(&semver::Version::parse(v).unwrap());
+        for version in ["0.1.0", "0.1.3", CONTRACT_VERSION] {
+            assert!(accepted(version), "{version}");
+        }
+        for version in ["0.1.99", "0.2.0", "1.0.0", "0.0.9", "0.1.4-rc.1"] {
+            assert!(!accepted(version), "{version}");
         }
     }
 }

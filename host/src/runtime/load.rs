@@ -15,7 +15,7 @@ use crate::{
     config::PluginPolicy,
     runtime::{
         Failure, HostState, Plugin, PluginStats, Runtime,
-        bindings::{PluginPre, types::Manifest},
+        bindings::{self, PluginPre, types::Manifest},
         state::Registrations,
     },
 };
@@ -37,6 +37,22 @@ pub enum LoadError {
     /// The component does not validate or compile.
     #[error("not a valid component: {0}")]
     Compile(String),
+    /// It was built against a contract version this host does not link.
+    #[error(
+        "built against {package}@{wanted}, and this host links {package}@{oldest} to {newest}: build it with a wasmbot-sdk of one of those versions, or run a host that supports {wanted}",
+        package = bindings::CONTRACT_PACKAGE,
+        oldest = bindings::CONTRACT_OLDEST,
+        newest = bindings::CONTRACT_VERSION
+    )]
+    Contract {
+        /// The version it asked for.
+        wanted: String,
+    },
+    /// It uses the component model's async ABI, which this host does not run.
+    #[error(
+        "it uses the component model's async ABI ({0}), and this host runs components of the synchronous ABI only: build it without async exports and imports (some toolchains, e.g. JavaScript's, make them by default)"
+    )]
+    AsyncAbi(String),
     /// It imports something this host does not provide.
     #[error("built for another world or version: it needs {0}")]
     Imports(String),
@@ -84,6 +100,10 @@ pub enum LoadError {
         /// Why.
         error: MigrationError,
     },
+    /// The file holds the bytes it was refused with before; it is tried again once it
+    /// changes.
+    #[error("unchanged since it was refused")]
+    StillRefused,
     /// Another plugin already provides one of its commands.
     #[error("command {command:?} is already provided by plugin {owner:?}")]
     CommandTaken {
@@ -112,7 +132,8 @@ impl Runtime {
         })
         .await
         .map_err(|join| LoadError::Compile(join.to_string()))?
-        .map_err(|error| LoadError::Compile(format!("{error:#}")))?;
+        .map_err(|error| compile_error(format!("{error:#}")))?;
+        check_contract(&component, &self.engine)?;
         let pre = self.prelink(&component)?;
         let (manifest, registrations) = self.describe(&pre).await?;
         let handle = component
@@ -265,6 +286,37 @@ impl Runtime {
             )),
         }
     }
+}
+
+/// A component the validator refuses; the async ABI is named apart, with what to do.
+fn compile_error(error: String) -> LoadError {
+    // wasmtime's words for every async built-in (`task.return`, `stream.new`...).
+    if error.contains("requires the component model async feature") {
+        LoadError::AsyncAbi(error)
+    } else {
+        LoadError::Compile(error)
+    }
+}
+
+/// The contract version each `wasmbot:plugin` import asks for must be one this host links:
+/// said plainly, before the linker reports a missing function of a version it never had.
+fn check_contract(component: &Component, engine: &wasmtime::Engine) -> Result<(), LoadError> {
+    let prefix = format!("{}/", bindings::CONTRACT_PACKAGE);
+    let component_type = component.component_type();
+    for (name, _) in component_type.imports(engine) {
+        let Some((_, wanted)) = name
+            .strip_prefix(&prefix)
+            .and_then(|interface| interface.split_once('@'))
+        else {
+            continue;
+        };
+        if !semver::Version::parse(wanted).is_ok_and(|version| bindings::accepts(&version)) {
+            return Err(LoadError::Contract {
+                wanted: wanted.to_owned(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// The preamble of a component is `\0asm` and layer 1; a core module's is layer 0.

@@ -4,7 +4,10 @@
 use std::{
     collections::{BTreeMap, HashMap},
     path::{Path, PathBuf},
-    sync::{Arc, Mutex},
+    sync::{
+        Arc, Mutex,
+        atomic::{AtomicU64, Ordering},
+    },
 };
 
 use arc_swap::ArcSwap;
@@ -145,6 +148,11 @@ pub struct Registry {
     /// Every plugin's event durations, labelled by plugin.
     latency: prometheus::HistogramVec,
     changed: broadcast::Sender<Change>,
+    /// Files read to be loaded since the host started.
+    loads: AtomicU64,
+    /// The content hash each refused file was refused with: the same bytes are not tried
+    /// again, so a broken plugin costs one log line, not one per event on its file.
+    refused: Mutex<HashMap<PathBuf, String>>,
 }
 
 impl Registry {
@@ -157,7 +165,15 @@ impl Registry {
             stats: Mutex::default(),
             latency: latency_histogram(),
             changed: broadcast::channel(64).0,
+            loads: AtomicU64::new(0),
+            refused: Mutex::default(),
         })
+    }
+
+    /// How many times a plugin file was read to be loaded since the host started (the
+    /// start-up scan, reloads, and files found unchanged or still refused).
+    pub fn loads(&self) -> u64 {
+        self.loads.load(Ordering::Relaxed)
     }
 
     /// Every change from now on, as it happens (a slow reader misses the oldest ones).
@@ -223,18 +239,38 @@ impl Registry {
     }
 
     /// Loads or reloads the plugin in `path`. On failure the previous version (if any) keeps
-    /// serving and the reason is logged once, naming the file.
+    /// serving and the reason is logged once, naming the file: the same bytes are refused
+    /// again without a word ([`LoadError::StillRefused`]) until the file changes.
     pub async fn load_file(&self, path: &Path) -> Result<Change, LoadError> {
-        let result = self.try_load_file(path).await;
+        self.loads.fetch_add(1, Ordering::Relaxed);
+        let (result, digest) = match tokio::fs::read(path).await {
+            Ok(wasm) => {
+                let digest = digest(&wasm);
+                if self.refused_before(path, &digest) {
+                    tracing::debug!(file = %path.display(), "plugin unchanged since it was refused");
+                    return Err(LoadError::StillRefused);
+                }
+                (
+                    self.try_load(path, wasm, digest.clone()).await,
+                    Some(digest),
+                )
+            }
+            Err(error) => (Err(error.into()), None),
+        };
+        let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
             Ok(change @ Change::Unchanged { .. }) => {
                 tracing::debug!(file = %path.display(), "{change}");
             }
             Ok(change) => {
+                refused.remove(path);
                 tracing::info!(file = %path.display(), "{change}");
                 self.announce(change.clone());
             }
             Err(error) => {
+                if let Some(digest) = digest {
+                    refused.insert(path.to_owned(), digest);
+                }
                 tracing::error!(file = %path.display(), "plugin not loaded: {error}");
                 self.announce(Change::Refused {
                     file: path.to_owned(),
@@ -245,9 +281,17 @@ impl Registry {
         result
     }
 
-    async fn try_load_file(&self, path: &Path) -> Result<Change, LoadError> {
-        let wasm = tokio::fs::read(path).await?;
-        let digest = digest(&wasm);
+    fn refused_before(&self, path: &Path, digest: &str) -> bool {
+        let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+        refused.get(path).is_some_and(|refused| refused == digest)
+    }
+
+    async fn try_load(
+        &self,
+        path: &Path,
+        wasm: Vec<u8>,
+        digest: String,
+    ) -> Result<Change, LoadError> {
         // Watchers report one write as several events: the same bytes are not reloaded.
         let current = self.snapshot();
         if let Some(name) = current.files.get(path)
@@ -318,6 +362,10 @@ impl Registry {
 
     /// Unloads the plugin that was loaded from `path`, if any.
     pub async fn unload_file(&self, path: &Path) -> Option<Change> {
+        {
+            let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
+            refused.remove(path);
+        }
         let _change = self.changes.lock().await;
         let mut next = Snapshot::clone(&self.current.load());
         let name = next.files.get(path)?.clone();

@@ -1,13 +1,17 @@
 //! Hot reload: watches the plugins folder and applies each settled change to the registry.
 //! A changed file is compiled in the background and swapped in; a deleted one is unloaded; a
 //! broken one is refused while the previous version keeps serving.
+//!
+//! Only events that can change what a file holds count: creations, writes, renames and
+//! removals. Reading a plugin to load it makes access events (open, read, close), and
+//! taking those as changes made every load start the next one, forever.
 
 use std::{collections::BTreeSet, path::PathBuf, sync::Arc, time::Duration};
 
 use anyhow::Context;
 use notify_debouncer_full::{
     DebounceEventResult, Debouncer, RecommendedCache, new_debouncer,
-    notify::{RecommendedWatcher, RecursiveMode},
+    notify::{EventKind, RecommendedWatcher, RecursiveMode, event::ModifyKind},
 };
 use tokio::sync::mpsc;
 
@@ -49,6 +53,7 @@ pub fn watch(registry: Arc<Registry>, dir: PathBuf, quiet: Duration) -> anyhow::
             };
             let paths: BTreeSet<PathBuf> = events
                 .iter()
+                .filter(|event| changes_content(&event.kind))
                 .flat_map(|event| event.paths.iter())
                 .filter(|path| is_plugin_file(path))
                 .cloned()
@@ -71,4 +76,47 @@ pub fn watch(registry: Arc<Registry>, dir: PathBuf, quiet: Duration) -> anyhow::
         _debouncer: debouncer,
         task,
     })
+}
+
+/// Whether an event may have changed a file's content or presence. `Any` is what watchers
+/// report when they cannot tell: a reload of unchanged bytes costs a hash, a missed change
+/// costs the operator's deploy.
+fn changes_content(kind: &EventKind) -> bool {
+    match kind {
+        EventKind::Create(_) | EventKind::Remove(_) | EventKind::Any => true,
+        EventKind::Modify(modify) => !matches!(modify, ModifyKind::Metadata(_)),
+        EventKind::Access(_) | EventKind::Other => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use notify_debouncer_full::notify::event::{
+        AccessKind, AccessMode, CreateKind, DataChange, MetadataKind, RemoveKind, RenameMode,
+    };
+
+    use super::*;
+
+    #[test]
+    fn reads_and_attribute_changes_are_not_changes() {
+        let reads = [
+            EventKind::Access(AccessKind::Open(AccessMode::Read)),
+            EventKind::Access(AccessKind::Read),
+            EventKind::Access(AccessKind::Close(AccessMode::Read)),
+            EventKind::Modify(ModifyKind::Metadata(MetadataKind::AccessTime)),
+        ];
+        for kind in reads {
+            assert!(!changes_content(&kind), "{kind:?}");
+        }
+        let changes = [
+            EventKind::Create(CreateKind::File),
+            EventKind::Modify(ModifyKind::Data(DataChange::Content)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::To)),
+            EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
+            EventKind::Remove(RemoveKind::File),
+        ];
+        for kind in changes {
+            assert!(changes_content(&kind), "{kind:?}");
+        }
+    }
 }

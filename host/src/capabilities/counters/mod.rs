@@ -144,18 +144,21 @@ impl WriteBehind {
     }
 
     /// Adds `amount` to `key`'s total in `thread`. An amount of zero or less is skipped
-    /// and logged. When the thread differs from the one accumulating, what accumulated is
+    /// (a zero is ordinary, e.g. a model that reported no tokens: not logged; a negative
+    /// one is a plugin's mistake: a debug line). When the thread differs from the one accumulating, what accumulated is
     /// written first (it belongs to the old thread) and the new thread starts from `amount`
     /// (if that write fails, nothing is lost that counts: the new thread restarts the total).
     pub async fn record(&self, key: CounterKey, amount: i64, thread: &str) {
         if amount <= 0 {
             self.stats.skipped.fetch_add(1, Ordering::Relaxed);
-            tracing::info!(
-                plugin = %key.plugin,
-                counter = %key.counter,
-                amount,
-                "counter amount of zero or less skipped"
-            );
+            if amount < 0 {
+                tracing::debug!(
+                    plugin = %key.plugin,
+                    counter = %key.counter,
+                    amount,
+                    "negative counter amount skipped: counters only grow"
+                );
+            }
             return;
         }
         self.stats.recorded.fetch_add(1, Ordering::Relaxed);
