@@ -618,3 +618,47 @@ async fn prefix_commands_that_need_permissions_are_checked_against_the_guilds_ro
     fake.wait_for(before, said("not allowed")).await;
     host.stop().await;
 }
+
+/// Whether a message body lets Discord ping no one: no `@everyone`/`@here`, no role and no
+/// user named in the content (the author of the message replied to at most).
+fn mentions_no_one(body: &serde_json::Value) -> bool {
+    let allowed = &body["allowed_mentions"];
+    let none = |key: &str| allowed[key].is_null() || allowed[key] == json!([]);
+    allowed["parse"] == json!([]) && none("users") && none("roles")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_the_bot_sends_pings_anyone_even_when_it_echoes_a_mention() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["dice", "echo"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+
+    // The host's usage line quotes what the user typed.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!roll @everyone");
+    let usage = fake.wait_for(before, posted(channel, "@everyone")).await;
+    assert!(
+        usage.content().contains("must be a whole number"),
+        "{}",
+        usage.content()
+    );
+    assert!(mentions_no_one(&usage.body), "{:#?}", usage.body);
+
+    // A plugin's reply that contains every kind of mass or role mention.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!echo @everyone @here <@&42> <@7>");
+    let echoed = fake.wait_for(before, posted(channel, "@here")).await;
+    assert!(mentions_no_one(&echoed.body), "{:#?}", echoed.body);
+
+    // The same as a slash command: the interaction's answer.
+    let before = fake.sent_count();
+    let options = json!([{ "name": "text", "type": 3, "value": "@everyone" }]);
+    let id = fake.slash(guild, channel, user, 0, "echo", options);
+    let callback = format!("/interactions/{id}/token-{id}/callback");
+    let answer = fake.wait_for(before, |sent| sent.path == callback).await;
+    assert_eq!(answer.body["data"]["content"], json!("@everyone"));
+    assert!(mentions_no_one(&answer.body["data"]), "{:#?}", answer.body);
+    host.stop().await;
+}
