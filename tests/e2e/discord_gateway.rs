@@ -662,3 +662,97 @@ async fn nothing_the_bot_sends_pings_anyone_even_when_it_echoes_a_mention() {
     assert!(mentions_no_one(&answer.body["data"]), "{:#?}", answer.body);
     host.stop().await;
 }
+
+/// `/readyz`'s status and its answer for Discord, and `/metrics`'
+/// `wasmbot_platform_connected{platform="discord"}`.
+async fn readiness(router: &axum::Router) -> (u16, serde_json::Value, f64) {
+    use axum::{body::Body, http::Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let get = |path: &str| {
+        let request = Request::get(path).body(Body::empty()).expect("request");
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.expect("answer");
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.expect("body");
+            (
+                status,
+                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            )
+        }
+    };
+    let (status, ready) = get("/readyz").await;
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("JSON");
+    let (_, metrics) = get("/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let connected = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "wasmbot_platform_connected" && s.labels.get("platform") == Some("discord")
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(value) | prometheus_parse::Value::Untyped(value) => {
+                value
+            }
+            _ => f64::NAN,
+        })
+        .unwrap_or(f64::NAN);
+    (status, ready["platforms"].clone(), connected)
+}
+
+/// Asks `/readyz` and `/metrics` until they say `wanted`; how many times it asked. Only a
+/// hang guard bounds it: serenity retries a refused shard every few seconds.
+async fn ask_until(router: &axum::Router, wanted: (u16, serde_json::Value, f64)) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut asked = 0;
+    loop {
+        let now = readiness(router).await;
+        asked += 1;
+        if now == wanted {
+            return asked;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {now:?}, not {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_drops_while_the_gateway_refuses_and_comes_back_when_it_accepts() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let router = wasmbot::http::host_router(Arc::clone(&host.dispatcher), "");
+    let up = (200, json!({ "discord": true }), 1.0);
+    let down = (503, json!({ "discord": false }), 0.0);
+    ask_until(&router, up.clone()).await;
+
+    // An outage: the connection drops and every new one is refused. Serenity's resume
+    // fails and it restarts the shard, with no event to its handlers.
+    fake.refuse_connections().await;
+    ask_until(&router, down.clone()).await;
+    let connections = fake.identifies() + fake.resumes();
+    for _ in 0..5 {
+        assert_eq!(readiness(&router).await, down, "down while refused");
+    }
+
+    // Discord is back: the shard reconnects, and readiness with it.
+    fake.accept_connections().await;
+    ask_until(&router, up).await;
+    assert!(
+        fake.identifies() + fake.resumes() > connections,
+        "a new connection was made"
+    );
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!ping");
+    fake.wait_for(before, posted(channel, "pong")).await;
+    host.stop().await;
+}
