@@ -663,6 +663,47 @@ async fn nothing_the_bot_sends_pings_anyone_even_when_it_echoes_a_mention() {
     host.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_refusals_in_slash_commands_are_seen_by_the_asker_only() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["settings", "dice"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+    let answer_to = |id: u64| {
+        let callback = format!("/interactions/{id}/token-{id}/callback");
+        move |sent: &Sent| sent.path == callback
+    };
+
+    // Without Manage Guild: the host refuses, for the member's eyes only.
+    let before = fake.sent_count();
+    let options = json!([{ "name": "prefix", "type": 3, "value": "?" }]);
+    let id = fake.slash(guild, channel, user, 0, "prefix", options);
+    let refused = fake.wait_for(before, answer_to(id)).await;
+    let content = refused.body["data"]["content"].as_str().unwrap_or_default();
+    assert!(content.contains("not allowed to use `prefix`"), "{content}");
+    assert_eq!(
+        refused.body["data"]["flags"],
+        json!(64),
+        "ephemeral: {:#?}",
+        refused.body
+    );
+
+    // A plugin's own answer stays public.
+    let before = fake.sent_count();
+    let options = json!([{ "name": "dice", "type": 4, "value": 2 }, { "name": "sides", "type": 4, "value": 6 }]);
+    let id = fake.slash(guild, channel, user, 0, "roll", options);
+    let rolled = fake.wait_for(before, answer_to(id)).await;
+    assert!(rolled.body["data"]["flags"].is_null(), "{:#?}", rolled.body);
+
+    // A prefix command's usage line is a reply in the channel, as before.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!roll many dice");
+    let usage = fake.wait_for(before, posted(channel, "Usage")).await;
+    assert!(usage.body["flags"].is_null(), "{:#?}", usage.body);
+    host.stop().await;
+}
+
 /// `/readyz`'s status and its answer for Discord, and `/metrics`'
 /// `wasmbot_platform_connected{platform="discord"}`.
 async fn readiness(router: &axum::Router) -> (u16, serde_json::Value, f64) {
