@@ -135,12 +135,18 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
 
     let discord = Discord::prepare(&config.discord, &registry).await?;
-    let outlet = ConsoleOutlet::new(tokio::io::stdout());
-    let mut dispatcher = Dispatcher::new(registry, config.bot.clone()).with_outlet(outlet);
+    let whatsapp = WhatsApp::prepare(&config.whatsapp, store.database())?;
+    // With a platform connected the bot is a service: stdin may be closed, and its end is
+    // no reason to stop. Without one, the console is the platform, and only then is it one
+    // of the platforms `/readyz` and `/metrics` report.
+    let console = discord.as_ref().is_none_or(|d| d.gateway.is_none()) && whatsapp.is_none();
+    let mut dispatcher = Dispatcher::new(registry, config.bot.clone());
+    if console {
+        dispatcher = dispatcher.with_outlet(ConsoleOutlet::new(tokio::io::stdout()));
+    }
     if let Some(discord) = &discord {
         dispatcher = dispatcher.with_outlet(discord.outlet.clone());
     }
-    let whatsapp = WhatsApp::prepare(&config.whatsapp, store.database())?;
     if let Some(whatsapp) = &whatsapp {
         dispatcher = dispatcher.with_outlet(whatsapp.outlet.clone());
     }
@@ -177,9 +183,7 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
         .and_then(|discord| discord.gateway)
         .map(|gateway| gateway.start(Arc::clone(&dispatcher)));
     let whatsapp = whatsapp.map(|whatsapp| whatsapp.start(Arc::clone(&dispatcher)));
-    // With a platform connected the bot is a service: stdin may be closed, and its end is
-    // no reason to stop. Without one, the console is the platform.
-    let result = if gateway.is_some() || whatsapp.is_some() {
+    let result = if !console {
         stop.await;
         Ok(())
     } else {

@@ -290,3 +290,106 @@ async fn a_token_discord_refuses_is_a_clear_error_and_a_failing_exit() {
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("Discord refused the bot token"), "{stderr}");
 }
+
+/// A bot with a Discord token runs no console: `/readyz` and `/metrics` report Discord only,
+/// and, its gateway refusing every connection, not ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_discord_bot_reports_discord_alone_and_not_ready_while_its_gateway_refuses() {
+    use serde_json::{Value, json};
+
+    let free_port = || {
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .and_then(|listener| listener.local_addr())
+            .unwrap()
+            .port()
+    };
+    // Nothing listens there: the gateway refuses.
+    let gateway = format!("ws://127.0.0.1:{}", free_port());
+    // Discord's REST API as far as the start needs it: the token's user and the gateway.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let api = format!("http://{}", listener.local_addr().unwrap());
+    let rest = axum::Router::new()
+        .route(
+            "/api/v10/users/@me",
+            axum::routing::get(|| async {
+                axum::Json(json!({
+                    "id": "900000000000000001", "username": "bot", "discriminator": "0",
+                    "global_name": null, "avatar": null, "bot": true,
+                }))
+            }),
+        )
+        .route(
+            "/api/v10/gateway",
+            axum::routing::get(move || {
+                let url = gateway.clone();
+                async move { axum::Json(json!({ "url": url })) }
+            }),
+        );
+    let server = tokio::spawn(async move { axum::serve(listener, rest).await });
+
+    let folder = tempfile::tempdir().unwrap();
+    let admin = format!("127.0.0.1:{}", free_port());
+    let child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .arg("--plugins-dir")
+        .arg(folder.path())
+        .env("DISCORD_TOKEN", "a-token")
+        .env("WASMBOT_DISCORD__API_URL", &api)
+        .env("WASMBOT_ADMIN__LISTEN", &admin)
+        .env("WASMBOT_RUNTIME__HOT_RELOAD", "false")
+        .env("WASMBOT_RUNTIME__CACHE_DIR", "")
+        .env(
+            "WASMBOT_DATABASE__URL",
+            format!("sqlite://{}/bot.db?mode=rwc", folder.path().display()),
+        )
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+
+    let client = reqwest::Client::new();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let ready = loop {
+        match client.get(format!("http://{admin}/readyz")).send().await {
+            Ok(response) => break response,
+            Err(error) => {
+                assert!(std::time::Instant::now() < deadline, "no /readyz: {error}");
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
+    };
+    let status = ready.status().as_u16();
+    let ready: Value = ready.json().await.unwrap();
+    let metrics = client
+        .get(format!("http://{admin}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    let output = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    server.abort();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+
+    assert_eq!(status, 503, "{ready}\n{stderr}");
+    assert_eq!(ready["platforms"], json!({ "discord": false }), "{stderr}");
+    let connected: Vec<&str> = metrics
+        .lines()
+        .filter(|line| line.starts_with("wasmbot_platform_connected{"))
+        .collect();
+    assert_eq!(
+        connected,
+        vec![r#"wasmbot_platform_connected{platform="discord"} 0"#],
+        "{metrics}"
+    );
+    assert!(output.status.success(), "{stderr}");
+}

@@ -618,3 +618,182 @@ async fn prefix_commands_that_need_permissions_are_checked_against_the_guilds_ro
     fake.wait_for(before, said("not allowed")).await;
     host.stop().await;
 }
+
+/// Whether a message body lets Discord ping no one: no `@everyone`/`@here`, no role and no
+/// user named in the content (the author of the message replied to at most).
+fn mentions_no_one(body: &serde_json::Value) -> bool {
+    let allowed = &body["allowed_mentions"];
+    let none = |key: &str| allowed[key].is_null() || allowed[key] == json!([]);
+    allowed["parse"] == json!([]) && none("users") && none("roles")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_the_bot_sends_pings_anyone_even_when_it_echoes_a_mention() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["dice", "echo"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+
+    // The host's usage line quotes what the user typed.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!roll @everyone");
+    let usage = fake.wait_for(before, posted(channel, "@everyone")).await;
+    assert!(
+        usage.content().contains("must be a whole number"),
+        "{}",
+        usage.content()
+    );
+    assert!(mentions_no_one(&usage.body), "{:#?}", usage.body);
+
+    // A plugin's reply that contains every kind of mass or role mention.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!echo @everyone @here <@&42> <@7>");
+    let echoed = fake.wait_for(before, posted(channel, "@here")).await;
+    assert!(mentions_no_one(&echoed.body), "{:#?}", echoed.body);
+
+    // The same as a slash command: the interaction's answer.
+    let before = fake.sent_count();
+    let options = json!([{ "name": "text", "type": 3, "value": "@everyone" }]);
+    let id = fake.slash(guild, channel, user, 0, "echo", options);
+    let callback = format!("/interactions/{id}/token-{id}/callback");
+    let answer = fake.wait_for(before, |sent| sent.path == callback).await;
+    assert_eq!(answer.body["data"]["content"], json!("@everyone"));
+    assert!(mentions_no_one(&answer.body["data"]), "{:#?}", answer.body);
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn host_refusals_in_slash_commands_are_seen_by_the_asker_only() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["settings", "dice"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+    let answer_to = |id: u64| {
+        let callback = format!("/interactions/{id}/token-{id}/callback");
+        move |sent: &Sent| sent.path == callback
+    };
+
+    // Without Manage Guild: the host refuses, for the member's eyes only.
+    let before = fake.sent_count();
+    let options = json!([{ "name": "prefix", "type": 3, "value": "?" }]);
+    let id = fake.slash(guild, channel, user, 0, "prefix", options);
+    let refused = fake.wait_for(before, answer_to(id)).await;
+    let content = refused.body["data"]["content"].as_str().unwrap_or_default();
+    assert!(content.contains("not allowed to use `prefix`"), "{content}");
+    assert_eq!(
+        refused.body["data"]["flags"],
+        json!(64),
+        "ephemeral: {:#?}",
+        refused.body
+    );
+
+    // A plugin's own answer stays public.
+    let before = fake.sent_count();
+    let options = json!([{ "name": "dice", "type": 4, "value": 2 }, { "name": "sides", "type": 4, "value": 6 }]);
+    let id = fake.slash(guild, channel, user, 0, "roll", options);
+    let rolled = fake.wait_for(before, answer_to(id)).await;
+    assert!(rolled.body["data"]["flags"].is_null(), "{:#?}", rolled.body);
+
+    // A prefix command's usage line is a reply in the channel, as before.
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!roll many dice");
+    let usage = fake.wait_for(before, posted(channel, "Usage")).await;
+    assert!(usage.body["flags"].is_null(), "{:#?}", usage.body);
+    host.stop().await;
+}
+
+/// `/readyz`'s status and its answer for Discord, and `/metrics`'
+/// `wasmbot_platform_connected{platform="discord"}`.
+async fn readiness(router: &axum::Router) -> (u16, serde_json::Value, f64) {
+    use axum::{body::Body, http::Request};
+    use http_body_util::BodyExt;
+    use tower::ServiceExt;
+
+    let get = |path: &str| {
+        let request = Request::get(path).body(Body::empty()).expect("request");
+        let router = router.clone();
+        async move {
+            let response = router.oneshot(request).await.expect("answer");
+            let status = response.status().as_u16();
+            let body = response.into_body().collect().await.expect("body");
+            (
+                status,
+                String::from_utf8_lossy(&body.to_bytes()).into_owned(),
+            )
+        }
+    };
+    let (status, ready) = get("/readyz").await;
+    let ready: serde_json::Value = serde_json::from_str(&ready).expect("JSON");
+    let (_, metrics) = get("/metrics").await;
+    let scrape = prometheus_parse::Scrape::parse(metrics.lines().map(|l| Ok(l.to_owned())))
+        .expect("Prometheus text");
+    let connected = scrape
+        .samples
+        .iter()
+        .find(|s| {
+            s.metric == "wasmbot_platform_connected" && s.labels.get("platform") == Some("discord")
+        })
+        .map(|s| match s.value {
+            prometheus_parse::Value::Gauge(value) | prometheus_parse::Value::Untyped(value) => {
+                value
+            }
+            _ => f64::NAN,
+        })
+        .unwrap_or(f64::NAN);
+    (status, ready["platforms"].clone(), connected)
+}
+
+/// Asks `/readyz` and `/metrics` until they say `wanted`; how many times it asked. Only a
+/// hang guard bounds it: serenity retries a refused shard every few seconds.
+async fn ask_until(router: &axum::Router, wanted: (u16, serde_json::Value, f64)) -> usize {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut asked = 0;
+    loop {
+        let now = readiness(router).await;
+        asked += 1;
+        if now == wanted {
+            return asked;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still {now:?}, not {wanted:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_drops_while_the_gateway_refuses_and_comes_back_when_it_accepts() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let router = wasmbot::http::host_router(Arc::clone(&host.dispatcher), "");
+    let up = (200, json!({ "discord": true }), 1.0);
+    let down = (503, json!({ "discord": false }), 0.0);
+    ask_until(&router, up.clone()).await;
+
+    // An outage: the connection drops and every new one is refused. Serenity's resume
+    // fails and it restarts the shard, with no event to its handlers.
+    fake.refuse_connections().await;
+    ask_until(&router, down.clone()).await;
+    let connections = fake.identifies() + fake.resumes();
+    for _ in 0..5 {
+        assert_eq!(readiness(&router).await, down, "down while refused");
+    }
+
+    // Discord is back: the shard reconnects, and readiness with it.
+    fake.accept_connections().await;
+    ask_until(&router, up).await;
+    assert!(
+        fake.identifies() + fake.resumes() > connections,
+        "a new connection was made"
+    );
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!ping");
+    fake.wait_for(before, posted(channel, "pong")).await;
+    host.stop().await;
+}

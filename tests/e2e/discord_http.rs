@@ -127,6 +127,10 @@ async fn commands_that_need_permissions_check_what_discord_says_the_member_holds
     assert_eq!(status, 200);
     let refused = answer["data"]["content"].as_str().unwrap();
     assert!(refused.contains("not allowed to use `prefix`"), "{answer}");
+    assert_eq!(
+        answer["data"]["flags"], 64,
+        "the refusal is ephemeral: {answer}"
+    );
     // Manage Guild (1 << 5), or Administrator (1 << 3): the plugin runs.
     let (_, answer) = discord.post(&as_member("p2", "prefix", prefix, "32")).await;
     let done = answer["data"]["content"].as_str().unwrap();

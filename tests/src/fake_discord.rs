@@ -2,7 +2,8 @@
 //! adapter uses (recording what the bot sent) and a gateway WebSocket that says HELLO,
 //! answers IDENTIFY with READY and heartbeats with ACKs, resumes sessions (replaying what a
 //! dropped connection missed), routes dispatches to shards by guild, and enforces the
-//! 120 commands per 60 s send limit.
+//! 120 commands per 60 s send limit. Its gateway can be made to refuse connections, as
+//! during an outage, and to accept them again.
 
 use std::{
     collections::{HashMap, VecDeque},
@@ -145,6 +146,9 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub struct FakeDiscord {
     inner: Arc<Inner>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
+    /// The gateway's listener, while it accepts connections.
+    accepting: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    gateway: std::net::SocketAddr,
 }
 
 impl Drop for FakeDiscord {
@@ -152,8 +156,21 @@ impl Drop for FakeDiscord {
         for task in &self.tasks {
             task.abort();
         }
+        if let Some(accepting) = lock(&self.accepting).take() {
+            accepting.abort();
+        }
         self.drop_connections();
     }
+}
+
+/// Takes the gateway's connections, each a session, until aborted (which closes the port).
+fn accept(inner: &Arc<Inner>, gateway: TcpListener) -> tokio::task::JoinHandle<()> {
+    let inner = Arc::clone(inner);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = gateway.accept().await {
+            tokio::spawn(session(Arc::clone(&inner), stream));
+        }
+    })
 }
 
 impl FakeDiscord {
@@ -165,9 +182,10 @@ impl FakeDiscord {
         let gateway = TcpListener::bind("127.0.0.1:0")
             .await
             .expect("binding gateway");
+        let gateway_addr = gateway.local_addr().expect("gateway address");
         let inner = Arc::new(Inner {
             api_url: format!("http://{}", rest.local_addr().expect("REST address")),
-            gateway_url: format!("ws://{}", gateway.local_addr().expect("gateway address")),
+            gateway_url: format!("ws://{gateway_addr}"),
             // Real snowflakes (milliseconds since Discord's epoch, shifted): ids differ
             // from one test run to the next, which share one Postgres.
             next_id: AtomicU64::new(now_ms().saturating_sub(DISCORD_EPOCH_MS) << 22),
@@ -179,18 +197,36 @@ impl FakeDiscord {
         let serving = tokio::spawn(async move {
             let _ = axum::serve(rest, router).await;
         });
-        let accepting = {
-            let inner = Arc::clone(&inner);
-            tokio::spawn(async move {
-                while let Ok((stream, _)) = gateway.accept().await {
-                    tokio::spawn(session(Arc::clone(&inner), stream));
-                }
-            })
-        };
+        let accepting = accept(&inner, gateway);
         Self {
             inner,
-            tasks: vec![serving, accepting],
+            tasks: vec![serving],
+            accepting: Mutex::new(Some(accepting)),
+            gateway: gateway_addr,
         }
+    }
+
+    /// An outage: the live gateway connections drop and the gateway's port is closed, so
+    /// every new connection is refused, until [`FakeDiscord::accept_connections`].
+    pub async fn refuse_connections(&self) {
+        let accepting = lock(&self.accepting).take();
+        if let Some(accepting) = accepting {
+            accepting.abort();
+            // Once the task is gone, so is its listener: the port refuses from now on.
+            let _ = accepting.await;
+        }
+        self.drop_connections();
+    }
+
+    /// The end of an outage: the gateway takes connections again, on the same address.
+    pub async fn accept_connections(&self) {
+        if lock(&self.accepting).is_some() {
+            return;
+        }
+        let gateway = TcpListener::bind(self.gateway)
+            .await
+            .expect("binding the gateway's address again");
+        *lock(&self.accepting) = Some(accept(&self.inner, gateway));
     }
 
     /// The REST base, for `discord.api_url`.

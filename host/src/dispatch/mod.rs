@@ -524,9 +524,13 @@ impl Dispatcher {
         self.host_reply(event, text).await;
     }
 
+    /// The host's own answer (a refusal, a usage line, a notice, an apology): for the asker
+    /// only where the platform can hide it from others (an interaction's answer); a message
+    /// in a channel stays one.
     async fn host_reply(&self, event: &Event, text: String) {
-        self.deliver(event, HOST, vec![Action::Reply(Outgoing::text_only(text))])
-            .await;
+        let mut reply = Outgoing::text_only(text);
+        reply.ephemeral = true;
+        self.deliver(event, HOST, vec![Action::Reply(reply)]).await;
     }
 
     /// Sends each action to its platform's outlet, in order. One that cannot go (no outlet

@@ -1,11 +1,14 @@
 //! The gateway connection through serenity: each `MESSAGE_CREATE`, interaction, reaction
 //! and member change becomes a normalized event for the dispatcher. Heartbeats, reconnects
-//! and resumes are serenity's; this side tracks which shards are connected, for `/readyz`
-//! and the metrics.
+//! and resumes are serenity's; this side reads which shards are connected from serenity's
+//! shard manager, for `/readyz` and the metrics.
 
 use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex, OnceLock},
+    ops::RangeInclusive,
+    sync::{
+        Arc, OnceLock,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{SystemTime, UNIX_EPOCH},
 };
 
@@ -13,8 +16,8 @@ use anyhow::Context as _;
 use serenity::{
     all::{
         Client, ConnectionStage, Context, EventHandler, GatewayIntents, GuildId, Http, Member,
-        Message as DiscordMessage, Ready, ResumedEvent, ShardManager, ShardStageUpdateEvent,
-        User as DiscordUser,
+        Message as DiscordMessage, Ready, ResumedEvent, ShardId, ShardManager,
+        ShardStageUpdateEvent, User as DiscordUser,
     },
     async_trait,
     cache::{Cache, Settings as CacheSettings},
@@ -40,44 +43,42 @@ const MESSAGE_COMPONENT: u8 = 3;
 /// 2015-01-01, where Discord's snowflakes count from.
 const DISCORD_EPOCH_MS: u64 = 1_420_070_400_000;
 
-/// Which of this host's shards are connected now.
+/// Which of this host's shards are connected, read from serenity's shard manager at the
+/// moment of asking. Serenity sends no event when a shard's connection drops and its
+/// resume or restart fails, but it keeps each shard runner's stage in the manager, and a
+/// shard being restarted has no runner there: a shard is connected when its runner is at
+/// [`ConnectionStage::Connected`]. Nothing runs between two questions.
 pub struct Connection {
-    expected: usize,
-    up: Mutex<HashSet<u32>>,
+    manager: Arc<ShardManager>,
+    shards: RangeInclusive<u32>,
+    /// The last reading, answered when serenity holds its runners' lock at that moment.
+    last: AtomicUsize,
 }
 
 impl Connection {
     /// Whether every shard this host runs is connected.
     pub fn connected(&self) -> bool {
-        self.lock().len() == self.expected
+        let (up, of) = self.shards();
+        up == of
     }
 
     /// How many of this host's shards are connected, and how many it runs.
     pub fn shards(&self) -> (usize, usize) {
-        (self.lock().len(), self.expected)
-    }
-
-    fn set(&self, shard: u32, up: bool) {
-        let mut shards = self.lock();
-        let changed = if up {
-            shards.insert(shard)
-        } else {
-            shards.remove(&shard)
+        let expected = self.shards.clone().count();
+        let Ok(runners) = self.manager.runners.try_lock() else {
+            return (self.last.load(Ordering::Relaxed), expected);
         };
-        if changed {
-            tracing::info!(
-                platform = "discord",
-                shard,
-                connected = shards.len(),
-                of = self.expected,
-                "shard {}",
-                if up { "connected" } else { "disconnected" }
-            );
-        }
-    }
-
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashSet<u32>> {
-        self.up.lock().unwrap_or_else(|e| e.into_inner())
+        let up = self
+            .shards
+            .clone()
+            .filter(|shard| {
+                runners
+                    .get(&ShardId(*shard))
+                    .is_some_and(|runner| runner.stage == ConnectionStage::Connected)
+            })
+            .count();
+        self.last.store(up, Ordering::Relaxed);
+        (up, expected)
     }
 }
 
@@ -85,7 +86,8 @@ impl Connection {
 pub struct Gateway {
     client: Client,
     handler: Arc<Handler>,
-    shards: std::ops::RangeInclusive<u32>,
+    connection: Arc<Connection>,
+    shards: RangeInclusive<u32>,
     total: u32,
 }
 
@@ -132,10 +134,6 @@ impl Gateway {
         let handler = Arc::new(Handler {
             dispatcher: OnceLock::new(),
             answers,
-            connection: Arc::new(Connection {
-                expected: shards.clone().count(),
-                up: Mutex::new(HashSet::new()),
-            }),
             bot: me.id.to_string(),
             commands: (*shards.start() == 0).then(|| Arc::new(Commands::new(commands_guild))),
         });
@@ -149,9 +147,15 @@ impl Gateway {
             .event_handler_arc(Arc::clone(&handler))
             .await
             .context("building the Discord client")?;
+        let connection = Arc::new(Connection {
+            manager: Arc::clone(&client.shard_manager),
+            shards: shards.clone(),
+            last: AtomicUsize::new(0),
+        });
         Ok(Self {
             client,
             handler,
+            connection,
             shards,
             total: config.shards,
         })
@@ -164,7 +168,7 @@ impl Gateway {
 
     /// The connection state of this host's shards.
     pub fn connection(&self) -> Arc<Connection> {
-        Arc::clone(&self.handler.connection)
+        Arc::clone(&self.connection)
     }
 
     /// Connects this host's shards and starts handing their events to `dispatcher`. The
@@ -213,7 +217,6 @@ pub fn intents(snapshot: &Snapshot) -> GatewayIntents {
 struct Handler {
     dispatcher: OnceLock<Arc<Dispatcher>>,
     answers: Arc<Answers>,
-    connection: Arc<Connection>,
     bot: String,
     commands: Option<Arc<Commands>>,
 }
@@ -229,7 +232,6 @@ impl Handler {
 #[async_trait]
 impl EventHandler for Handler {
     async fn ready(&self, ctx: Context, ready: Ready) {
-        self.connection.set(ctx.shard_id.0, true);
         tracing::info!(
             platform = "discord",
             shard = ctx.shard_id.0,
@@ -244,12 +246,17 @@ impl EventHandler for Handler {
     }
 
     async fn resume(&self, ctx: Context, _: ResumedEvent) {
-        self.connection.set(ctx.shard_id.0, true);
+        tracing::info!(platform = "discord", shard = ctx.shard_id.0, "resumed");
     }
 
     async fn shard_stage_update(&self, _: Context, update: ShardStageUpdateEvent) {
-        let up = update.new == ConnectionStage::Connected;
-        self.connection.set(update.shard_id.0, up);
+        tracing::debug!(
+            platform = "discord",
+            shard = update.shard_id.0,
+            "shard {:?} -> {:?}",
+            update.old,
+            update.new
+        );
     }
 
     async fn message(&self, ctx: Context, message: DiscordMessage) {

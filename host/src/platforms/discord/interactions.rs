@@ -455,7 +455,12 @@ fn answer(kind: u8, replies: Vec<Outgoing>) -> Json_ {
         return match kind {
             MESSAGE_COMPONENT => json!({ "type": UPDATE_ACK }),
             _ => {
-                json!({ "type": CHANNEL_MESSAGE, "data": { "content": "Done.", "flags": wire::EPHEMERAL } })
+                let done = json!({
+                    "content": "Done.",
+                    "flags": wire::EPHEMERAL,
+                    "allowed_mentions": wire::no_mentions(),
+                });
+                json!({ "type": CHANNEL_MESSAGE, "data": done })
             }
         };
     }

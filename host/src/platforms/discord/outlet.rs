@@ -69,6 +69,9 @@ impl DiscordOutlet {
                 if let Some(id) = origin_message {
                     body["message_reference"] =
                         json!({ "message_id": id, "fail_if_not_exists": false });
+                    // The asker hears the answer to their command, as with any Discord
+                    // reply; it is the only mention a reply may make.
+                    body["allowed_mentions"]["replied_user"] = json!(true);
                 }
                 rest.send_message(here()?, Vec::new(), &body).await?;
             }

@@ -14,10 +14,14 @@ const BUTTONS_PER_ROW: usize = 5;
 const MAX_ROWS: usize = 5;
 
 /// The message body for `message`: content, embeds, buttons (rows of five) and a select
-/// menu. What Discord cannot show (templates, media by platform id) is left out with a
-/// debug line; content over Discord's limit is cut rather than refused.
+/// menu, mentioning no one (see [`no_mentions`]). What Discord cannot show (templates,
+/// media by platform id) is left out with a debug line; content over Discord's limit is
+/// cut rather than refused.
 pub fn message(message: &Outgoing) -> Value {
-    let mut body = json!({ "content": truncate(&message.text, MAX_CONTENT) });
+    let mut body = json!({
+        "content": truncate(&message.text, MAX_CONTENT),
+        "allowed_mentions": no_mentions(),
+    });
     let embeds: Vec<Value> = message
         .embeds
         .iter()
@@ -37,6 +41,14 @@ pub fn message(message: &Outgoing) -> Value {
         tracing::debug!(platform = "discord", "template dropped: WhatsApp only");
     }
     body
+}
+
+/// Discord's `allowed_mentions` that pings no one: without it, Discord pings whatever the
+/// content names, and answers echo their users' text, so `@everyone`, `@here`, `<@&role>`
+/// or `<@user>` in a plugin's reply would ping them. Mentions stay visible as text. A
+/// reply may add `replied_user` (the asker only).
+pub fn no_mentions() -> Value {
+    json!({ "parse": [] })
 }
 
 /// Action rows: the buttons five to a row, then the menu in a row of its own.
@@ -183,6 +195,12 @@ mod tests {
         assert_eq!(body["components"][1]["components"][1]["custom_id"], "p/6");
         assert_eq!(body["components"][2]["components"][0]["type"], 3);
         assert_eq!(body["content"], "pick");
+    }
+
+    #[test]
+    fn every_message_mentions_no_one() {
+        let body = super::message(&Outgoing::text_only("@everyone <@&1> <@2> @here"));
+        assert_eq!(body["allowed_mentions"], json!({ "parse": [] }));
     }
 
     #[test]
