@@ -340,6 +340,36 @@ async fn one_message_retried_through_an_outage_does_not_open_the_breaker() {
 }
 
 #[tokio::test]
+async fn an_oversized_webhook_is_refused_in_json_and_counted() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.whatsapp.max_body_bytes = 16 * 1024;
+    })
+    .await;
+    let refused = || async {
+        let report = wasmbot::telemetry::report::Report::gather(&host.dispatcher).await;
+        report.platform_counts["whatsapp"]["refused"]
+    };
+    assert_eq!(refused().await, 0);
+    let huge = vec![b' '; 32 * 1024];
+    let answer = reqwest::Client::new()
+        .post(format!("{}/whatsapp/webhook", host.url))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature(APP_SECRET, &huge))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = answer.json().await.expect("a JSON answer");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("16384-byte limit"), "{body}");
+    assert_eq!(refused().await, 1);
+    host.stop().await;
+}
+
+#[tokio::test]
 async fn messages_acknowledged_by_a_killed_host_are_processed_after_restart() {
     let fake = FakeGraph::start().await;
     let folder = plugins(&["listener", "misbehave"]);

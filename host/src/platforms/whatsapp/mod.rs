@@ -153,7 +153,7 @@ pub struct Traffic {
     pub duplicates: AtomicU64,
     /// Items skipped: unknown message types, numbers this host does not serve.
     pub skipped: AtomicU64,
-    /// Webhook posts refused: bad signature, malformed JSON.
+    /// Webhook posts refused: bad signature, malformed JSON, a body over the size limit.
     pub refused: AtomicU64,
     /// Items processed by the workers.
     pub processed: AtomicU64,
