@@ -1,8 +1,9 @@
 //! The seed bots of WhatsApp end to end, through the fake Graph API and a fake
 //! OpenAI-compatible endpoint: `assistant` (answers with the conversation's last messages,
 //! tokens counted per thread, the per-user limit on AI calls, an endpoint that cannot be
-//! reached) and `user-profile` (the profile, activity written once for a burst, the
-//! thread's tokens, an outside change seen only after `POST /update-user`).
+//! reached; with `menu`, the Spanish words that open one of them) and `user-profile` (the
+//! profile, activity written once for a burst, the thread's tokens, an outside change seen
+//! only after `POST /update-user`).
 
 use std::{
     collections::BTreeMap,
@@ -319,6 +320,46 @@ async fn an_unreachable_endpoint_is_answered_unavailable_and_the_conversation_go
         usage, "This conversation used 0 tokens, all written to the usage totals.",
         "still in the conversation"
     );
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spanish_words_open_the_menu_or_the_assistant_and_other_words_get_nothing() {
+    const WELCOME: &str = "Welcome to Wasm Pizza! What would you like?";
+    const HOURS: &str = "We are open every day from 11:00 to 23:00.";
+    let fake = FakeGraph::start().await;
+    let ai = FakeOpenAi::start().await;
+    // The demo's pair: a greeting must open one of them, not both.
+    let folder = plugins(&["menu", "assistant"]);
+    let policy = assistant(ai.url(), ai.authority(), None);
+    let host = Host::start(&fake, folder.path(), policy).await;
+    let user = |id: &'static str| User {
+        fake: &fake,
+        host: &host,
+        id,
+        name: "Lucía",
+    };
+
+    let lucia = user("4915550301");
+    // Nothing answers this: the next answer is the menu's, the first she gets.
+    lucia.send_at(now_s(), "qué tal").await;
+    assert_eq!(lucia.ask("hola").await, WELCOME);
+    assert_eq!(lucia.ask("2").await, HOURS, "the menu goes on");
+    assert_eq!(lucia.answers(), [WELCOME, HOURS], "one answer each");
+
+    for (id, word) in [
+        ("4915550302", "¡Buenas!"),
+        ("4915550303", "Menú"),
+        ("4915550304", "MENU"),
+        ("4915550305", "Hola"),
+    ] {
+        assert_eq!(user(id).ask(word).await, WELCOME, "{word:?}");
+    }
+    for (id, word) in [("4915550306", "asistente"), ("4915550307", "IA")] {
+        let greeting = user(id).ask(word).await;
+        assert!(greeting.contains("ask me anything"), "{word:?}: {greeting}");
+    }
+    assert!(ai.asked().is_empty(), "no word was a question to the model");
     host.stop().await;
 }
 

@@ -243,13 +243,12 @@ async fn a_failing_api_is_retried_then_the_breaker_opens_and_nothing_is_lost() {
     assert_eq!(fake.calls(), 3);
     assert!(!outlet.graph().breaker().is_open());
 
-    // Down: the first message's three attempts open the breaker; it and the next ones wait
-    // in the outbox instead of hammering the API.
+    // Down: messages of distinct users fail, each however many times it is tried; once
+    // three have failed the breaker opens, and they wait in the outbox.
     fake.go_down(503);
-    for (i, user) in ["4915550022", "4915550023", "4915550024"]
-        .iter()
-        .enumerate()
-    {
+    let breaker = outlet.graph().breaker();
+    let first = ["4915550022", "4915550023", "4915550024"];
+    for (i, user) in first.iter().enumerate() {
         let body = text_webhook(user, &format!("wamid.E{}", i + 2), &format!("late {i}"));
         assert_eq!(fake.deliver(&host.url, &body).await, StatusCode::OK);
     }
@@ -257,26 +256,118 @@ async fn a_failing_api_is_retried_then_the_breaker_opens_and_nothing_is_lost() {
         outlet.outbox().waiting().await.unwrap() == 3
     })
     .await;
-    assert!(outlet.graph().breaker().is_open());
-    let calls_while_down = fake.calls();
+    assert!(breaker.openings() >= 1, "three failed messages open it");
+    assert!(first.iter().all(|user| fake.calls_to(user) >= 1));
+
+    // While it is open, further messages make no call (but a probe, once the open period
+    // is over): they go straight to the outbox.
+    let then = ["4915550025", "4915550026", "4915550027"];
+    for (i, user) in then.iter().enumerate() {
+        let body = text_webhook(
+            user,
+            &format!("wamid.E{}", i + 5),
+            &format!("late {}", i + 3),
+        );
+        assert_eq!(fake.deliver(&host.url, &body).await, StatusCode::OK);
+    }
+    eventually("six messages in the outbox", async || {
+        outlet.outbox().waiting().await.unwrap() == 6
+    })
+    .await;
+    // Read before the probes: a probe is counted before its call is made.
+    let their_calls: usize = then.iter().map(|user| fake.calls_to(user)).sum();
+    let probes = breaker.probes() as usize;
     assert!(
-        calls_while_down <= 3 + 3 + 1,
-        "the breaker stopped the calls: {calls_while_down}"
+        their_calls <= probes,
+        "the open breaker stopped the calls: {their_calls} calls, {probes} probes"
     );
 
     // Recovered: everything waiting goes out, once.
     fake.recover();
-    let sent = fake.wait_sent(4).await;
+    let sent = fake.wait_sent(7).await;
     let mut late: Vec<_> = sent[1..].iter().map(|s| s.text().to_owned()).collect();
     late.sort();
-    assert_eq!(late, ["heard: late 0", "heard: late 1", "heard: late 2"]);
+    let expected: Vec<_> = (0..6).map(|i| format!("heard: late {i}")).collect();
+    assert_eq!(late, expected);
     eventually("an empty outbox", async || {
         outlet.outbox().waiting().await.unwrap() == 0
     })
     .await;
-    assert!(!outlet.graph().breaker().is_open());
+    assert!(!breaker.is_open());
     tokio::time::sleep(Duration::from_millis(200)).await;
-    assert_eq!(fake.sent().len(), 4, "nothing sent twice");
+    assert_eq!(fake.sent().len(), 7, "nothing sent twice");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn one_message_retried_through_an_outage_does_not_open_the_breaker() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let (attempts, threshold) = (3, 3);
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.whatsapp.send_attempts = attempts;
+        config.whatsapp.backoff_ms = 10;
+        config.whatsapp.backoff_max_ms = 50;
+        config.whatsapp.breaker_failures = threshold;
+    })
+    .await;
+    let breaker = host.whatsapp.outlet.graph().breaker();
+    let user = "4915550028";
+    fake.go_down(503);
+    fake.deliver(
+        &host.url,
+        &text_webhook(user, "wamid.E8", "through the outage"),
+    )
+    .await;
+    // Its own attempts, then the outbox's: more failed calls than the breaker's threshold,
+    // all of one message.
+    let tried = 2 * attempts as usize;
+    eventually("the outbox trying the message too", async || {
+        fake.calls_to(user) >= tried || breaker.openings() > 0
+    })
+    .await;
+    assert!(fake.calls_to(user) > threshold as usize);
+    assert_eq!(breaker.openings(), 0, "one message's retries count once");
+
+    fake.recover();
+    let sent = fake.wait_sent(1).await;
+    assert_eq!(sent[0].text(), "heard: through the outage");
+    eventually("an empty outbox", async || {
+        host.whatsapp.outlet.outbox().waiting().await.unwrap() == 0
+    })
+    .await;
+    assert_eq!(breaker.openings(), 0, "never opened");
+    assert_eq!(fake.sent().len(), 1, "sent once");
+    host.stop().await;
+}
+
+#[tokio::test]
+async fn an_oversized_webhook_is_refused_in_json_and_counted() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.whatsapp.max_body_bytes = 16 * 1024;
+    })
+    .await;
+    let refused = || async {
+        let report = wasmbot::telemetry::report::Report::gather(&host.dispatcher).await;
+        report.platform_counts["whatsapp"]["refused"]
+    };
+    assert_eq!(refused().await, 0);
+    let huge = vec![b' '; 32 * 1024];
+    let answer = reqwest::Client::new()
+        .post(format!("{}/whatsapp/webhook", host.url))
+        .header("content-type", "application/json")
+        .header("x-hub-signature-256", signature(APP_SECRET, &huge))
+        .body(huge)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status(), StatusCode::PAYLOAD_TOO_LARGE);
+    let body: serde_json::Value = answer.json().await.expect("a JSON answer");
+    let error = body["error"].as_str().unwrap_or_default();
+    assert!(error.contains("16384-byte limit"), "{body}");
+    assert_eq!(refused().await, 1);
     host.stop().await;
 }
 

@@ -69,6 +69,8 @@ struct Shared {
     sent: Vec<Sent>,
     /// Every call to the messages endpoint, failed ones included.
     calls: usize,
+    /// Those calls by recipient (`to`).
+    calls_to: HashMap<String, usize>,
     failures: VecDeque<Failure>,
     /// Fails every call with this status until cleared.
     down: Option<u16>,
@@ -141,6 +143,11 @@ impl FakeGraph {
     /// Calls to the messages endpoint so far, failed ones included.
     pub fn calls(&self) -> usize {
         self.lock().calls
+    }
+
+    /// Calls to the messages endpoint for `recipient` so far, failed ones included.
+    pub fn calls_to(&self, recipient: &str) -> usize {
+        self.lock().calls_to.get(recipient).copied().unwrap_or(0)
     }
 
     /// The messages sent so far.
@@ -298,6 +305,8 @@ async fn send(
     let failure = {
         let mut shared = shared.lock().unwrap_or_else(|e| e.into_inner());
         shared.calls += 1;
+        let to = body["to"].as_str().unwrap_or_default().to_owned();
+        *shared.calls_to.entry(to).or_default() += 1;
         match shared.down {
             Some(status) => Some(Failure::Status(status)),
             None => shared.failures.pop_front(),

@@ -1,8 +1,9 @@
 //! `assistant`: a conversation with an AI model (any OpenAI-compatible chat endpoint),
 //! written as a flow (`wasmbot_sdk::flow`).
 //!
-//! - "assistant" or "ai" (where people talk to the bot alone: WhatsApp, the console; on
-//!   Discord `!assistant [question]`) opens a conversation thread. From then on every
+//! - "assistant" or "ai", in Spanish "asistente" or "IA" (where people talk to the bot
+//!   alone: WhatsApp, the console; on Discord `!assistant [question]`) opens a conversation
+//!   thread. Greetings ("hi", "hola") are left to the `menu`, so one word opens one of them. From then on every
 //!   message of the user in that chat is a question, answered with the system prompt and
 //!   the conversation's last messages (`history_turns`, 5 by default) as context.
 //! - "new" or "reset" starts a new thread: the history is forgotten and the token total
@@ -61,7 +62,7 @@ const CHUNK_BYTES: usize = 3_000;
 /// What is kept of one message in the history (the host's limit is `state.max_bytes`).
 const KEEP_BYTES: usize = 4_000;
 
-const START: [&str; 2] = ["assistant", "ai"];
+const START: [&str; 4] = ["assistant", "ai", "asistente", "ia"];
 const NEW: [&str; 4] = ["new", "reset", "new thread", "start over"];
 const USAGE: [&str; 2] = ["usage", "tokens"];
 

@@ -1,5 +1,5 @@
-//! A pizza shop's menu, written as flows (`wasmbot_sdk::flow`): "menu" (or "hi" where
-//! people talk to the bot alone) shows buttons; Order asks how many (a number, asked again
+//! A pizza shop's menu, written as flows (`wasmbot_sdk::flow`): "menu" or "menú" (or a
+//! greeting, English or Spanish, where people talk to the bot alone) shows buttons; Order asks how many (a number, asked again
 //! when it is not one, given up after three tries), which pizza (a list on WhatsApp, a
 //! select menu on Discord), the name for the order and a confirmation; Opening hours says
 //! them; Talk to a person hands over. "order 3" skips the first question. Where a user is
@@ -23,9 +23,24 @@ const PIZZAS: [(&str, &str, &str); 4] = [
 /// An order left unanswered this long is closed.
 const IDLE_S: u32 = 600;
 
+/// What opens the menu everywhere: its name, with and without the Spanish accent.
+const MENU: [&str; 2] = ["menu", "menú"];
+
 /// Where the bot is talked to alone (WhatsApp, the console) a greeting opens the menu; in a
-/// Discord channel it would answer everyone's "hi".
-const GREETINGS: [&str; 3] = ["hi", "hello", "start"];
+/// Discord channel it would answer everyone's "hi". Spanish too: the shops this demo
+/// follows serve Spanish-speaking users, who write "hola" first.
+const GREETINGS: [&str; 10] = [
+    "hi",
+    "hello",
+    "start",
+    "hola",
+    "buenas",
+    "buenos días",
+    "buenos dias",
+    "buenas tardes",
+    "buenas noches",
+    "empezar",
+];
 
 struct Shop;
 
@@ -46,7 +61,7 @@ impl Plugin for Shop {
 }
 
 fn flows(platform: Platform) -> Flows {
-    let mut words = vec!["menu"];
+    let mut words = MENU.to_vec();
     if platform != Platform::Discord {
         words.extend(GREETINGS);
     }

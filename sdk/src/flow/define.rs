@@ -81,8 +81,9 @@ pub(super) enum Match {
 }
 
 impl Trigger {
-    /// A message that is one of `words`, ignoring case, surrounding spaces and a trailing
-    /// `!`, `.` or `?` ("Hi!" matches "hi").
+    /// A message that is one of `words`, ignoring case, surrounding spaces, a trailing
+    /// `!`, `.` or `?` and a leading `¡` or `¿` ("Hi!" matches "hi", "¡Hola!" "hola").
+    /// Accents count: list "menú" and "menu" both to take either.
     pub fn keywords<W: Into<String>>(words: impl IntoIterator<Item = W>) -> Self {
         let words = words.into_iter().map(|w| normalize(&w.into())).collect();
         Trigger(Match::Keywords(words))
@@ -114,9 +115,11 @@ impl Trigger {
     }
 }
 
-/// Lowercase, trimmed, without the punctuation people end a word with.
+/// Lowercase, trimmed, without the punctuation people end a word with (or, in Spanish,
+/// open it with).
 pub(super) fn normalize(text: &str) -> String {
     text.trim()
+        .trim_start_matches(['¡', '¿'])
         .trim_end_matches(['!', '.', '?'])
         .trim()
         .to_lowercase()

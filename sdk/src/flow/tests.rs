@@ -175,6 +175,22 @@ fn a_keyword_starts_a_flow_whose_says_come_before_its_question() {
 }
 
 #[test]
+fn spanish_punctuation_and_capitals_do_not_hide_a_keyword() {
+    let flows = Flows::new().flow(
+        Flow::new("main")
+            .trigger(Trigger::keywords(["hola", "menú"]))
+            .say("¡Bienvenido!"),
+    );
+    for greeting in ["¡Hola!", "  HOLA ", "¿hola?", "Menú", "MENÚ."] {
+        let decision = flows.decide(None, &event(text(greeting), T0)).unwrap();
+        let texts: Vec<_> = decision.replies.iter().map(|o| o.text.as_str()).collect();
+        assert_eq!(texts, ["¡Bienvenido!"], "{greeting:?}");
+    }
+    let decision = flows.decide(None, &event(text("menu"), T0)).unwrap();
+    assert!(decision.replies.is_empty(), "an accent is a letter");
+}
+
+#[test]
 fn a_click_answers_a_choice_and_a_branch_goes_to_its_flow() {
     let mut chat = Chat::new(shop());
     chat.say("menu");

@@ -13,7 +13,7 @@ use serde_json::Value;
 
 use super::{
     WhatsAppConfig,
-    breaker::{Admission, Breaker},
+    breaker::{Admission, Breaker, RequestKey},
 };
 use crate::dispatch::MediaFile;
 
@@ -138,11 +138,15 @@ impl Graph {
     }
 
     /// Sends one message from `phone_id`; returns its wamid. Transient failures are
-    /// retried (at most `send_attempts` calls in all), each one counted by the breaker.
+    /// retried (at most `send_attempts` calls in all); the breaker counts them as one
+    /// failed request, and so are this message's later attempts (from the outbox).
     pub async fn send(&self, phone_id: &str, body: &Value) -> Result<String, GraphError> {
         let url = format!("{}/{phone_id}/messages", self.base);
+        // The outbox keeps the body as this text and parses it back, which gives the same
+        // text again: its attempts have this message's key.
+        let key = RequestKey::of((phone_id, body.to_string()));
         let call = || async {
-            let answer = self.guarded(self.client.post(&url).json(body)).await?;
+            let answer = self.guarded(key, self.client.post(&url).json(body)).await?;
             let sent: Sent = answer.json().await.map_err(|error| unavailable(&error))?;
             Ok(sent
                 .messages
@@ -174,7 +178,7 @@ impl Graph {
     pub async fn download(&self, media_id: &str) -> Result<MediaFile, GraphError> {
         let url = format!("{}/{media_id}", self.base);
         let info: MediaInfo = self
-            .guarded(self.client.get(&url))
+            .guarded(RequestKey::of(&url), self.client.get(&url))
             .await?
             .json()
             .await
@@ -186,7 +190,9 @@ impl Graph {
         if info.file_size.is_some_and(|size| size > self.media_max) {
             return Err(too_large());
         }
-        let answer = self.guarded(self.client.get(&info.url)).await?;
+        let answer = self
+            .guarded(RequestKey::of(&info.url), self.client.get(&info.url))
+            .await?;
         let got = answer
             .headers()
             .get(header::CONTENT_TYPE)
@@ -222,9 +228,11 @@ impl Graph {
         })
     }
 
-    /// One call through the breaker, with the token; an error answer is classified.
+    /// One call of the request `key` through the breaker, with the token; an error answer
+    /// is classified.
     async fn guarded(
         &self,
+        key: RequestKey,
         request: reqwest::RequestBuilder,
     ) -> Result<reqwest::Response, GraphError> {
         if let Admission::Refused(wait) = self.breaker.admit() {
@@ -236,7 +244,7 @@ impl Graph {
             Err(error) => Err(unavailable(&error)),
         };
         match &result {
-            Err(GraphError::Unavailable { .. }) => self.breaker.failure(),
+            Err(GraphError::Unavailable { .. }) => self.breaker.failure(key),
             // Meta answered: the API works, whatever it thought of the request.
             _ => self.breaker.success(),
         }

@@ -60,7 +60,9 @@ pub struct WhatsAppConfig {
     pub backoff_ms: u64,
     /// The longest delay between retries, in milliseconds.
     pub backoff_max_ms: u64,
-    /// Failed calls in a row that open the circuit breaker.
+    /// Distinct requests failing in a row (no call succeeding in between) that open the
+    /// circuit breaker. A request is one message (its retries and its outbox attempts count
+    /// once) or one media download: one message retried through an outage never opens it.
     pub breaker_failures: u32,
     /// How long the open breaker refuses calls before it lets one probe through, in
     /// milliseconds.
@@ -151,7 +153,7 @@ pub struct Traffic {
     pub duplicates: AtomicU64,
     /// Items skipped: unknown message types, numbers this host does not serve.
     pub skipped: AtomicU64,
-    /// Webhook posts refused: bad signature, malformed JSON.
+    /// Webhook posts refused: bad signature, malformed JSON, a body over the size limit.
     pub refused: AtomicU64,
     /// Items processed by the workers.
     pub processed: AtomicU64,

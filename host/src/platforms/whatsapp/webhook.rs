@@ -1,17 +1,17 @@
 //! `GET /whatsapp/webhook`: Meta's verification (`hub.verify_token` compared in constant
 //! time, `hub.challenge` echoed; 403 otherwise). `POST /whatsapp/webhook`: the signature
 //! (`X-Hub-Signature-256`, HMAC-SHA256 of the raw body with the app secret) is checked
-//! before the body is parsed (401); bodies over the limit are 413, malformed JSON 400;
-//! every item of every entry and change goes to the durable inbox, and Meta gets its 200
+//! before the body is parsed (401); bodies over the limit are 413, malformed JSON 400 (each
+//! refusal answered `{"error": ...}`, logged and counted); every item of every entry and change goes to the durable inbox, and Meta gets its 200
 //! as soon as they are written, before any plugin runs. When the database cannot take them,
 //! 503: Meta delivers again later, nothing is lost.
 
 use std::{collections::HashMap, sync::Arc};
 
 use axum::{
-    Router,
+    Json, Router,
     body::Bytes,
-    extract::{DefaultBodyLimit, Query, State},
+    extract::{DefaultBodyLimit, Query, State, rejection::BytesRejection},
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
     routing::get,
@@ -30,6 +30,7 @@ struct Webhook {
     app_secret: Vec<u8>,
     verify_token: String,
     numbers: Vec<String>,
+    max_body_bytes: usize,
 }
 
 /// The webhook's routes, with the body limit of `config`.
@@ -39,6 +40,7 @@ pub fn router(inbox: Arc<Inbox>, config: &WhatsAppConfig) -> Router {
         app_secret: config.app_secret.as_bytes().to_vec(),
         verify_token: config.verify_token.clone(),
         numbers: config.phone_number_ids.clone(),
+        max_body_bytes: config.max_body_bytes,
     });
     Router::new()
         .route(PATH, get(verify).post(receive))
@@ -70,19 +72,42 @@ async fn verify(
     }
 }
 
-async fn receive(State(webhook): State<Arc<Webhook>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn receive(
+    State(webhook): State<Arc<Webhook>>,
+    headers: HeaderMap,
+    body: Result<Bytes, BytesRejection>,
+) -> Response {
     let traffic = webhook.inbox.traffic();
+    // Taken as a result so that a body over the limit is answered, logged and counted
+    // like the other refusals rather than with axum's plain-text 413.
+    let body = match body {
+        Ok(body) => body,
+        Err(rejection) => {
+            Traffic::count(&traffic.refused, 1);
+            let status = rejection.status();
+            let reason = if status == StatusCode::PAYLOAD_TOO_LARGE {
+                format!(
+                    "body over the {}-byte limit (whatsapp.max_body_bytes)",
+                    webhook.max_body_bytes
+                )
+            } else {
+                format!("body unreadable: {}", rejection.body_text())
+            };
+            tracing::warn!("WhatsApp webhook refused: {reason}");
+            return refusal(status, &reason);
+        }
+    };
     if !signed(&webhook.app_secret, &headers, &body) {
         Traffic::count(&traffic.refused, 1);
         tracing::warn!("WhatsApp webhook refused: missing or wrong X-Hub-Signature-256");
-        return (StatusCode::UNAUTHORIZED, "bad signature").into_response();
+        return refusal(StatusCode::UNAUTHORIZED, "bad signature");
     }
     let notification: Notification = match serde_json::from_slice(&body) {
         Ok(notification) => notification,
         Err(error) => {
             Traffic::count(&traffic.refused, 1);
             tracing::warn!("WhatsApp webhook refused: malformed JSON: {error}");
-            return (StatusCode::BAD_REQUEST, "malformed JSON").into_response();
+            return refusal(StatusCode::BAD_REQUEST, "malformed JSON");
         }
     };
     let split = notification.split(&webhook.numbers);
@@ -109,6 +134,11 @@ async fn receive(State(webhook): State<Arc<Webhook>>, headers: HeaderMap, body: 
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
+}
+
+/// A refused post, answered as the host's API answers errors: `{"error": reason}`.
+fn refusal(status: StatusCode, reason: &str) -> Response {
+    (status, Json(serde_json::json!({ "error": reason }))).into_response()
 }
 
 /// Whether `X-Hub-Signature-256` is `sha256=` and the hex HMAC of the body; compared in
