@@ -3,9 +3,10 @@
 //!
 //! - "assistant" or "ai", in Spanish "asistente" or "IA" (where people talk to the bot
 //!   alone: WhatsApp, the console; on Discord `!assistant [question]`) opens a conversation
-//!   thread. Greetings ("hi", "hola") are left to the `menu`, so one word opens one of them. From then on every
-//!   message of the user in that chat is a question, answered with the system prompt and
-//!   the conversation's last messages (`history_turns`, 5 by default) as context.
+//!   thread. Greetings ("hi", "hola") are left to the `menu`, so one word opens one of
+//!   them. From then on every message of the user in that chat is a question, answered
+//!   with the system prompt and the conversation's last messages (`history_turns`, 5 by
+//!   default) as context.
 //! - "new" or "reset" starts a new thread: the history is forgotten and the token total
 //!   starts again. "usage" tells how many tokens this thread used. "stop" (or "cancel",
 //!   "bye") leaves; 30 minutes without a word close the conversation too. Messages that

@@ -1,8 +1,8 @@
 //! A pizza shop's menu, written as flows (`wasmbot_sdk::flow`): "menu" or "menú" (or a
-//! greeting, English or Spanish, where people talk to the bot alone) shows buttons; Order asks how many (a number, asked again
-//! when it is not one, given up after three tries), which pizza (a list on WhatsApp, a
-//! select menu on Discord), the name for the order and a confirmation; Opening hours says
-//! them; Talk to a person hands over. "order 3" skips the first question. Where a user is
+//! greeting, English or Spanish, where people talk to the bot alone) shows buttons; Order
+//! asks how many (a number, asked again when it is not one, given up after three tries),
+//! which pizza (a list on WhatsApp, a select menu on Discord), the name for the order and
+//! a confirmation; Opening hours says them; Talk to a person hands over. "order 3" skips the first question. Where a user is
 //! lives in the conversation state (capability `state`), so an order goes on after a
 //! restart, or on another host.
 

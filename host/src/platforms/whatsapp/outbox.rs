@@ -103,12 +103,14 @@ impl Outbox {
                         IDLE
                     }
                 };
-                tokio::select! {
-                    _ = outbox.wake.notified() => {}
-                    _ = tokio::time::sleep(pause) => {}
-                }
-                // A message queued while the API fails needs no hurry: the pause holds.
-                if outbox.graph.breaker().is_open() {
+                let woken = tokio::select! {
+                    _ = outbox.wake.notified() => true,
+                    _ = tokio::time::sleep(pause) => false,
+                };
+                // A message queued while the breaker is open needs no hurry: the pause
+                // holds. After the pause itself, no more waiting: the breaker lets a probe
+                // through now, and the messages go as soon as it succeeds.
+                if woken && outbox.graph.breaker().is_open() {
                     tokio::time::sleep(pause.min(IDLE)).await;
                 }
             }

@@ -2,8 +2,9 @@
 //! time, `hub.challenge` echoed; 403 otherwise). `POST /whatsapp/webhook`: the signature
 //! (`X-Hub-Signature-256`, HMAC-SHA256 of the raw body with the app secret) is checked
 //! before the body is parsed (401); bodies over the limit are 413, malformed JSON 400 (each
-//! refusal answered `{"error": ...}`, logged and counted); every item of every entry and change goes to the durable inbox, and Meta gets its 200
-//! as soon as they are written, before any plugin runs. When the database cannot take them,
+//! refusal answered `{"error": ...}`, logged and counted); every item of every entry and
+//! change goes to the durable inbox, and Meta gets its 200 as soon as they are written,
+//! before any plugin runs. When the database cannot take them,
 //! 503: Meta delivers again later, nothing is lost.
 
 use std::{collections::HashMap, sync::Arc};
