@@ -11,6 +11,7 @@ pub mod discord_host;
 pub mod fake_discord;
 pub mod fake_openai;
 pub mod fake_whatsapp;
+pub mod proxy;
 pub mod whatsapp_host;
 
 use wasmbot::config::Config;
