@@ -1,6 +1,10 @@
 //! `wasmbot`: runs the bot. With no platform credentials configured it runs a console
 //! session on this terminal.
 
+// The whole bot is one future (every capability's calls nested in it): its layout is
+// deeper than the default limit allows.
+#![recursion_limit = "256"]
+
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;

@@ -105,7 +105,7 @@ async fn reads_hit_the_cache_and_writes_invalidate_it() {
         let document = store.document(&plugin, &guild).await;
         assert_eq!(document.get("limit"), Some(&json!(5)));
 
-        store.invalidate(&plugin, &guild).await;
+        store.invalidate(&plugin, &guild).await.unwrap();
         store.get(&plugin, &guild, "prefix").await.unwrap();
         assert_eq!(store.stats().misses.load(Ordering::Relaxed), 4);
     }
@@ -415,7 +415,7 @@ async fn a_write_on_one_host_invalidates_every_host() {
     a.set(&plugin, &guild, "prefix", json!("?")).await.unwrap();
     eventually(&b, &plugin, &guild, json!("?")).await;
 
-    a.invalidate(&plugin, &guild).await;
+    a.invalidate(&plugin, &guild).await.unwrap();
     assert_eq!(a.redis_failures() + b.redis_failures(), 0);
 }
 
@@ -526,7 +526,7 @@ async fn redis_stopped_and_restarted_mid_run() {
         .unwrap();
     // The first calls after the restart may still meet the old connection; reads stay right.
     for _ in 0..3 {
-        store.invalidate(&plugin, &guild).await;
+        store.invalidate(&plugin, &guild).await.unwrap();
         assert_eq!(
             store.get(&plugin, &guild, "prefix").await.unwrap(),
             json!("%")
@@ -545,6 +545,132 @@ async fn redis_stopped_and_restarted_mid_run() {
     );
     assert_eq!(other.stats().l2_hits.load(Ordering::Relaxed), 1);
     assert_eq!(other.stats().db_reads.load(Ordering::Relaxed), 0);
+}
+
+/// Waits (bounded) until `condition` holds; panics with `what` if it never does.
+async fn until(what: &str, condition: impl Fn() -> bool) {
+    for _ in 0..1_500 {
+        if condition() {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("never: {what}");
+}
+
+/// Redis cut for a few seconds under traffic: the in-process cache keeps answering (no
+/// database query), Redis calls fail at once instead of each trying to connect, and when
+/// the subscription is made again the cache is emptied once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_redis_outage_keeps_the_cache_and_fails_fast() {
+    use wasmbot::capabilities::rate_limit::{OnRedisError, Rate, RateLimiter};
+    let proxy = wasmbot_tests::proxy::Proxy::to(&redis_url()).await;
+    let plugin = unique("outage");
+    let db = database(&postgres_url(), 4, 1_000).await;
+    let store = store(db, StoreConfig::default(), &plugin)
+        .with_redis(&proxy.url(&redis_url()))
+        .unwrap();
+    tokio::time::timeout(std::time::Duration::from_secs(30), store.listening())
+        .await
+        .expect("the listener subscribes");
+    let link = Arc::clone(store.redis().unwrap());
+    let limiter = RateLimiter::new(1_000, Some(Arc::clone(&link)), OnRedisError::Allow);
+    let rate = Rate::new(1_000, std::time::Duration::from_secs(1)).unwrap();
+    let guilds: Vec<Scope> = (0..20).map(|i| Scope::Guild(format!("g{i}"))).collect();
+    for guild in &guilds {
+        assert_eq!(
+            store.get(&plugin, guild, "prefix").await.unwrap(),
+            json!("!")
+        );
+    }
+    assert!(limiter.check(&plugin, rate).await.unwrap().allowed());
+    let stat = |counter: &std::sync::atomic::AtomicU64| counter.load(Ordering::Relaxed);
+    let (db_reads, misses) = (stat(&store.stats().db_reads), stat(&store.stats().misses));
+    assert_eq!(misses, 20);
+
+    proxy.cut();
+    // The lost subscription tells the link, before any call does.
+    until("the link knows Redis is gone", || !link.is_up()).await;
+    let connections = proxy.connections();
+    // Long enough that the old listener would have emptied the cache several times.
+    let rounds = 150;
+    for _ in 0..rounds {
+        for guild in &guilds {
+            assert_eq!(
+                store.get(&plugin, guild, "prefix").await.unwrap(),
+                json!("!")
+            );
+        }
+        assert!(limiter.check(&plugin, rate).await.unwrap().allowed());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let attempts = proxy.connections() - connections;
+    let during = (
+        stat(&store.stats().db_reads) - db_reads,
+        stat(&store.stats().misses) - misses,
+    );
+    println!(
+        "outage: {attempts} connection attempts for {rounds} rate-limit checks, {during:?} database reads and misses for {} reads",
+        rounds * 20
+    );
+    assert_eq!(during, (0, 0), "the cache kept answering: no database read");
+    // A probe now and then (backoff), not one connection per call.
+    assert!(
+        attempts <= 15,
+        "{attempts} connection attempts for {rounds} checks"
+    );
+
+    proxy.restore();
+    tokio::time::timeout(std::time::Duration::from_secs(30), store.listening())
+        .await
+        .expect("the link comes back by itself and the listener subscribes again");
+    assert!(link.is_up());
+    // Invalidations sent meanwhile were lost: the cache was emptied, once.
+    let misses = stat(&store.stats().misses);
+    for guild in &guilds {
+        assert_eq!(
+            store.get(&plugin, guild, "prefix").await.unwrap(),
+            json!("!")
+        );
+    }
+    assert_eq!(stat(&store.stats().misses) - misses, 20, "emptied once");
+    for guild in &guilds {
+        store.get(&plugin, guild, "prefix").await.unwrap();
+    }
+    assert_eq!(stat(&store.stats().misses) - misses, 20, "and only once");
+    assert_eq!(
+        stat(&store.stats().db_reads),
+        db_reads,
+        "refilled from Redis"
+    );
+}
+
+/// A user's profile as a change made outside the bot leaves it.
+async fn change_outside(plugin: &str, user: &str, name: &str) {
+    let db = database(&postgres_url(), 1, 1_000).await;
+    let document = json!({ "name": name }).to_string();
+    let changed = sqlx::query(
+        "UPDATE config_entries SET document = $1, version = version + 1 \
+         WHERE plugin = $2 AND scope = 'user' AND scope_id = $3",
+    )
+    .bind(document)
+    .bind(plugin)
+    .bind(user)
+    .execute(db.pool())
+    .await
+    .unwrap();
+    assert_eq!(changed.rows_affected(), 1);
+}
+
+/// Reads `name` until it is `expected` (bounded: it panics rather than hang).
+async fn eventually_named(store: &ConfigStore, plugin: &str, scope: &Scope, expected: &str) {
+    for _ in 0..500 {
+        if store.get(plugin, scope, "name").await.unwrap() == json!(expected) {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("{plugin}: never read {expected}");
 }
 
 mod admin {
@@ -642,5 +768,66 @@ mod admin {
         let closed = admin_router(store, "");
         let (status, _) = call(&closed, Some(""), "/update-user", hook).await;
         assert_eq!(status, StatusCode::UNAUTHORIZED);
+    }
+
+    /// Host `a` takes the admin calls, its Redis through a proxy; host `b` is another host
+    /// of the bot. Right after Redis comes back, `/update-user` reaches `b`; while Redis is
+    /// down it answers 503 (never 200), and what could not be sent (the hook's, a plugin's
+    /// write) is sent when Redis is back.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_invalidation_is_never_lost_around_a_redis_outage() {
+        let proxy = wasmbot_tests::proxy::Proxy::to(&redis_url()).await;
+        let plugin = unique("profile");
+        let host = |url: String| {
+            let plugin = plugin.clone();
+            async move {
+                let db = database(&postgres_url(), 4, 1_000).await;
+                let store = ConfigStore::new(db, StoreConfig::default());
+                let Value::Object(defaults) = json!({"name": ""}) else {
+                    unreachable!()
+                };
+                store.register_defaults(&plugin, ScopeKind::User, defaults);
+                let store = store.with_redis(&url).unwrap();
+                tokio::time::timeout(std::time::Duration::from_secs(30), store.listening())
+                    .await
+                    .expect("subscribed");
+                Arc::new(store)
+            }
+        };
+        let a = host(proxy.url(&redis_url())).await;
+        let b = host(redis_url()).await;
+        let user = Scope::User("u42".into());
+        assert_eq!(a.get(&plugin, &user, "name").await.unwrap(), json!(""));
+        assert_eq!(b.get(&plugin, &user, "name").await.unwrap(), json!(""));
+        let router = admin_router(Arc::clone(&a), "s3cret");
+        let hook = r#"{"userId": "u42"}"#;
+
+        // Redis goes away and comes back while `a` is idle; then the user changes.
+        proxy.cut();
+        proxy.restore();
+        change_outside(&plugin, "u42", "Ada").await;
+        let (status, body) = call(&router, Some("s3cret"), "/update-user", hook).await;
+        assert_eq!(status, StatusCode::OK, "{body}");
+        assert_eq!(body["invalidated"], json!(1));
+        eventually_named(&b, &plugin, &user, "Ada").await;
+
+        // Redis is down: the hook is refused with the reason.
+        proxy.cut();
+        let link = Arc::clone(a.redis().unwrap());
+        until("the link knows Redis is gone", || !link.is_up()).await;
+        change_outside(&plugin, "u42", "Grace").await;
+        let (status, body) = call(&router, Some("s3cret"), "/update-user", hook).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{body}");
+        let reason = body["error"].as_str().unwrap();
+        assert!(reason.contains("Redis"), "{reason}");
+        // A plugin's write meanwhile is done; telling the other hosts waits for Redis.
+        a.set(&plugin, &user, "name", json!("Linus")).await.unwrap();
+        assert_eq!(a.get(&plugin, &user, "name").await.unwrap(), json!("Linus"));
+        assert_eq!(a.pending_invalidations(), 1, "one key, kept once");
+        assert_eq!(b.get(&plugin, &user, "name").await.unwrap(), json!("Ada"));
+
+        proxy.restore();
+        eventually_named(&b, &plugin, &user, "Linus").await;
+        until("nothing left to send", || a.pending_invalidations() == 0).await;
     }
 }

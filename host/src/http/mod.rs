@@ -50,6 +50,9 @@ pub enum ApiError {
     /// The database failed: 503 when trying again may help, 500 when it will not.
     #[error(transparent)]
     Database(#[from] DbError),
+    /// A service the call needs (Redis) is unavailable: 503; the text says what to do.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 impl IntoResponse for ApiError {
@@ -58,6 +61,7 @@ impl IntoResponse for ApiError {
         let status = match &self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             ApiError::Database(error) => {
                 body["class"] = error.class.name().into();
                 body["retryable"] = error.retryable().into();

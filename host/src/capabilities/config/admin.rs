@@ -58,9 +58,16 @@ fn non_empty(id: String, field: &str) -> Result<String, ApiError> {
     }
 }
 
-/// Drops the scope's settings on every host and says how many documents that was.
+/// Drops the scope's settings on every host and says how many documents that was: 200
+/// only when every host was told. When Redis cannot carry the invalidation, 503 with the
+/// reason (the host retries it by itself once Redis is back; the caller should too).
 async fn invalidated(store: &ConfigStore, scope: Scope) -> Result<Json<Value>, ApiError> {
-    let count = store.invalidate_everywhere(&scope).await;
+    let count = store.invalidate_everywhere(&scope).await.map_err(|error| {
+        ApiError::Unavailable(format!(
+            "the other hosts could not be told: {error}; it is retried when Redis is back, \
+             try again"
+        ))
+    })?;
     Ok(Json(json!({ "invalidated": count })))
 }
 

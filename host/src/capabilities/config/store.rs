@@ -24,7 +24,7 @@ use super::{
 use crate::{
     config::Config,
     db::{Database, DbError, now_ms},
-    redis::{Episode, Redis},
+    redis::{Episode, Redis, RedisError},
 };
 
 /// A settings document: field name → value.
@@ -479,12 +479,22 @@ impl ConfigStore {
     }
 
     /// Drops a document from the caches of every host, for changes made outside the bot.
-    pub async fn invalidate(&self, plugin: &str, scope: &Scope) {
+    /// This host's copy goes at once. An error means the other hosts could not be told
+    /// (Redis is unreachable, even after a moment's wait for the link to come back): the
+    /// invalidation is kept and sent when the link is back, and the caller should say it is
+    /// not done yet (the admin API answers 503).
+    pub async fn invalidate(&self, plugin: &str, scope: &Scope) -> Result<(), RedisError> {
         let key = cache_key(plugin, scope);
         self.drop_fresh(&key).await;
-        if let Some(l2) = &self.l2 {
-            l2.invalidate(&key, None).await;
+        match &self.l2 {
+            Some(l2) => l2.invalidate_confirmed(&key, None).await,
+            None => Ok(()),
         }
+    }
+
+    /// Invalidations waiting for Redis to come back (0 without Redis).
+    pub fn pending_invalidations(&self) -> usize {
+        self.l2.as_ref().map_or(0, L2::pending)
     }
 
     async fn drop_fresh(&self, key: &str) {
@@ -493,8 +503,9 @@ impl ConfigStore {
     }
 
     /// Drops a scope's documents of every plugin that registered fields for its kind, on
-    /// every host. Returns how many documents that was.
-    pub async fn invalidate_everywhere(&self, scope: &Scope) -> usize {
+    /// every host. Returns how many documents that was, or the first failure to tell the
+    /// other hosts (every document is tried; see [`ConfigStore::invalidate`]).
+    pub async fn invalidate_everywhere(&self, scope: &Scope) -> Result<usize, RedisError> {
         let plugins: Vec<String> = {
             let all = self.defaults.read().unwrap_or_else(|e| e.into_inner());
             all.iter()
@@ -502,10 +513,16 @@ impl ConfigStore {
                 .map(|(plugin, _)| plugin.clone())
                 .collect()
         };
+        let mut failed = None;
         for plugin in &plugins {
-            self.invalidate(plugin, scope).await;
+            if let Err(error) = self.invalidate(plugin, scope).await {
+                failed.get_or_insert(error);
+            }
         }
-        plugins.len()
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(plugins.len()),
+        }
     }
 
     /// The stored document, from the cache or loaded once; on a database failure the last
@@ -650,9 +667,15 @@ impl ConfigStore {
                 let key = cache_key(plugin, scope);
                 // Redis first: a read of this host between the two would otherwise find
                 // the old copy there and cache it again.
+                // The write is done whatever Redis says: when the other hosts cannot be
+                // told now, the link sends it again as soon as Redis is back (until then
+                // they serve their copy; Redis' own outage also empties their caches when
+                // they subscribe again). The plugin's write succeeds either way.
                 if let Some(l2) = &self.l2 {
                     let ttl = self.config.ttl(scope.kind());
-                    l2.invalidate(&key, Some((version + 1, ttl))).await;
+                    if let Err(error) = l2.invalidate(&key, Some((version + 1, ttl))).await {
+                        tracing::debug!("invalidation of a write kept for retry: {error}");
+                    }
                 }
                 self.drop_fresh(&key).await;
                 self.last_known.insert(key, Arc::new(document)).await;
