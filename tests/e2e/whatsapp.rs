@@ -785,3 +785,160 @@ async fn on_postgres_redeliveries_batches_and_statuses_are_processed_once() {
     assert_eq!(ours(), ["heard: one", "heard: three", "heard: two"]);
     host.stop().await;
 }
+
+/// The WARN and ERROR lines among `lines`.
+fn loud(lines: &[&str]) -> Vec<String> {
+    lines
+        .iter()
+        .filter(|line| line.contains(" WARN ") || line.contains("ERROR "))
+        .map(|line| (*line).to_owned())
+        .collect()
+}
+
+/// How a test takes Postgres away.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Outage {
+    /// Connections close at once, as when the server stopped.
+    Closed,
+    /// Connections get no answer, as when the network drops packets: every call waits out
+    /// a timeout.
+    Silent,
+}
+
+#[tokio::test]
+async fn while_postgres_is_down_webhooks_get_503_at_once_the_outage_is_logged_once_and_nothing_is_lost()
+ {
+    postgres_outage(Outage::Closed).await;
+}
+
+#[tokio::test]
+async fn while_postgres_does_not_answer_webhooks_get_503_after_one_deadline_the_outage_is_logged_once_and_nothing_is_lost()
+ {
+    postgres_outage(Outage::Silent).await;
+}
+
+/// Webhooks while Postgres is away: every one is answered 503 (Meta delivers again), only
+/// the first touches the pool, the outage is one warning with its class and one line when
+/// it ends, and after the redeliveries every message is answered once.
+async fn postgres_outage(outage: Outage) {
+    // The host runs on this thread: its tasks log here.
+    let (logs, _guard) = wasmbot_tests::Logs::capture();
+    let url = wasmbot_tests::fresh_postgres("pgdown").await;
+    let proxy = wasmbot_tests::proxy::Proxy::to(&url).await;
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener"]);
+    // The pool's timeouts and retries, and the webhook's deadline, as shipped: the webhook
+    // must not wait them out.
+    let host = Host::start(&fake, folder.path(), |config| {
+        config.database.url = proxy.url(&url);
+    })
+    .await;
+    let user = "4915550200";
+    let first = text_webhook(user, "wamid.P0", "before");
+    assert_eq!(fake.deliver(&host.url, &first).await, StatusCode::OK);
+    let inbox = &host.whatsapp.inbox;
+    eventually("the first message processed and marked done", async || {
+        fake.sent().len() == 1 && inbox.pending().await.unwrap() == 0
+    })
+    .await;
+    let health = inbox.database().health();
+    let unavailable = || {
+        inbox
+            .traffic()
+            .unavailable
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    assert_eq!((health.outages(), unavailable()), (0, 0));
+    let quiet = logs.text().lines().count();
+
+    match outage {
+        Outage::Closed => proxy.cut(),
+        Outage::Silent => proxy.hang(),
+    }
+    const N: usize = 20;
+    let webhooks: Vec<_> = (1..=N)
+        .map(|n| text_webhook(user, &format!("wamid.P{n}"), &format!("m{n}")))
+        .collect();
+    // One after the other, then all at once; a hang guard only (before the fix the first
+    // one alone waited three acquire timeouts and two backoffs: over a minute).
+    let refused = tokio::time::timeout(Duration::from_secs(60), async {
+        let mut statuses = Vec::new();
+        for webhook in &webhooks {
+            statuses.push(fake.deliver(&host.url, webhook).await);
+        }
+        let together = webhooks.iter().map(|w| fake.deliver(&host.url, w));
+        statuses.extend(futures::future::join_all(together).await);
+        statuses
+    })
+    .await
+    .expect("webhooks hung while the database was down");
+    assert_eq!(refused.len(), 2 * N);
+    assert!(
+        refused
+            .iter()
+            .all(|status| *status == StatusCode::SERVICE_UNAVAILABLE),
+        "{refused:?}"
+    );
+    assert_eq!(unavailable(), 2 * N as u64);
+    // The first webhook found the outage; the others were refused without a try (the
+    // other failures counted are the host's background calls).
+    let failures = health.failures();
+    assert!(
+        (1..N as u64).contains(&failures),
+        "{failures} failed calls for {} webhooks",
+        2 * N
+    );
+    assert!(health.is_down());
+    proxy.restore();
+    // Meta delivers again until it gets its 200.
+    tokio::time::timeout(Duration::from_secs(60), async {
+        for webhook in &webhooks {
+            loop {
+                match fake.deliver(&host.url, webhook).await {
+                    StatusCode::OK => break,
+                    StatusCode::SERVICE_UNAVAILABLE => {
+                        tokio::time::sleep(Duration::from_millis(50)).await
+                    }
+                    other => panic!("redelivery answered {other}"),
+                }
+            }
+        }
+    })
+    .await
+    .expect("webhooks still refused after the database came back");
+    // Every acknowledged message processed, once.
+    eventually("every message processed", async || {
+        fake.sent().len() == N + 1 && inbox.pending().await.unwrap() == 0
+    })
+    .await;
+    let mut answered: Vec<String> = fake.sent().iter().map(|s| s.text().to_owned()).collect();
+    answered.sort();
+    let mut expected: Vec<String> = (1..=N).map(|n| format!("heard: m{n}")).collect();
+    expected.push("heard: before".to_owned());
+    expected.sort();
+    assert_eq!(answered, expected);
+
+    // One outage, one warning with its class, one line when it ended; nothing else loud
+    // (no line per refused webhook, per retry, per slow acquire). sqlx may add one line
+    // for a connection it found broken on release before the host knew of the outage.
+    assert_eq!(health.outages(), 1);
+    let text = logs.text();
+    let episode: Vec<&str> = text.lines().skip(quiet).collect();
+    let loud = loud(&episode);
+    assert!((1..=2).contains(&loud.len()), "{loud:#?}");
+    let ours: Vec<_> = loud
+        .iter()
+        .filter(|line| line.contains("wasmbot"))
+        .collect();
+    assert_eq!(ours.len(), 1, "{loud:#?}");
+    assert!(
+        ours[0].contains("database unreachable") && ours[0].contains("class=\"connection-lost\""),
+        "{loud:#?}"
+    );
+    let recovered = episode
+        .iter()
+        .filter(|line| line.contains("database recovered"))
+        .count();
+    assert_eq!(recovered, 1, "{episode:#?}");
+    host.stop().await;
+}

@@ -1,7 +1,9 @@
 //! A TCP proxy between a host and a real server (Postgres, Redis) that a test cuts and
 //! restores: outages injected in the test itself, never by stopping the machine's shared
 //! services. Cut, it closes every connection it carries and closes new ones as soon as they
-//! arrive, as a server that went away; restored, it forwards again.
+//! arrive, as a server that went away; hung, it closes what it carries and holds new ones
+//! open without an answer, as a network that drops packets (a client waits out its own
+//! timeouts); restored, it forwards again.
 
 use std::{
     net::SocketAddr,
@@ -19,6 +21,8 @@ use tokio::{
 struct Shared {
     upstream: SocketAddr,
     up: AtomicBool,
+    /// While down: hold new connections unanswered rather than close them.
+    hang: AtomicBool,
     /// Bumped on every cut: the connections of an earlier generation close.
     generation: watch::Sender<u64>,
     accepted: AtomicU64,
@@ -61,6 +65,7 @@ impl Proxy {
         let shared = Arc::new(Shared {
             upstream,
             up: AtomicBool::new(true),
+            hang: AtomicBool::new(false),
             generation: watch::channel(0).0,
             accepted: AtomicU64::new(0),
         });
@@ -86,9 +91,21 @@ impl Proxy {
             .send_modify(|generation| *generation += 1);
     }
 
-    /// The server is back.
+    /// The server stops answering: connections close, new ones are held open unanswered
+    /// until [`Proxy::restore`].
+    pub fn hang(&self) {
+        self.shared.hang.store(true, Ordering::SeqCst);
+        self.cut();
+    }
+
+    /// The server is back (connections held by [`Proxy::hang`] close).
     pub fn restore(&self) {
         self.shared.up.store(true, Ordering::SeqCst);
+        if self.shared.hang.swap(false, Ordering::SeqCst) {
+            self.shared
+                .generation
+                .send_modify(|generation| *generation += 1);
+        }
     }
 
     /// Connections it accepted, those it closed while cut included: how often the host
@@ -116,7 +133,13 @@ async fn serve(listener: TcpListener, shared: Arc<Shared>) {
         };
         shared.accepted.fetch_add(1, Ordering::SeqCst);
         if !shared.up.load(Ordering::SeqCst) {
-            drop(inbound);
+            if shared.hang.load(Ordering::SeqCst) {
+                let mut generation = shared.generation.subscribe();
+                tokio::spawn(async move {
+                    let _ = generation.changed().await;
+                    drop(inbound);
+                });
+            }
             continue;
         }
         tokio::spawn(carry(inbound, Arc::clone(&shared)));

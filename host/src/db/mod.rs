@@ -3,11 +3,13 @@
 //! `migrations/<backend>/` and are embedded in the binary.
 
 pub mod admin;
+mod health;
 mod retry;
 
+pub use health::Health;
 pub use retry::{DbError, ErrorClass, RetryPolicy};
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
@@ -66,6 +68,8 @@ pub struct Database {
     pool: AnyPool,
     backend: Backend,
     retry: RetryPolicy,
+    /// What every call through the pool last found, shared by the clones.
+    health: Arc<Health>,
 }
 
 impl Database {
@@ -82,7 +86,12 @@ impl Database {
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
-            .idle_timeout(Duration::from_millis(config.idle_timeout_ms));
+            .idle_timeout(Duration::from_millis(config.idle_timeout_ms))
+            // sqlx warns of every acquire slower than 2 s: when the database comes back,
+            // that is one line per call that waited (hundreds a second), while the outage
+            // has been logged once already. At info, other crates' level hides it unless
+            // `RUST_LOG=sqlx=info` asks for it.
+            .acquire_slow_level(log::LevelFilter::Info);
         if backend == Backend::Sqlite {
             // SQLite's default rollback journal syncs several times per commit and makes
             // readers wait for writers; with a write-ahead log a commit is one append, and
@@ -104,6 +113,7 @@ impl Database {
             pool,
             backend,
             retry: config.retry,
+            health: Arc::default(),
         })
     }
 
@@ -124,6 +134,17 @@ impl Database {
         &self.pool
     }
 
+    /// Whether the database can be reached, as the calls through the pool last found.
+    pub fn health(&self) -> &Health {
+        &self.health
+    }
+
+    /// Whether the database is known to be down: callers that must answer fast give up
+    /// at once rather than wait out the pool's timeouts.
+    pub fn is_down(&self) -> bool {
+        self.health.is_down()
+    }
+
     /// Runs one call through the retry policy: transient failures are tried again with
     /// backoff, the rest fail at once; the error says which class it was.
     pub async fn run<T, F, Fut>(&self, what: &'static str, call: F) -> Result<T, DbError>
@@ -131,7 +152,8 @@ impl Database {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
-        self.retry.run(what, call).await
+        self.run_policy(self.retry, what, call, ErrorClass::retryable)
+            .await
     }
 
     /// [`Database::run`] for a statement that adds (not idempotent): retried only when it
@@ -141,7 +163,8 @@ impl Database {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
-        self.retry.run_additive(what, call).await
+        self.run_policy(self.retry, what, call, ErrorClass::surely_not_applied)
+            .await
     }
 
     /// Runs one call once, its error classified: for callers with a fallback of their own,
@@ -155,7 +178,81 @@ impl Database {
             tries: 1,
             ..self.retry
         };
-        once.run(what, call).await
+        self.run_policy(once, what, call, ErrorClass::retryable)
+            .await
+    }
+
+    /// Runs one call once and waits for it at most `deadline` (the pool's acquire timeout
+    /// included): for a caller that must answer soon, such as a webhook that would rather
+    /// be delivered again than keep the sender waiting. A call cut short may still have
+    /// taken effect; its error is then a lost connection (see [`DbError::deadline`]).
+    pub async fn run_within<T, F, Fut>(
+        &self,
+        what: &'static str,
+        deadline: Duration,
+        call: F,
+    ) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        match tokio::time::timeout(deadline, self.run_once(what, call)).await {
+            Ok(result) => result,
+            Err(_) => self.note(Err(DbError::deadline(what, deadline))),
+        }
+    }
+
+    /// Tells the pool's health that a call made on the pool without [`Database::run`] (a
+    /// transaction) succeeded: an outage ends.
+    pub fn note_success(&self) {
+        self.health.succeeded();
+    }
+
+    /// Tells the pool's health that a call made on the pool without [`Database::run`]
+    /// failed, and hands the error back: the first failure of an outage is logged.
+    pub fn note_failure(&self, error: DbError) -> DbError {
+        self.health.failed(error.class, &error, &self.pool);
+        error
+    }
+
+    fn note<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
+        if result.is_ok() {
+            self.note_success();
+        }
+        result.map_err(|error| self.note_failure(error))
+    }
+
+    async fn run_policy<T, F, Fut>(
+        &self,
+        policy: RetryPolicy,
+        what: &'static str,
+        call: F,
+        again: fn(ErrorClass) -> bool,
+    ) -> Result<T, DbError>
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
+    {
+        let before_retry = |what: &'static str, class: ErrorClass, error: &sqlx::Error, wait| {
+            if class.is_outage() {
+                // The first failure of an outage is logged by the health, once; the
+                // retries through it are not news.
+                self.health.failed(class, error, &self.pool);
+                tracing::debug!(
+                    what,
+                    class = class.name(),
+                    "database call failed, retrying in {wait:?}: {error}"
+                );
+            } else {
+                tracing::warn!(
+                    what,
+                    class = class.name(),
+                    "database call failed, retrying in {wait:?}: {error}"
+                );
+            }
+        };
+        let result = policy.run_if(what, call, again, &before_retry).await;
+        self.note(result)
     }
 
     /// Which database this is.

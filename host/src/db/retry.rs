@@ -40,6 +40,12 @@ impl ErrorClass {
         )
     }
 
+    /// Whether the failure means the database cannot be reached (rather than a statement's
+    /// own fault, or a race that lost): such failures make an outage, logged once.
+    pub fn is_outage(self) -> bool {
+        matches!(self, ErrorClass::ConnectionLost | ErrorClass::PoolTimeout)
+    }
+
     /// The name in logs and in errors sent to plugins.
     pub fn name(self) -> &'static str {
         match self {
@@ -156,6 +162,28 @@ impl DbError {
     pub fn retryable(&self) -> bool {
         self.class.retryable()
     }
+
+    /// Whether the database could not be reached: the pool's health has logged the outage
+    /// once already, so a caller logs this failure quietly.
+    pub fn is_outage(&self) -> bool {
+        self.class.is_outage()
+    }
+
+    /// A call that got no answer before its deadline. It may have taken effect (the
+    /// statement may have run), so it is classed as a lost connection, never as a statement
+    /// that surely did not apply.
+    pub fn deadline(what: &'static str, deadline: Duration) -> Self {
+        Self {
+            what,
+            class: ErrorClass::ConnectionLost,
+            attempts: 1,
+            // Rounded: a deadline is often what was left of a longer one.
+            message: format!(
+                "no answer within {} ms",
+                deadline.as_micros().saturating_add(500) / 1000
+            ),
+        }
+    }
 }
 
 /// The `[database.retry]` section.
@@ -185,7 +213,8 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        self.run_if(what, call, ErrorClass::retryable).await
+        self.run_if(what, call, ErrorClass::retryable, &warn_retry)
+            .await
     }
 
     /// [`RetryPolicy::run`] for a statement that adds (a counter, a history row): retried
@@ -195,15 +224,18 @@ impl RetryPolicy {
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, sqlx::Error>>,
     {
-        self.run_if(what, call, ErrorClass::surely_not_applied)
+        self.run_if(what, call, ErrorClass::surely_not_applied, &warn_retry)
             .await
     }
 
-    async fn run_if<T, F, Fut>(
+    /// Runs `call` while `again` says a failure's class may be retried, telling
+    /// `before_retry` of each failure that is (with the wait before the next try).
+    pub(super) async fn run_if<T, F, Fut>(
         &self,
         what: &'static str,
         mut call: F,
         again: fn(ErrorClass) -> bool,
+        before_retry: &(dyn Fn(&'static str, ErrorClass, &sqlx::Error, Duration) + Sync),
     ) -> Result<T, DbError>
     where
         F: FnMut() -> Fut,
@@ -221,14 +253,17 @@ impl RetryPolicy {
         let result = counted
             .retry(backoff)
             .when(|error| again(ErrorClass::of(error)))
-            .notify(|error, wait| {
-                tracing::warn!(
-                    what,
-                    class = ErrorClass::of(error).name(),
-                    "database call failed, retrying in {wait:?}: {error}"
-                );
-            })
+            .notify(|error, wait| before_retry(what, ErrorClass::of(error), error, wait))
             .await;
         result.map_err(|error| DbError::new(what, attempts, &error))
     }
+}
+
+/// A retry of a policy used on its own, without a pool's health to tell.
+fn warn_retry(what: &'static str, class: ErrorClass, error: &sqlx::Error, wait: Duration) {
+    tracing::warn!(
+        what,
+        class = class.name(),
+        "database call failed, retrying in {wait:?}: {error}"
+    );
 }

@@ -219,10 +219,14 @@ impl Storage {
         else {
             return Err(StorageError::Timeout(timeout));
         };
+        // The transaction is made on the pool directly: its health is told here.
         match result {
-            Ok(outcome) => outcome,
+            Ok(outcome) => {
+                self.db.note_success();
+                outcome
+            }
             Err(error) if is_cancelled(&error) => Err(StorageError::Timeout(timeout)),
-            Err(error) => Err(DbError::new(what, 1, &error).into()),
+            Err(error) => Err(self.db.note_failure(DbError::new(what, 1, &error)).into()),
         }
     }
 

@@ -48,6 +48,8 @@ struct Pending {
 pub struct Inbox {
     db: Database,
     claim: Duration,
+    /// The webhook path's deadline for the write (Meta waits on it).
+    write_timeout: Duration,
     dedupe: Duration,
     workers: usize,
     lanes: ArcSwapOption<Vec<mpsc::Sender<Pending>>>,
@@ -74,6 +76,7 @@ impl Inbox {
         Self {
             db,
             claim: Duration::from_secs(config.claim_s.max(1)),
+            write_timeout: Duration::from_millis(config.write_timeout_ms.max(1)),
             dedupe: Duration::from_secs(config.dedupe_hours * 3600),
             workers: config.workers.max(1),
             lanes: ArcSwapOption::empty(),
@@ -90,7 +93,13 @@ impl Inbox {
     /// Writes the items not seen before (one statement per 500) and hands them to the
     /// workers; returns how many were new. When this fails, the caller answers Meta with an
     /// error so it delivers again: what was written already is then a duplicate, not a loss.
+    ///
+    /// Meta waits on this: it is tried once, within `whatsapp.write_timeout_ms` in all,
+    /// never through the retry policy's backoff. A write cut short by the deadline may
+    /// have committed; its items are then claimed by this host but with no worker, and the
+    /// rescan takes them up when the claim runs out, while Meta's redelivery is a duplicate.
     pub async fn accept(&self, mut items: Vec<Item>) -> Result<usize, DbError> {
+        let deadline = tokio::time::Instant::now() + self.write_timeout;
         // One delivery may carry an item twice; the statement would return it once.
         let mut seen = std::collections::HashSet::new();
         let delivered = items.len();
@@ -111,9 +120,10 @@ impl Inbox {
                 })
                 .collect::<Vec<_>>();
             let sql = insert_sql(rows.len());
+            let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let keys: Vec<String> = self
                 .db
-                .run("whatsapp inbox write", || {
+                .run_within("whatsapp inbox write", left, || {
                     let mut query = sqlx::query_scalar::<_, String>(AssertSqlSafe(sql.clone()));
                     for (key, payload, item) in &rows {
                         query = query
@@ -168,11 +178,12 @@ impl Inbox {
         }
     }
 
-    /// Frees an item for any host's rescan.
+    /// Frees an item for any host's rescan. On the webhook path: tried once, within the
+    /// write's deadline (the claim runs out otherwise).
     async fn release(&self, key: &str) {
         let released = self
             .db
-            .run("whatsapp inbox release", || {
+            .run_within("whatsapp inbox release", self.write_timeout, || {
                 sqlx::query(
                     "UPDATE whatsapp_inbox SET claimed_until = 0 WHERE item_key = $1 AND done_ms = 0",
                 )
@@ -180,11 +191,17 @@ impl Inbox {
                 .execute(self.db.pool())
             })
             .await;
-        if let Err(error) = released {
-            tracing::warn!(
+        match released {
+            Ok(_) => {}
+            // The outage is logged once, by the pool's health.
+            Err(error) if error.is_outage() => tracing::debug!(
                 item = key,
                 "whatsapp item stays claimed until its claim runs out: {error}"
-            );
+            ),
+            Err(error) => tracing::warn!(
+                item = key,
+                "whatsapp item stays claimed until its claim runs out: {error}"
+            ),
         }
     }
 

@@ -52,6 +52,9 @@ pub struct WhatsAppConfig {
     /// How long a host may work on an item before another may take it over (it crashed),
     /// in seconds.
     pub claim_s: u64,
+    /// How long a webhook waits for its items to be written to the inbox before it is
+    /// answered 503 (Meta delivers it again), in milliseconds; no retry on this path.
+    pub write_timeout_ms: u64,
     /// How long processed items are remembered to recognize Meta's redeliveries, in hours.
     pub dedupe_hours: u64,
     /// Attempts of one Graph API call before the message waits in the outbox.
@@ -86,6 +89,7 @@ impl Default for WhatsAppConfig {
             media_max_bytes: 25 * 1024 * 1024,
             workers: 16,
             claim_s: 300,
+            write_timeout_ms: 3_000,
             dedupe_hours: 7 * 24,
             send_attempts: 4,
             backoff_ms: 200,
@@ -155,6 +159,9 @@ pub struct Traffic {
     pub skipped: AtomicU64,
     /// Webhook posts refused: bad signature, malformed JSON, a body over the size limit.
     pub refused: AtomicU64,
+    /// Webhook posts answered 503 because the database could not take their items (it
+    /// was known to be down, or the write failed): Meta delivers them again.
+    pub unavailable: AtomicU64,
     /// Items processed by the workers.
     pub processed: AtomicU64,
     /// Messages the Graph API took.
@@ -177,6 +184,7 @@ impl Traffic {
             ("duplicates", read(&self.duplicates)),
             ("skipped", read(&self.skipped)),
             ("refused", read(&self.refused)),
+            ("unavailable", read(&self.unavailable)),
             ("processed", read(&self.processed)),
             ("sent", read(&self.sent)),
             ("queued", read(&self.queued)),

@@ -4,8 +4,9 @@
 //! before the body is parsed (401); bodies over the limit are 413, malformed JSON 400 (each
 //! refusal answered `{"error": ...}`, logged and counted); every item of every entry and
 //! change goes to the durable inbox, and Meta gets its 200 as soon as they are written,
-//! before any plugin runs. When the database cannot take them,
-//! 503: Meta delivers again later, nothing is lost.
+//! before any plugin runs. When the database cannot take them in time
+//! (`whatsapp.write_timeout_ms`, tried once), 503: Meta delivers again later, nothing is
+//! lost. While the database is known to be down, 503 at once, without waiting on the pool.
 
 use std::{collections::HashMap, sync::Arc};
 
@@ -117,6 +118,16 @@ async fn receive(
         tracing::warn!("WhatsApp webhook item skipped: {reason}");
     }
     let received = split.items.len();
+    // Meta delivers again for days: refused now, the items arrive after the recovery,
+    // while waiting on a pool that cannot connect would only hold the request open.
+    if received > 0 && webhook.inbox.database().is_down() {
+        Traffic::count(&traffic.unavailable, 1);
+        tracing::debug!(
+            items = received,
+            "WhatsApp webhook answered 503: the database is down (Meta will deliver again)"
+        );
+        return StatusCode::SERVICE_UNAVAILABLE.into_response();
+    }
     match webhook.inbox.accept(split.items).await {
         Ok(fresh) => {
             if fresh < received {
@@ -128,10 +139,19 @@ async fn receive(
             StatusCode::OK.into_response()
         }
         Err(error) => {
-            tracing::error!(
-                items = received,
-                "WhatsApp webhook not accepted (Meta will deliver again): {error}"
-            );
+            Traffic::count(&traffic.unavailable, 1);
+            if error.is_outage() {
+                // The pool's health logs the outage once, not each webhook it refuses.
+                tracing::debug!(
+                    items = received,
+                    "WhatsApp webhook not accepted (Meta will deliver again): {error}"
+                );
+            } else {
+                tracing::error!(
+                    items = received,
+                    "WhatsApp webhook not accepted (Meta will deliver again): {error}"
+                );
+            }
             StatusCode::SERVICE_UNAVAILABLE.into_response()
         }
     }
