@@ -35,7 +35,9 @@ impl Drop for Proxy {
     fn drop(&mut self) {
         self.task.abort();
         // Connections still carried end with their generation.
-        self.shared.generation.send_modify(|generation| *generation += 1);
+        self.shared
+            .generation
+            .send_modify(|generation| *generation += 1);
     }
 }
 
@@ -45,7 +47,10 @@ impl Proxy {
     pub async fn to(url: &str) -> Self {
         let (start, end) = authority(url);
         let host_port = &url[start..end];
-        let upstream = match tokio::net::lookup_host(host_port).await.map(|mut a| a.next()) {
+        let upstream = match tokio::net::lookup_host(host_port)
+            .await
+            .map(|mut a| a.next())
+        {
             Ok(Some(address)) => address,
             other => panic!("{url}: no address for {host_port}: {other:?}"),
         };
