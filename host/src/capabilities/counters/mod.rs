@@ -1,9 +1,9 @@
 //! Write-behind counters: "user X was active", "thread T used N tokens". Amounts accumulate
 //! in memory per key; a key is written once it has been quiet for a while (every event
 //! restarts its timer), or once its oldest unwritten amount is `max_delay` old even if it
-//! never goes quiet (what a crash can lose is bounded by that), with one upsert whose SQL does the addition, so two hosts flushing
-//! the same key never lose an increment of the same thread (a change of thread is
-//! last-writer-wins between hosts). An upsert is retried only when it surely did not take
+//! never goes quiet (what a crash can lose is bounded by that), with one upsert whose SQL
+//! does the addition, so two hosts flushing the same key never lose an increment of the
+//! same thread (a change of thread is last-writer-wins between hosts). An upsert is retried only when it surely did not take
 //! effect, so nothing counts twice. Everything pending is written on shutdown.
 
 mod flush;

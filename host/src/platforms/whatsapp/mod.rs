@@ -52,6 +52,10 @@ pub struct WhatsAppConfig {
     /// How long a host may work on an item before another may take it over (it crashed),
     /// in seconds.
     pub claim_s: u64,
+    /// Items a worker may have answered, or be answering, before their done mark is
+    /// written: what a crash answers twice, per worker, at most. 1 waits for each item's
+    /// mark before the next; more lets the marks of a worker's items share a statement.
+    pub marks_ahead: usize,
     /// How long processed items are remembered to recognize Meta's redeliveries, in hours.
     pub dedupe_hours: u64,
     /// Attempts of one Graph API call before the message waits in the outbox.
@@ -86,6 +90,7 @@ impl Default for WhatsAppConfig {
             media_max_bytes: 25 * 1024 * 1024,
             workers: 16,
             claim_s: 300,
+            marks_ahead: 4,
             dedupe_hours: 7 * 24,
             send_attempts: 4,
             backoff_ms: 200,
