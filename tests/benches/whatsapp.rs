@@ -7,11 +7,14 @@
 //!
 //! `RATE` (1 000 per second) for `SECONDS` (10) after a one-second warm-up, across `USERS`
 //! (1 000) senders; `DATABASE_URL` set to a Postgres URL measures on Postgres (a database
-//! made for the run), else SQLite in a temporary folder.
+//! made for the run), else SQLite in a temporary folder. `MARKS_AHEAD` sets
+//! `whatsapp.marks_ahead` (4): how many items a worker may answer before their done marks
+//! are written; the run reports the statements marking them and the most items answered
+//! and not marked at once (what a crash would have answered twice).
 
 use std::{
     collections::HashMap,
-    sync::{Arc, Mutex},
+    sync::{Arc, Mutex, atomic::Ordering},
     time::{Duration, Instant},
 };
 
@@ -94,6 +97,7 @@ async fn main() {
     let rate = env_or("RATE", 1000);
     let seconds = env_or("SECONDS", 10);
     let users = env_or("USERS", 1000);
+    let marks_ahead = env_or("MARKS_AHEAD", 4) as usize;
     let folder = plugins(&["ping"]);
     let database = match std::env::var("DATABASE_URL") {
         Ok(url) if url.starts_with("postgres") => Some(fresh_postgres("wabench").await),
@@ -107,6 +111,7 @@ async fn main() {
     let fake = Arc::new(FakeGraph::start().await);
     let host = Host::start(&fake, folder.path(), |config| {
         config.rate_limits.enabled = false;
+        config.whatsapp.marks_ahead = marks_ahead;
         if let Some(url) = database {
             config.database.url = url;
         }
@@ -129,10 +134,27 @@ async fn main() {
         .collect();
     let acks: Vec<Duration> = posted.values().map(|(_, ack)| *ack).collect();
     println!(
-        "WhatsApp webhooks on {backend}: {count} at {rate}/s asked, {held:.0}/s held, {} answered",
+        "WhatsApp webhooks on {backend}, marks_ahead {marks_ahead}: {count} at {rate}/s asked, \
+         {held:.0}/s held, {} answered",
         answered.len()
     );
     report("acknowledgement (POST → 200)", acks);
     report("webhook → plugin → send recorded", answered);
+    // What at-least-once costs: done marks written, and what a crash would have repeated.
+    let marking = host.whatsapp.inbox.marking();
+    let processed = host
+        .whatsapp
+        .inbox
+        .traffic()
+        .processed
+        .load(Ordering::Relaxed);
+    let statements = marking.statements.load(Ordering::Relaxed);
+    println!(
+        "done marks: {statements} statements for {processed} items ({:.3} per item); \
+         answered and not marked done at once, at most: {} items (of {} workers)",
+        statements as f64 / processed.max(1) as f64,
+        marking.most_unmarked.load(Ordering::Relaxed),
+        wasmbot::platforms::whatsapp::WhatsAppConfig::default().workers,
+    );
     host.stop().await;
 }

@@ -1,5 +1,6 @@
 //! Write-behind counters against the real Postgres and SQLite: one write per key per quiet
-//! period, exact totals, thread semantics, shutdown flush, two hosts flushing at once.
+//! period, a busy key written after the maximum delay, exact totals, thread semantics,
+//! shutdown flush, two hosts flushing at once, no work while nothing waits.
 
 use std::{sync::Arc, sync::atomic::Ordering, time::Duration};
 
@@ -231,6 +232,7 @@ async fn past_its_key_limit_an_amount_is_written_at_once() {
     let config = CountersConfig {
         quiet_ms: 3_600_000,
         max_pending: 2,
+        ..CountersConfig::default()
     };
     let counters = WriteBehind::new(db, &config, None);
     for user in 0..5 {
@@ -307,4 +309,92 @@ async fn a_plugin_counts_every_message_without_a_write_per_message() {
         bad[0].contains("Invalid(\"the counter name must be"),
         "{bad:?}"
     );
+}
+
+/// The total stored in the database itself (not a copy).
+async fn total_in(db: &Database, plugin: &str, subject: &str) -> Option<i64> {
+    sqlx::query_scalar("SELECT total FROM counters WHERE plugin = $1 AND subject = $2")
+        .bind(plugin)
+        .bind(subject)
+        .fetch_optional(db.pool())
+        .await
+        .unwrap()
+}
+
+/// A key that never goes quiet (an amount every few milliseconds, a quiet period of an
+/// hour) is written while still busy, every maximum delay: a crash loses what arrived
+/// since the last of those writes, not everything since the start. An orderly stop then
+/// writes the rest: the stored total is every amount recorded, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_never_quiet_is_written_after_the_max_delay_while_still_busy() {
+    for (_folder, db) in backends().await {
+        let plugin = unique("busy");
+        let config = CountersConfig {
+            quiet_ms: 3_600_000,
+            max_delay_ms: 100,
+            ..CountersConfig::default()
+        };
+        let counters = WriteBehind::new(db.clone(), &config, None);
+        let flusher = counters.start();
+        let user = key(&plugin, "u1");
+        let mut recorded = 0_i64;
+        let mut busy_writes = Vec::new();
+        // A bound on the events, so that a key never written fails the test (not a speed
+        // bar: two writes come after about 40 of them).
+        for event in 0..3_000_i64 {
+            counters.record(user.clone(), event % 3 + 1, "t").await;
+            recorded += event % 3 + 1;
+            if let Some(total) = total_in(&db, &plugin, "u1").await
+                && busy_writes.last() != Some(&total)
+            {
+                busy_writes.push(total);
+                if busy_writes.len() == 2 {
+                    break;
+                }
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(
+            busy_writes.len(),
+            2,
+            "written twice while busy, each time with what had arrived"
+        );
+        assert!(
+            busy_writes[0] > 0 && busy_writes[0] < busy_writes[1] && busy_writes[1] <= recorded,
+            "{busy_writes:?} of {recorded}"
+        );
+        // An orderly stop: the flusher ends, then what waits is written.
+        flusher.stop().await;
+        for _ in 0..10 {
+            counters.record(user.clone(), 1, "t").await;
+            recorded += 1;
+        }
+        assert_eq!(counters.pending(), 1);
+        assert_eq!(counters.flush_all().await, 1);
+        assert_eq!(total_in(&db, &plugin, "u1").await, Some(recorded));
+    }
+}
+
+/// Once everything is written the flusher sleeps until the next amount: an idle bot makes
+/// no periodic pass (the tick would be 10 ms here).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_nothing_pending_the_flusher_does_no_periodic_work() {
+    let (_folder, db) = backends().await.remove(0);
+    let plugin = unique("idle");
+    let counters = counters(db.clone(), 20);
+    let flusher = counters.start();
+    for round in 1..=2 {
+        counters.record(key(&plugin, "u1"), 2, "t").await;
+        drained(&counters).await;
+        let scans = counters.stats().scans.load(Ordering::Relaxed);
+        // Time for a few dozen ticks, had there been any.
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(
+            counters.stats().scans.load(Ordering::Relaxed),
+            scans,
+            "round {round}: no pass while nothing waits"
+        );
+        assert_eq!(total_in(&db, &plugin, "u1").await, Some(2 * round));
+    }
+    flusher.stop().await;
 }

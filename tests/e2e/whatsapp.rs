@@ -168,6 +168,13 @@ async fn a_webhook_delivered_five_times_is_processed_once() {
         inbox.pending().await.unwrap() == 0
     })
     .await;
+    // An item counts as processed once its done mark's statement returned, which may be
+    // just after the inbox shows it done.
+    let processed = &inbox.traffic().processed;
+    eventually("both counted processed", async || {
+        processed.load(std::sync::atomic::Ordering::Relaxed) == 2
+    })
+    .await;
     // The metrics count what happened.
     let report = wasmbot::telemetry::report::Report::gather(&host.dispatcher).await;
     let counts = &report.platform_counts["whatsapp"];
@@ -940,5 +947,194 @@ async fn postgres_outage(outage: Outage) {
         .filter(|line| line.contains("database recovered"))
         .count();
     assert_eq!(recovered, 1, "{episode:#?}");
+    host.stop().await;
+}
+
+/// Items a worker of the at-least-once tests may run ahead of their done marks.
+const MARKS_AHEAD: usize = 3;
+
+/// The at-least-once tests' hosts: one worker, [`MARKS_AHEAD`], their database at `url`;
+/// with `nap`, misbehave's `!nap` holds the worker for 3 s (then fails), else misbehave is
+/// off.
+fn one_worker(url: String, nap: bool) -> impl FnOnce(&mut wasmbot::config::Config) {
+    move |config| {
+        config.database.url = url;
+        config.database.retry.tries = 2;
+        config.database.acquire_timeout_ms = 500;
+        config.whatsapp.workers = 1;
+        config.whatsapp.claim_s = 1;
+        config.whatsapp.marks_ahead = MARKS_AHEAD;
+        let misbehave = match nap {
+            true => wasmbot::config::PluginOverride {
+                wall_ms: Some(3_000),
+                ..Default::default()
+            },
+            false => wasmbot::config::PluginOverride {
+                enabled: Some(false),
+                ..Default::default()
+            },
+        };
+        config.plugins.insert("misbehave".into(), misbehave);
+    }
+}
+
+/// Delivers `!nap` then `after 1` to `after {count}` from `user`, and cuts the database
+/// while they wait behind the nap: from then on no item can be marked done. Waits until
+/// the worker is [`MARKS_AHEAD`] items ahead, then as long again for it to have gone on,
+/// had it not waited for the marks; returns the listener's answers, in order.
+async fn answered_while_marks_fail(
+    fake: &FakeGraph,
+    host: &Host,
+    proxy: &wasmbot_tests::proxy::Proxy,
+    user: &str,
+    count: u32,
+) -> Vec<String> {
+    let nap = text_webhook(user, &format!("wamid.{user}.0"), "!nap");
+    assert_eq!(fake.deliver(&host.url, &nap).await, StatusCode::OK);
+    for i in 1..=count {
+        let body = text_webhook(user, &format!("wamid.{user}.{i}"), &format!("after {i}"));
+        assert_eq!(fake.deliver(&host.url, &body).await, StatusCode::OK);
+    }
+    proxy.cut();
+    let marking = host.whatsapp.inbox.marking();
+    let unmarked = || {
+        marking
+            .most_unmarked
+            .load(std::sync::atomic::Ordering::Relaxed)
+    };
+    eventually("the worker ahead of its marks", async || {
+        unmarked() >= MARKS_AHEAD
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    assert_eq!(unmarked(), MARKS_AHEAD, "items answered, not marked done");
+    assert_eq!(
+        marking
+            .statements
+            .load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    heard(fake, user)
+}
+
+/// The listener's answers to `user`, in the order the fake received them.
+fn heard(fake: &FakeGraph, user: &str) -> Vec<String> {
+    fake.sent()
+        .iter()
+        .filter(|sent| sent.to() == user && sent.text().starts_with("heard: "))
+        .map(|sent| sent.text().to_owned())
+        .collect()
+}
+
+/// `heard: !nap`, then `heard: after 1` to `heard: after {count}`.
+fn expected(count: u32) -> Vec<String> {
+    std::iter::once("heard: !nap".to_owned())
+        .chain((1..=count).map(|i| format!("heard: after {i}")))
+        .collect()
+}
+
+/// At least once, bounded: a host killed while the database cannot take its done marks has
+/// answered items it never marked done, and the next host answers them again. A worker
+/// starts an item only while fewer than `marks_ahead` of its own wait for their mark, so
+/// however long the database is away the crash repeats at most that many; nothing
+/// acknowledged goes unanswered.
+#[tokio::test]
+async fn a_crash_answers_at_most_marks_ahead_items_per_worker_twice() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener", "misbehave"]);
+    let postgres = wasmbot_tests::fresh_postgres("atleastonce").await;
+    let proxy = wasmbot_tests::proxy::Proxy::to(&postgres).await;
+    let first = Host::start(&fake, folder.path(), one_worker(proxy.url(&postgres), true)).await;
+    let user = wasmbot_tests::unique("4915551");
+    let before = answered_while_marks_fail(&fake, &first, &proxy, &user, 6).await;
+    let expected = expected(6);
+    assert_eq!(before, expected[..MARKS_AHEAD], "answered before the crash");
+    first.kill().await;
+
+    let second = Host::start(&fake, folder.path(), one_worker(postgres, false)).await;
+    // One user's items are answered in order: the last one answered, all were.
+    eventually("every item answered", async || {
+        heard(&fake, &user).contains(&"heard: after 6".to_owned())
+    })
+    .await;
+    // Time for a third answer to come, had an item been taken up again.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    let answers = heard(&fake, &user);
+    let times = |text: &String| answers.iter().filter(|answer| *answer == text).count();
+    let twice: Vec<&String> = expected.iter().filter(|text| times(text) > 1).collect();
+    assert!(
+        expected.iter().all(|text| (1..=2).contains(&times(text))),
+        "{answers:?}"
+    );
+    // Exactly the items answered and not marked done: the bound, reached.
+    assert_eq!(twice, expected[..MARKS_AHEAD].iter().collect::<Vec<_>>());
+    second.stop().await;
+}
+
+/// While the database cannot take the done marks, the worker waits once `marks_ahead`
+/// items are unmarked (said once in the log, not once per attempt); once it is back, the
+/// marks waiting meanwhile go in one statement and the worker goes on: each item answered
+/// once, none lost, fewer statements than items.
+#[tokio::test]
+async fn workers_wait_for_their_marks_through_an_outage_and_go_on_after_it() {
+    let (logs, _guard) = wasmbot_tests::Logs::capture();
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["listener", "misbehave"]);
+    let postgres = wasmbot_tests::fresh_postgres("atleastonce").await;
+    let proxy = wasmbot_tests::proxy::Proxy::to(&postgres).await;
+    let host = Host::start(&fake, folder.path(), |config| {
+        one_worker(proxy.url(&postgres), true)(config);
+        // No crash here: the items' claims outlive the outage, so nothing is taken up
+        // again (a claim running out while its item waits would be, as after a crash).
+        config.whatsapp.claim_s = 60;
+    })
+    .await;
+    let user = wasmbot_tests::unique("4915552");
+    let before = answered_while_marks_fail(&fake, &host, &proxy, &user, 6).await;
+    let expected = expected(6);
+    assert_eq!(
+        before,
+        expected[..MARKS_AHEAD],
+        "answered during the outage"
+    );
+    // Another second of outage: the marker is still trying, and has said so once.
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let waiting = ["whatsapp items processed but not marked done yet"];
+    assert_eq!(logs.lines_with(&waiting).len(), 1, "{}", logs.text());
+    proxy.restore();
+
+    eventually("every item answered", async || {
+        heard(&fake, &user).contains(&"heard: after 6".to_owned())
+    })
+    .await;
+    let inbox = &host.whatsapp.inbox;
+    eventually("every item marked done", async || {
+        inbox.pending().await.is_ok_and(|pending| pending == 0)
+    })
+    .await;
+    assert_eq!(
+        heard(&fake, &user),
+        expected,
+        "each answered once, in order"
+    );
+    let marking = inbox.marking();
+    // The nap's mark, tried through the outage, then the two answered behind it in one
+    // statement: fewer statements than items, however the rest went.
+    let statements = marking
+        .statements
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        statements < expected.len() as u64,
+        "{statements} statements"
+    );
+    assert_eq!(
+        marking.unmarked.load(std::sync::atomic::Ordering::Relaxed),
+        0
+    );
+    assert_eq!(
+        logs.lines_with(&["whatsapp items marked done"]).len(),
+        1,
+        "the end of the episode, said once"
+    );
     host.stop().await;
 }

@@ -1,4 +1,5 @@
-//! Writing what accumulated: keys quiet for long enough, or everything at shutdown.
+//! Writing what accumulated: keys quiet for long enough or waiting for the maximum delay,
+//! or everything at shutdown.
 
 use tokio::sync::Notify;
 
@@ -22,9 +23,10 @@ const UPSERT: &str = "INSERT INTO counters \
      RETURNING total, thread_id, version";
 
 impl WriteBehind {
-    /// Writes the keys that have been quiet for the configured time; returns how many.
-    pub async fn flush_quiet(&self) -> usize {
-        let due = self.take(|pending| pending.last.elapsed() >= self.quiet);
+    /// Writes the keys that are due: quiet for the configured time, or holding an amount
+    /// that has waited the maximum delay; returns how many.
+    pub async fn flush_due(&self) -> usize {
+        let due = self.take_due();
         self.write_all(due).await
     }
 
@@ -34,24 +36,56 @@ impl WriteBehind {
         self.write_all(due).await
     }
 
-    /// Flushes quiet keys in the background until [`Flusher::stop`].
+    /// Flushes due keys in the background until [`Flusher::stop`]. It sleeps until the
+    /// earliest deadline of what waits (at least a tick, so keys due close together go in
+    /// one pass), and while nothing waits it sleeps until a key does: an idle bot does no
+    /// periodic work.
     pub fn start(self: &Arc<Self>) -> Flusher {
-        let tick = (self.quiet / 10).clamp(Duration::from_millis(10), Duration::from_secs(1));
+        let tick = (self.quiet.min(self.max_delay) / 10)
+            .clamp(Duration::from_millis(10), Duration::from_secs(1));
         let counters = Arc::clone(self);
         let stop = Arc::new(Notify::new());
         let stopped = Arc::clone(&stop);
         let task = tokio::spawn(async move {
-            let mut interval = tokio::time::interval(tick);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
+                counters.stats.scans.fetch_add(1, Ordering::Relaxed);
+                let due = counters.take_due();
                 // A flush under way is never cut short: stopping waits for it.
+                counters.write_all(due).await;
+                // After the writes: an amount whose write failed waits again.
+                let next = counters.next_due();
+                let wait = async {
+                    match next {
+                        Some(at) => {
+                            let at = at.max(Instant::now() + tick);
+                            tokio::time::sleep_until(at.into()).await;
+                        }
+                        // Woken by the first key recorded (a permit is kept if it came
+                        // since the pass above).
+                        None => counters.wake.notified().await,
+                    }
+                };
                 tokio::select! {
-                    _ = interval.tick() => counters.flush_quiet().await,
+                    () = wait => {}
                     () = stopped.notified() => break,
                 };
             }
         });
         Flusher { stop, task }
+    }
+
+    /// Takes the keys due now.
+    fn take_due(&self) -> Vec<(CounterKey, Pending)> {
+        let now = Instant::now();
+        self.take(|pending| pending.due_at(self.quiet, self.max_delay) <= now)
+    }
+
+    /// When the first of the waiting keys is due, if any waits.
+    fn next_due(&self) -> Option<Instant> {
+        self.lock()
+            .values()
+            .map(|pending| pending.due_at(self.quiet, self.max_delay))
+            .min()
     }
 
     fn take(&self, due: impl Fn(&Pending) -> bool) -> Vec<(CounterKey, Pending)> {
@@ -103,10 +137,16 @@ impl WriteBehind {
             // A newer thread restarted the total: the old thread's amount no longer counts.
             Some(_) => {}
             None => {
+                // A sleeping flusher must come back for it (it may be all that waits).
+                self.wake.notify_one();
+                // Tried again after a quiet period or the maximum delay, whichever is
+                // shorter, not at every pass.
+                let now = Instant::now();
                 pending.insert(
                     key,
                     Pending {
-                        last: Instant::now(),
+                        first: now,
+                        last: now,
                         ..unwritten
                     },
                 );

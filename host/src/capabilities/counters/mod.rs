@@ -1,8 +1,9 @@
 //! Write-behind counters: "user X was active", "thread T used N tokens". Amounts accumulate
 //! in memory per key; a key is written once it has been quiet for a while (every event
-//! restarts its timer), with one upsert whose SQL does the addition, so two hosts flushing
-//! the same key never lose an increment of the same thread (a change of thread is
-//! last-writer-wins between hosts). An upsert is retried only when it surely did not take
+//! restarts its timer), or once its oldest unwritten amount is `max_delay` old even if it
+//! never goes quiet (what a crash can lose is bounded by that), with one upsert whose SQL
+//! does the addition, so two hosts flushing the same key never lose an increment of the
+//! same thread (a change of thread is last-writer-wins between hosts). An upsert is retried only when it surely did not take
 //! effect, so nothing counts twice. Everything pending is written on shutdown.
 
 mod flush;
@@ -21,6 +22,7 @@ use std::{
 
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
+use tokio::sync::Notify;
 
 use crate::{
     db::{Database, DbError},
@@ -33,6 +35,10 @@ use crate::{
 pub struct CountersConfig {
     /// How long a key must be quiet before its total is written, in milliseconds.
     pub quiet_ms: u64,
+    /// How long an amount may wait unwritten at most, in milliseconds: a key that never goes
+    /// quiet is written this long after its oldest unwritten amount arrived. A crash (no
+    /// shutdown flush) loses at most this much of each key's amounts.
+    pub max_delay_ms: u64,
     /// Keys accumulated in memory at most; past it, a new key's amount is written at once.
     pub max_pending: usize,
 }
@@ -41,6 +47,8 @@ impl Default for CountersConfig {
     fn default() -> Self {
         Self {
             quiet_ms: 600_000,
+            // A minute of activity at most lost to a crash, a write per busy key per minute.
+            max_delay_ms: 60_000,
             max_pending: 100_000,
         }
     }
@@ -62,7 +70,17 @@ pub struct CounterKey {
 struct Pending {
     amount: i64,
     thread: String,
+    /// When the oldest unwritten amount arrived (the maximum delay runs from it).
+    first: Instant,
+    /// When the latest arrived (the quiet period runs from it).
     last: Instant,
+}
+
+impl Pending {
+    /// When it is due: quiet long enough, or waiting too long.
+    fn due_at(&self, quiet: Duration, max_delay: Duration) -> Instant {
+        (self.last + quiet).min(self.first + max_delay)
+    }
 }
 
 /// Counters of the write-behind itself.
@@ -76,14 +94,19 @@ pub struct CounterStats {
     pub writes: AtomicU64,
     /// Writes that failed (their amounts were kept for the next flush).
     pub failed_writes: AtomicU64,
+    /// Passes of the background flusher over the pending keys (none while nothing waits).
+    pub scans: AtomicU64,
 }
 
 /// The write-behind of one host.
 pub struct WriteBehind {
     db: Database,
     quiet: Duration,
+    max_delay: Duration,
     max_pending: usize,
     pending: Mutex<HashMap<CounterKey, Pending>>,
+    /// Wakes the flusher when a key starts waiting while none did.
+    wake: Notify,
     /// Keys taken out of `pending` whose write has not finished.
     writing: AtomicUsize,
     stats: CounterStats,
@@ -105,8 +128,10 @@ impl WriteBehind {
         Arc::new(Self {
             db,
             quiet: Duration::from_millis(config.quiet_ms),
+            max_delay: Duration::from_millis(config.max_delay_ms),
             max_pending: config.max_pending,
             pending: Mutex::default(),
+            wake: Notify::new(),
             writing: AtomicUsize::new(0),
             stats: CounterStats::default(),
             copies: Cache::builder()
@@ -162,15 +187,22 @@ impl WriteBehind {
             return;
         }
         self.stats.recorded.fetch_add(1, Ordering::Relaxed);
+        let now = Instant::now();
         let arrived = Pending {
             amount,
             thread: thread.to_owned(),
-            last: Instant::now(),
+            first: now,
+            last: now,
         };
         // What to write now: the old thread's amount, or this one when memory is full.
         let write_now = {
             let mut pending = self.lock();
             let full = pending.len() >= self.max_pending;
+            // The flusher sleeps while nothing waits: the first key wakes it. Any other
+            // key's deadline comes before this one's, so it is awake for them already.
+            if pending.is_empty() && !full {
+                self.wake.notify_one();
+            }
             match pending.get_mut(&key) {
                 Some(waiting) if waiting.thread == thread => {
                     waiting.amount = waiting.amount.saturating_add(amount);

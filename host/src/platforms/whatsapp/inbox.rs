@@ -1,18 +1,27 @@
 //! The durable inbox: a webhook's items are written here before Meta gets its 200, so an
 //! item acknowledged is never lost, and only an item not seen before is written, so Meta's
-//! redeliveries (for days) are processed once. Workers process them, one user's always on
-//! the same worker and in order; the host that wrote an item claims it for a while, and
-//! items whose claim ran out (their host stopped or crashed) are taken up by any host.
+//! redeliveries (for days) are not processed again once an item is done. Workers process
+//! them, one user's always on the same worker and in order; the host that wrote an item
+//! claims it for a while, and items whose claim ran out (their host stopped or crashed) are
+//! taken up by any host.
+//!
+//! Processing is at least once: an item is marked done after it was processed (its answer
+//! sent), so a crash in between processes it again (marking it first could lose it). A
+//! worker starts an item only while fewer than `whatsapp.marks_ahead` (4) of its items wait
+//! for their mark, so a crash repeats at most that many items per worker, however slow or
+//! unreachable the database is; the marks of items that finish meanwhile, on any worker,
+//! share one statement.
 //!
 //! The de-duplication is the inbox's own primary key, in the same statement that makes the
 //! item durable: Redis would add a round trip, and a crash between the two would lose
 //! a message or process it twice.
 
 use std::{
+    collections::VecDeque,
     hash::{Hash, Hasher},
     sync::{
         Arc,
-        atomic::{AtomicBool, Ordering},
+        atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering},
     },
     time::Duration,
 };
@@ -20,7 +29,7 @@ use std::{
 use arc_swap::ArcSwapOption;
 use moka::future::Cache;
 use sqlx::AssertSqlSafe;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 use super::{
     Traffic, WhatsAppConfig,
@@ -38,10 +47,33 @@ const RESCAN_BATCH: i64 = 500;
 /// How often processed items past the de-duplication window are deleted.
 const SWEEP_EVERY: Duration = Duration::from_secs(3600);
 
+/// How long a failed done mark waits before it is tried again (its worker waits too).
+const MARK_RETRY: Duration = Duration::from_secs(1);
+
 /// An item on its way to a worker.
 struct Pending {
     key: String,
     item: Item,
+}
+
+/// A processed item on its way to be marked done; its worker waits for `marked`.
+struct Processed {
+    key: String,
+    marked: oneshot::Sender<()>,
+}
+
+/// How processed items are marked done: what it costs in statements, and how many items a
+/// crash would process again.
+#[derive(Debug, Default)]
+pub struct Marking {
+    /// Statements that marked items done (one per batch).
+    pub statements: AtomicU64,
+    /// Items processed (answered) and not marked done yet, all workers together: a crash
+    /// now processes them again.
+    pub unmarked: AtomicUsize,
+    /// The most items there have been processed and not marked done at once, all workers
+    /// together (at most `workers × marks_ahead`).
+    pub most_unmarked: AtomicUsize,
 }
 
 /// The inbox of one host.
@@ -59,6 +91,9 @@ pub struct Inbox {
     /// Each user's last message (for the 24-hour window), as this host saw it.
     last_message: Cache<String, (String, i64)>,
     traffic: Arc<Traffic>,
+    /// Items a worker may run ahead of their done marks.
+    marks_ahead: usize,
+    marking: Marking,
 }
 
 /// The last message a user sent to one of the bot's numbers.
@@ -87,7 +122,14 @@ impl Inbox {
                 .time_to_live(config.window())
                 .build(),
             traffic,
+            marks_ahead: config.marks_ahead.max(1),
+            marking: Marking::default(),
         }
+    }
+
+    /// How processed items are being marked done.
+    pub fn marking(&self) -> &Marking {
+        &self.marking
     }
 
     /// Writes the items not seen before (one statement per 500) and hands them to the
@@ -245,18 +287,45 @@ impl Inbox {
     pub fn start(self: &Arc<Self>, dispatcher: Arc<Dispatcher>) -> Workers {
         let mut lanes = Vec::new();
         let mut tasks = Vec::new();
-        let (processed, keys) = mpsc::channel::<String>(LANE_DEPTH);
+        let (processed, keys) = mpsc::channel::<Processed>(LANE_DEPTH);
         for _ in 0..self.workers {
             let (send, mut receive) = mpsc::channel::<Pending>(LANE_DEPTH);
             lanes.push(send);
             let (inbox, dispatcher) = (Arc::clone(self), Arc::clone(&dispatcher));
             let processed = processed.clone();
             tasks.push(tokio::spawn(async move {
+                // This worker's items processed and not marked done yet, oldest first.
+                let mut unmarked = VecDeque::new();
                 while let Some(pending) = receive.recv().await {
-                    // Stopping: what waits is released for the next host, not started.
-                    if !inbox.stopping.load(Ordering::Relaxed) {
-                        let key = inbox.process(&dispatcher, pending).await;
-                        let _ = processed.send(key).await;
+                    // A worker runs at most `marks_ahead` items ahead of the database (the
+                    // one it starts included): that many at most run again after a crash.
+                    // A mark whose sender is gone (the marker ended) waits no longer, and
+                    // once stopping none is waited for: nothing more is started.
+                    while unmarked.len() >= inbox.marks_ahead
+                        && !inbox.stopping.load(Ordering::Relaxed)
+                    {
+                        if let Some(mark) = unmarked.pop_front() {
+                            let _ = mark.await;
+                        }
+                    }
+                    // Stopping (checked after the wait, which may have been long): what
+                    // waits is released for the next host, not started.
+                    if inbox.stopping.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let key = inbox.process(&dispatcher, pending).await;
+                    // Counted before the marker can see it, so its decrement never comes
+                    // first.
+                    let waiting = inbox.marking.unmarked.fetch_add(1, Ordering::AcqRel);
+                    inbox
+                        .marking
+                        .most_unmarked
+                        .fetch_max(waiting + 1, Ordering::AcqRel);
+                    let (marked, done) = oneshot::channel();
+                    if processed.send(Processed { key, marked }).await.is_ok() {
+                        unmarked.push_back(done);
+                    } else {
+                        inbox.marking.unmarked.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
             }));
@@ -303,38 +372,77 @@ impl Inbox {
         key
     }
 
-    /// Marks processed items done, as many in one statement as were processed meanwhile
-    /// (a write per item would halve the inbox's throughput). Until then an item counts as
-    /// unprocessed: a crash in between processes it again (at least once, never lost).
-    async fn mark_done_forever(&self, mut keys: mpsc::Receiver<String>) {
+    /// Marks processed items done, as many in one statement as finished meanwhile (a
+    /// write per item would halve the inbox's throughput), then lets their workers go on.
+    /// Until then an item counts as unprocessed: a crash in between processes it again (at
+    /// least once, never lost).
+    async fn mark_done_forever(&self, mut done: mpsc::Receiver<Processed>) {
         let mut batch = Vec::new();
-        while keys.recv_many(&mut batch, RESCAN_BATCH as usize).await > 0 {
-            let sql = format!(
-                "UPDATE whatsapp_inbox SET done_ms = $1, payload = NULL, claimed_until = 0 \
-                 WHERE item_key IN ({})",
-                (2..batch.len() + 2)
-                    .map(|i| format!("${i}"))
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            );
+        while done.recv_many(&mut batch, RESCAN_BATCH as usize).await > 0 {
+            let keys: Vec<&str> = batch.iter().map(|item| item.key.as_str()).collect();
+            self.mark_done(&keys).await;
+            Traffic::count(&self.traffic.processed, batch.len());
+            self.marking
+                .unmarked
+                .fetch_sub(batch.len(), Ordering::AcqRel);
+            for item in batch.drain(..) {
+                let _ = item.marked.send(());
+            }
+        }
+    }
+
+    /// One statement marking `keys` done, tried until it is written while the database
+    /// is unreachable: their workers wait meanwhile, so no more items are processed that
+    /// a crash would process again.
+    async fn mark_done(&self, keys: &[&str]) {
+        let sql = format!(
+            "UPDATE whatsapp_inbox SET done_ms = $1, payload = NULL, claimed_until = 0 \
+             WHERE item_key IN ({})",
+            (2..keys.len() + 2)
+                .map(|i| format!("${i}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let mut failing = false;
+        loop {
             let done = self
                 .db
                 .run("whatsapp inbox done", || {
                     let mut query = sqlx::query(AssertSqlSafe(sql.clone())).bind(now_ms());
-                    for key in &batch {
-                        query = query.bind(key);
+                    for key in keys {
+                        query = query.bind(*key);
                     }
                     query.execute(self.db.pool())
                 })
                 .await;
-            Traffic::count(&self.traffic.processed, batch.len());
-            if let Err(error) = done {
-                tracing::warn!(
-                    items = batch.len(),
-                    "whatsapp items processed but not marked done (they may run again): {error}"
-                );
+            match done {
+                Ok(_) => {
+                    self.marking.statements.fetch_add(1, Ordering::Relaxed);
+                    if failing {
+                        tracing::info!(items = keys.len(), "whatsapp items marked done");
+                    }
+                    return;
+                }
+                Err(error) if error.retryable() => {
+                    if !failing {
+                        failing = true;
+                        tracing::warn!(
+                            items = keys.len(),
+                            "whatsapp items processed but not marked done yet (a crash now \
+                             runs them again); their workers wait: {error}"
+                        );
+                    }
+                    tokio::time::sleep(MARK_RETRY).await;
+                }
+                // Trying again could not help: said, and the workers go on.
+                Err(error) => {
+                    tracing::warn!(
+                        items = keys.len(),
+                        "whatsapp items processed but not marked done (they may run again): {error}"
+                    );
+                    return;
+                }
             }
-            batch.clear();
         }
     }
 
@@ -404,12 +512,20 @@ impl Inbox {
             match self.rescan().await {
                 Ok(0) => {}
                 Ok(taken) => tracing::info!(taken, "whatsapp items taken up from the inbox"),
+                // An outage is logged once by the database's health, not every pass.
+                Err(error) if error.is_outage() => {
+                    tracing::debug!("whatsapp inbox rescan failed: {error}")
+                }
                 Err(error) => tracing::warn!("whatsapp inbox rescan failed: {error}"),
             }
             if swept.elapsed() >= SWEEP_EVERY {
                 swept = tokio::time::Instant::now();
-                if let Err(error) = self.sweep().await {
-                    tracing::warn!("whatsapp inbox sweep failed: {error}");
+                match self.sweep().await {
+                    Err(error) if error.is_outage() => {
+                        tracing::debug!("whatsapp inbox sweep failed: {error}")
+                    }
+                    Err(error) => tracing::warn!("whatsapp inbox sweep failed: {error}"),
+                    Ok(_) => {}
                 }
             }
             tokio::time::sleep(every).await;
@@ -491,9 +607,10 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Stops taking items: the one each worker is processing may finish within `grace`;
-    /// the rest of this host's claims are released at once for the next host (or this
-    /// one's restart).
+    /// Stops taking items: the one each worker is processing may finish within `grace`,
+    /// and the done marks of what they finished may be written within `grace` again (what
+    /// is not runs again on the next host); the rest of this host's claims are released
+    /// for the next host (or this one's restart).
     pub async fn stop(mut self, grace: Duration) {
         self.rescan.abort();
         self.inbox.stopping.store(true, Ordering::Relaxed);

@@ -55,6 +55,10 @@ pub struct WhatsAppConfig {
     /// How long a webhook waits for its items to be written to the inbox before it is
     /// answered 503 (Meta delivers it again), in milliseconds; no retry on this path.
     pub write_timeout_ms: u64,
+    /// Items a worker may have answered, or be answering, before their done mark is
+    /// written: what a crash answers twice, per worker, at most. 1 waits for each item's
+    /// mark before the next; more lets the marks of a worker's items share a statement.
+    pub marks_ahead: usize,
     /// How long processed items are remembered to recognize Meta's redeliveries, in hours.
     pub dedupe_hours: u64,
     /// Attempts of one Graph API call before the message waits in the outbox.
@@ -90,6 +94,7 @@ impl Default for WhatsAppConfig {
             workers: 16,
             claim_s: 300,
             write_timeout_ms: 3_000,
+            marks_ahead: 4,
             dedupe_hours: 7 * 24,
             send_attempts: 4,
             backoff_ms: 200,
