@@ -38,6 +38,9 @@ pub struct Health {
     failures: AtomicU64,
     /// Outages that started, since the start.
     outages: AtomicU64,
+    /// Outages that ended, since the start: a call that started before the last one ended
+    /// and failed after it (its pool wait timing out) belongs to that outage, not a new one.
+    recoveries: AtomicU64,
 }
 
 impl Health {
@@ -58,11 +61,19 @@ impl Health {
         self.outages.load(Ordering::Relaxed)
     }
 
-    /// Notes a call's failure: the first of an outage is logged, with its class, and starts
-    /// the probe; the others are only counted. A failure the server itself reported (a
-    /// constraint, a bad query) shows it answers: an outage ends.
+    /// Where the database's health stands, to note a call's outcome with
+    /// ([`Health::failed`]): take it before the call starts.
+    pub fn epoch(&self) -> u64 {
+        self.recoveries.load(Ordering::Acquire)
+    }
+
+    /// Notes the failure of a call that started at `epoch`: the first of an outage is
+    /// logged, with its class, and starts the probe; the others are only counted, as is a
+    /// failure of a call that started before the last recovery. A failure the server itself
+    /// reported (a constraint, a bad query) shows it answers: an outage ends.
     pub(crate) fn failed(
         self: &Arc<Self>,
+        epoch: u64,
         class: ErrorClass,
         error: &dyn std::fmt::Display,
         pool: &AnyPool,
@@ -75,6 +86,10 @@ impl Health {
             return;
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
+        if epoch != self.epoch() {
+            tracing::debug!("a database call made during the last outage failed: {error}");
+            return;
+        }
         if !self.down.swap(true, Ordering::Relaxed) {
             self.outages.fetch_add(1, Ordering::Relaxed);
             tracing::warn!(
@@ -90,6 +105,7 @@ impl Health {
     /// Notes a call that succeeded: an outage ends, logged once.
     pub(crate) fn succeeded(&self) {
         if self.down.swap(false, Ordering::Relaxed) {
+            self.recoveries.fetch_add(1, Ordering::Release);
             tracing::info!(
                 category = "database.unavailable",
                 failures_since_start = self.failures(),
@@ -160,19 +176,51 @@ mod tests {
         let (health, pool) = (&db.health, db.pool());
         // No await in between: on this test's one thread, the probe cannot run yet.
         for _ in 0..5 {
-            health.failed(ErrorClass::ConnectionLost, &"refused", pool);
+            health.failed(health.epoch(), ErrorClass::ConnectionLost, &"refused", pool);
         }
-        health.failed(ErrorClass::PoolTimeout, &"no connection", pool);
+        health.failed(
+            health.epoch(),
+            ErrorClass::PoolTimeout,
+            &"no connection",
+            pool,
+        );
         assert!(health.is_down());
         assert_eq!((health.outages(), health.failures()), (1, 6));
         // The server answering, even with a refusal of the statement, ends it.
-        health.failed(ErrorClass::Constraint, &"unique", pool);
+        health.failed(health.epoch(), ErrorClass::Constraint, &"unique", pool);
         assert!(!health.is_down());
-        health.failed(ErrorClass::ConnectionLost, &"reset", pool);
-        health.failed(ErrorClass::Fatal, &"driver", pool);
+        health.failed(health.epoch(), ErrorClass::ConnectionLost, &"reset", pool);
+        health.failed(health.epoch(), ErrorClass::Fatal, &"driver", pool);
         assert!(health.is_down());
         health.succeeded();
         assert!(!health.is_down());
         assert_eq!((health.outages(), health.failures()), (2, 7));
+    }
+
+    #[tokio::test]
+    async fn a_call_of_an_outage_past_failing_late_does_not_start_another() {
+        let db = Database::connect(&DatabaseConfig {
+            url: "sqlite::memory:".to_owned(),
+            ..DatabaseConfig::default()
+        })
+        .unwrap();
+        let (health, pool) = (&db.health, db.pool());
+        let started = health.epoch();
+        health.failed(started, ErrorClass::ConnectionLost, &"refused", pool);
+        // A call waiting for a connection since then; the database recovers meanwhile.
+        let waiting = health.epoch();
+        health.succeeded();
+        health.failed(waiting, ErrorClass::PoolTimeout, &"no connection", pool);
+        assert!(!health.is_down());
+        assert_eq!((health.outages(), health.failures()), (1, 2));
+        // A call made after the recovery starts a new outage.
+        health.failed(
+            health.epoch(),
+            ErrorClass::PoolTimeout,
+            &"no connection",
+            pool,
+        );
+        assert!(health.is_down());
+        assert_eq!(health.outages(), 2);
     }
 }

@@ -196,9 +196,10 @@ impl Database {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
+        let epoch = self.health.epoch();
         match tokio::time::timeout(deadline, self.run_once(what, call)).await {
             Ok(result) => result,
-            Err(_) => self.note(Err(DbError::deadline(what, deadline))),
+            Err(_) => self.note(epoch, Err(DbError::deadline(what, deadline))),
         }
     }
 
@@ -208,18 +209,19 @@ impl Database {
         self.health.succeeded();
     }
 
-    /// Tells the pool's health that a call made on the pool without [`Database::run`]
-    /// failed, and hands the error back: the first failure of an outage is logged.
-    pub fn note_failure(&self, error: DbError) -> DbError {
-        self.health.failed(error.class, &error, &self.pool);
+    /// Tells the pool's health that a call made on the pool without [`Database::run`],
+    /// started at `epoch` ([`Health::epoch`]), failed, and hands the error back: the first
+    /// failure of an outage is logged.
+    pub fn note_failure(&self, epoch: u64, error: DbError) -> DbError {
+        self.health.failed(epoch, error.class, &error, &self.pool);
         error
     }
 
-    fn note<T>(&self, result: Result<T, DbError>) -> Result<T, DbError> {
+    fn note<T>(&self, epoch: u64, result: Result<T, DbError>) -> Result<T, DbError> {
         if result.is_ok() {
             self.note_success();
         }
-        result.map_err(|error| self.note_failure(error))
+        result.map_err(|error| self.note_failure(epoch, error))
     }
 
     async fn run_policy<T, F, Fut>(
@@ -233,11 +235,12 @@ impl Database {
         F: FnMut() -> Fut,
         Fut: std::future::Future<Output = Result<T, sqlx::Error>>,
     {
+        let epoch = self.health.epoch();
         let before_retry = |what: &'static str, class: ErrorClass, error: &sqlx::Error, wait| {
             if class.is_outage() {
                 // The first failure of an outage is logged by the health, once; the
                 // retries through it are not news.
-                self.health.failed(class, error, &self.pool);
+                self.health.failed(epoch, class, error, &self.pool);
                 tracing::debug!(
                     what,
                     class = class.name(),
@@ -252,7 +255,7 @@ impl Database {
             }
         };
         let result = policy.run_if(what, call, again, &before_retry).await;
-        self.note(result)
+        self.note(epoch, result)
     }
 
     /// Which database this is.

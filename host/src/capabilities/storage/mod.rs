@@ -183,6 +183,7 @@ impl Storage {
         want_rows: bool,
     ) -> Result<Outcome, StorageError> {
         let timeout = limits.timeout;
+        let epoch = self.db.health().epoch();
         let work = async {
             let mut tx = match self.backend() {
                 Backend::Postgres => {
@@ -226,7 +227,10 @@ impl Storage {
                 outcome
             }
             Err(error) if is_cancelled(&error) => Err(StorageError::Timeout(timeout)),
-            Err(error) => Err(self.db.note_failure(DbError::new(what, 1, &error)).into()),
+            Err(error) => Err(self
+                .db
+                .note_failure(epoch, DbError::new(what, 1, &error))
+                .into()),
         }
     }
 
