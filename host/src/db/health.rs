@@ -166,13 +166,18 @@ mod tests {
     use super::*;
     use crate::db::{Database, DatabaseConfig};
 
-    #[tokio::test]
-    async fn an_outage_is_one_episode_however_many_calls_fail() {
-        let db = Database::connect(&DatabaseConfig {
+    /// A pool nothing connects to: the tests drive its health by hand.
+    fn in_memory() -> Database {
+        Database::connect(&DatabaseConfig {
             url: "sqlite::memory:".to_owned(),
             ..DatabaseConfig::default()
         })
-        .unwrap();
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn an_outage_is_one_episode_however_many_calls_fail() {
+        let db = in_memory();
         let (health, pool) = (&db.health, db.pool());
         // No await in between: on this test's one thread, the probe cannot run yet.
         for _ in 0..5 {
@@ -199,11 +204,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_call_of_an_outage_past_failing_late_does_not_start_another() {
-        let db = Database::connect(&DatabaseConfig {
-            url: "sqlite::memory:".to_owned(),
-            ..DatabaseConfig::default()
-        })
-        .unwrap();
+        let db = in_memory();
         let (health, pool) = (&db.health, db.pool());
         let started = health.epoch();
         health.failed(started, ErrorClass::ConnectionLost, &"refused", pool);
