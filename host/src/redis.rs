@@ -171,6 +171,12 @@ impl Redis {
         if let Some(made) = &*connection {
             return Ok(made.clone());
         }
+        // The caller before this one may have found Redis gone while this one waited: not
+        // one connect timeout per waiting caller.
+        if !self.is_up() {
+            self.outage.skipped();
+            return Err(RedisError::Down);
+        }
         match self.connect().await {
             Ok(made) => {
                 *connection = Some(made.clone());
@@ -244,7 +250,7 @@ impl Redis {
 }
 
 /// Whether a failure says the server could not be reached (rather than refused the call).
-fn is_network(error: &redis::RedisError) -> bool {
+pub(crate) fn is_network(error: &redis::RedisError) -> bool {
     error.is_io_error()
         || error.is_timeout()
         || error.is_connection_dropped()

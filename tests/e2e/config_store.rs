@@ -486,6 +486,58 @@ impl Drop for PrivateRedis {
     }
 }
 
+/// A Redis that answers but refuses the invalidation subscription (a user without channel
+/// rights, as Redis 7's ACLs give by default): not an outage. The link stays up for the
+/// other calls, and the refusal is said once, not taken for an outage and its recovery in
+/// turns.
+#[tokio::test]
+async fn a_refused_subscription_is_said_once_and_is_not_an_outage() {
+    // The store's tasks run on this thread: they log here.
+    let (logs, _guard) = wasmbot_tests::Logs::capture();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let redis = PrivateRedis::start(port);
+    redis.ready().await;
+    let mut admin = redis::Client::open(redis.url())
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap();
+    redis::cmd("ACL")
+        .arg("SETUSER")
+        .arg("default")
+        .arg("resetchannels")
+        .query_async::<()>(&mut admin)
+        .await
+        .unwrap();
+    let plugin = unique("nochannel");
+    let db = database(&postgres_url(), 4).await;
+    let store = store(db, StoreConfig::default(), &plugin)
+        .with_redis(&redis.url())
+        .unwrap();
+    let guild = Scope::Guild("g1".into());
+    // Long enough for a link taken down by each refusal to have flapped many times.
+    for _ in 0..20 {
+        assert_eq!(
+            store.get(&plugin, &guild, "prefix").await.unwrap(),
+            json!("!")
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let link = store.redis().unwrap();
+    assert!(link.is_up());
+    assert_eq!(link.failures(), 0, "{}", logs.text());
+    let refusals = logs.lines_with(&["WARN", "subscribing to invalidations"]);
+    assert_eq!(refusals.len(), 1, "{}", logs.text());
+    assert!(
+        refusals[0].to_lowercase().contains("noperm"),
+        "{refusals:?}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_and_restarted_mid_run() {
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -21,7 +21,7 @@ use futures::StreamExt;
 use tokio::sync::watch;
 
 use super::store::{Document, Fresh, Generations};
-use crate::redis::{Redis, RedisError};
+use crate::redis::{Redis, RedisError, is_network};
 
 /// The pub/sub channel carrying invalidated keys.
 const CHANNEL: &str = "wasmbot:config:invalidate";
@@ -31,6 +31,13 @@ const EVERYTHING: &str = "*";
 
 /// Invalidations kept for retry at most; past it, the retry drops every key everywhere.
 const MAX_PENDING: usize = 10_000;
+
+/// The wait before subscribing again after Redis refused it, doubled up to
+/// [`RESUBSCRIBE_MAX`].
+const RESUBSCRIBE_FIRST: Duration = Duration::from_millis(100);
+
+/// The longest wait between two subscriptions Redis refused.
+const RESUBSCRIBE_MAX: Duration = Duration::from_secs(5);
 
 /// How long subscribing may take before it counts as failed.
 const SUBSCRIBE_TIMEOUT: Duration = Duration::from_secs(2);
@@ -178,16 +185,41 @@ impl L2 {
         let subscribed = self.subscribed.clone();
         tokio::spawn(async move {
             let mut missed = false;
+            // While Redis refuses the subscription (and answers the rest): how long to wait.
+            let mut refused: Option<Duration> = None;
             loop {
                 redis.until_up().await;
                 let mut pubsub = match subscribe(&redis).await {
                     Ok(pubsub) => pubsub,
-                    Err(error) => {
+                    Err(Subscribe::Unreachable(error)) => {
                         missed = true;
                         redis.lost(&error);
                         continue;
                     }
+                    // Not an outage (the link's probe would find Redis up at once and the
+                    // two would take turns): said once, tried again with a backoff.
+                    Err(Subscribe::Refused(error)) => {
+                        missed = true;
+                        let wait = refused
+                            .map_or(RESUBSCRIBE_FIRST, |wait| (wait * 2).min(RESUBSCRIBE_MAX));
+                        if refused.is_none() {
+                            tracing::warn!(
+                                category = "cache.redis_unavailable",
+                                "{error}: other hosts' invalidations do not reach this one \
+                                 until Redis accepts the subscription"
+                            );
+                        }
+                        refused = Some(wait);
+                        tokio::time::sleep(wait).await;
+                        continue;
+                    }
                 };
+                if refused.take().is_some() {
+                    tracing::info!(
+                        category = "cache.redis_unavailable",
+                        "invalidations subscribed"
+                    );
+                }
                 if missed {
                     generations.bump_all();
                     fresh.invalidate_all();
@@ -216,7 +248,15 @@ impl L2 {
 }
 
 /// A subscription to the invalidation channel, on a connection of its own.
-async fn subscribe(redis: &Redis) -> Result<redis::aio::PubSub, String> {
+/// Why the invalidation subscription could not be made.
+enum Subscribe {
+    /// Redis could not be reached: the link is down.
+    Unreachable(String),
+    /// Redis answered with a refusal (e.g. an ACL user without channel rights).
+    Refused(String),
+}
+
+async fn subscribe(redis: &Redis) -> Result<redis::aio::PubSub, Subscribe> {
     let subscribing = async {
         let mut pubsub = redis.client().get_async_pubsub().await?;
         pubsub.subscribe(CHANNEL).await?;
@@ -224,8 +264,17 @@ async fn subscribe(redis: &Redis) -> Result<redis::aio::PubSub, String> {
     };
     match tokio::time::timeout(SUBSCRIBE_TIMEOUT, subscribing).await {
         Ok(Ok(pubsub)) => Ok(pubsub),
-        Ok(Err(error)) => Err(format!("subscribing to invalidations: {error}")),
-        Err(_) => Err("subscribing to invalidations timed out".to_owned()),
+        Ok(Err(error)) => {
+            let said = format!("subscribing to invalidations: {error}");
+            Err(if is_network(&error) {
+                Subscribe::Unreachable(said)
+            } else {
+                Subscribe::Refused(said)
+            })
+        }
+        Err(_) => Err(Subscribe::Unreachable(
+            "subscribing to invalidations timed out".to_owned(),
+        )),
     }
 }
 

@@ -103,9 +103,24 @@ impl WriteBehind {
 
     async fn write_all(&self, due: Vec<(CounterKey, Pending)>) -> usize {
         let mut written = 0;
-        for (key, waiting) in due {
+        let mut due = due.into_iter();
+        while let Some((key, waiting)) = due.next() {
             match self.write(&key, &waiting, false).await {
                 Ok(()) => written += 1,
+                // The database is unreachable (its health said so, once): the rest of the
+                // pass is kept untried rather than each key waiting out the pool's timeouts,
+                // which would also hold up the stop.
+                Err(error) if error.is_outage() => {
+                    tracing::debug!(
+                        keys = 1 + due.len(),
+                        "counters kept for the next flush: {error}"
+                    );
+                    for (key, waiting) in std::iter::once((key, waiting)).chain(due.by_ref()) {
+                        self.keep(key, waiting);
+                        self.writing.fetch_sub(1, Ordering::AcqRel);
+                    }
+                    break;
+                }
                 Err(error) if error.retryable() => {
                     tracing::warn!(
                         plugin = %key.plugin,
