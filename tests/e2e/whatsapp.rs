@@ -896,6 +896,15 @@ async fn postgres_outage(outage: Outage) {
         2 * N
     );
     assert!(health.is_down());
+    // The orchestrator's probe is answered from the known outage, without a pool wait.
+    let ready = reqwest::get(format!("{}/readyz", host.url)).await.unwrap();
+    assert_eq!(ready.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let ready: serde_json::Value = ready.json().await.unwrap();
+    assert!(
+        ready["database"].as_str().unwrap().contains("unreachable"),
+        "{ready}"
+    );
+    assert_eq!(health.failures(), failures, "/readyz tried no call");
     proxy.restore();
     // Meta delivers again until it gets its 200.
     tokio::time::timeout(Duration::from_secs(60), async {

@@ -59,6 +59,11 @@ async fn json_report(State(dispatcher): State<Arc<Dispatcher>>) -> Json<Report> 
 /// 200 when the database answers and every platform is connected; 503 with what is not.
 async fn ready(State(dispatcher): State<Arc<Dispatcher>>) -> Response {
     let database = match &dispatcher.registry().runtime().services().config {
+        // Known down: said at once (the health's probe notices the recovery), rather than
+        // each probe of the orchestrator waiting out the pool.
+        Some(store) if store.database().is_down() => {
+            Err("unreachable (the host retries it in the background)".to_owned())
+        }
         Some(store) => {
             let db = store.database();
             let check = db.run_once("readyz", || sqlx::query("SELECT 1").execute(db.pool()));

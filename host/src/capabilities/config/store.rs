@@ -484,10 +484,16 @@ impl ConfigStore {
     /// invalidation is kept and sent when the link is back, and the caller should say it is
     /// not done yet (the admin API answers 503).
     pub async fn invalidate(&self, plugin: &str, scope: &Scope) -> Result<(), RedisError> {
-        let key = cache_key(plugin, scope);
-        self.drop_fresh(&key).await;
+        self.invalidate_key(&cache_key(plugin, scope), true).await
+    }
+
+    /// [`ConfigStore::invalidate`] of one key; without `wait`, a failure does not wait for
+    /// the link to come back (a caller before waited already).
+    async fn invalidate_key(&self, key: &str, wait: bool) -> Result<(), RedisError> {
+        self.drop_fresh(key).await;
         match &self.l2 {
-            Some(l2) => l2.invalidate_confirmed(&key, None).await,
+            Some(l2) if wait => l2.invalidate_confirmed(key, None).await,
+            Some(l2) => l2.invalidate(key, None).await,
             None => Ok(()),
         }
     }
@@ -515,7 +521,10 @@ impl ConfigStore {
         };
         let mut failed = None;
         for plugin in &plugins {
-            if let Err(error) = self.invalidate(plugin, scope).await {
+            // Once the link failed after its wait, the rest are only kept for the retry:
+            // one wait per call, not one per plugin.
+            let key = cache_key(plugin, scope);
+            if let Err(error) = self.invalidate_key(&key, failed.is_none()).await {
                 failed.get_or_insert(error);
             }
         }
