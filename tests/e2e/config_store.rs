@@ -464,6 +464,18 @@ impl PrivateRedis {
         Self { port, child }
     }
 
+    /// A server on a port nobody uses, once it accepts connections.
+    async fn on_a_free_port() -> Self {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let redis = Self::start(port);
+        redis.ready().await;
+        redis
+    }
+
     fn url(&self) -> String {
         format!("redis://127.0.0.1:{}", self.port)
     }
@@ -494,13 +506,7 @@ impl Drop for PrivateRedis {
 async fn a_refused_subscription_is_said_once_and_is_not_an_outage() {
     // The store's tasks run on this thread: they log here.
     let (logs, _guard) = wasmbot_tests::Logs::capture();
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redis = PrivateRedis::start(port);
-    redis.ready().await;
+    let redis = PrivateRedis::on_a_free_port().await;
     let mut admin = redis::Client::open(redis.url())
         .unwrap()
         .get_multiplexed_async_connection()
@@ -540,13 +546,8 @@ async fn a_refused_subscription_is_said_once_and_is_not_an_outage() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn redis_stopped_and_restarted_mid_run() {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let redis = PrivateRedis::start(port);
-    redis.ready().await;
+    let redis = PrivateRedis::on_a_free_port().await;
+    let port = redis.port;
     let plugin = unique("restart");
     let db = database(&postgres_url(), 4).await;
     let store = store(db, StoreConfig::default(), &plugin)
