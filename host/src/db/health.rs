@@ -175,27 +175,28 @@ mod tests {
         .unwrap()
     }
 
+    /// The failure of a call made now.
+    fn fail(db: &Database, class: ErrorClass) {
+        db.health
+            .failed(db.health.epoch(), class, &class, db.pool());
+    }
+
     #[tokio::test]
     async fn an_outage_is_one_episode_however_many_calls_fail() {
         let db = in_memory();
-        let (health, pool) = (&db.health, db.pool());
+        let health = &db.health;
         // No await in between: on this test's one thread, the probe cannot run yet.
         for _ in 0..5 {
-            health.failed(health.epoch(), ErrorClass::ConnectionLost, &"refused", pool);
+            fail(&db, ErrorClass::ConnectionLost);
         }
-        health.failed(
-            health.epoch(),
-            ErrorClass::PoolTimeout,
-            &"no connection",
-            pool,
-        );
+        fail(&db, ErrorClass::PoolTimeout);
         assert!(health.is_down());
         assert_eq!((health.outages(), health.failures()), (1, 6));
         // The server answering, even with a refusal of the statement, ends it.
-        health.failed(health.epoch(), ErrorClass::Constraint, &"unique", pool);
+        fail(&db, ErrorClass::Constraint);
         assert!(!health.is_down());
-        health.failed(health.epoch(), ErrorClass::ConnectionLost, &"reset", pool);
-        health.failed(health.epoch(), ErrorClass::Fatal, &"driver", pool);
+        fail(&db, ErrorClass::ConnectionLost);
+        fail(&db, ErrorClass::Fatal);
         assert!(health.is_down());
         health.succeeded();
         assert!(!health.is_down());
@@ -206,8 +207,7 @@ mod tests {
     async fn a_call_of_an_outage_past_failing_late_does_not_start_another() {
         let db = in_memory();
         let (health, pool) = (&db.health, db.pool());
-        let started = health.epoch();
-        health.failed(started, ErrorClass::ConnectionLost, &"refused", pool);
+        fail(&db, ErrorClass::ConnectionLost);
         // A call waiting for a connection since then; the database recovers meanwhile.
         let waiting = health.epoch();
         health.succeeded();
@@ -215,12 +215,7 @@ mod tests {
         assert!(!health.is_down());
         assert_eq!((health.outages(), health.failures()), (1, 2));
         // A call made after the recovery starts a new outage.
-        health.failed(
-            health.epoch(),
-            ErrorClass::PoolTimeout,
-            &"no connection",
-            pool,
-        );
+        fail(&db, ErrorClass::PoolTimeout);
         assert!(health.is_down());
         assert_eq!(health.outages(), 2);
     }
