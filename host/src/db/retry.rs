@@ -169,6 +169,16 @@ impl DbError {
         self.class.is_outage()
     }
 
+    /// Logs `context` and this failure of a call with no caller to answer (a background
+    /// pass): at WARN, or at debug when it is an outage, which the health logs once.
+    pub fn log_quietly_if_outage(&self, context: &str) {
+        if self.is_outage() {
+            tracing::debug!("{context}: {self}");
+        } else {
+            tracing::warn!("{context}: {self}");
+        }
+    }
+
     /// A call that got no answer before its deadline. It may have taken effect (the
     /// statement may have run), so it is classed as a lost connection, never as a statement
     /// that surely did not apply.

@@ -233,17 +233,10 @@ impl Inbox {
                 .execute(self.db.pool())
             })
             .await;
-        match released {
-            Ok(_) => {}
-            // The outage is logged once, by the pool's health.
-            Err(error) if error.is_outage() => tracing::debug!(
-                item = key,
-                "whatsapp item stays claimed until its claim runs out: {error}"
-            ),
-            Err(error) => tracing::warn!(
-                item = key,
-                "whatsapp item stays claimed until its claim runs out: {error}"
-            ),
+        if let Err(error) = released {
+            error.log_quietly_if_outage(&format!(
+                "whatsapp item {key} stays claimed until its claim runs out"
+            ));
         }
     }
 
@@ -512,20 +505,12 @@ impl Inbox {
             match self.rescan().await {
                 Ok(0) => {}
                 Ok(taken) => tracing::info!(taken, "whatsapp items taken up from the inbox"),
-                // An outage is logged once by the database's health, not every pass.
-                Err(error) if error.is_outage() => {
-                    tracing::debug!("whatsapp inbox rescan failed: {error}")
-                }
-                Err(error) => tracing::warn!("whatsapp inbox rescan failed: {error}"),
+                Err(error) => error.log_quietly_if_outage("whatsapp inbox rescan failed"),
             }
             if swept.elapsed() >= SWEEP_EVERY {
                 swept = tokio::time::Instant::now();
-                match self.sweep().await {
-                    Err(error) if error.is_outage() => {
-                        tracing::debug!("whatsapp inbox sweep failed: {error}")
-                    }
-                    Err(error) => tracing::warn!("whatsapp inbox sweep failed: {error}"),
-                    Ok(_) => {}
+                if let Err(error) = self.sweep().await {
+                    error.log_quietly_if_outage("whatsapp inbox sweep failed");
                 }
             }
             tokio::time::sleep(every).await;
