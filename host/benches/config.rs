@@ -17,18 +17,16 @@ use std::{
 
 use futures::future::join_all;
 use wasmbot::{
+    bindings::types::{Action, Platform},
     capabilities::{
-        Services,
-        config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
+        Backends,
+        config_store::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
     },
     config::Config,
     db::{Database, DatabaseConfig},
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, limits::Limits},
     platforms::console,
-    runtime::{
-        Registry, Runtime,
-        bindings::types::{Action, Platform},
-    },
+    runtime::Registry,
 };
 use wasmbot_sdk::build::PluginBuild;
 
@@ -46,15 +44,17 @@ async fn run(db: &Database, wasm: &Path, config: StoreConfig, label: &str, run_i
     let store = Arc::new(ConfigStore::new(db.clone(), config));
     let mut host_config = Config::default();
     host_config.runtime.cache_dir = PathBuf::new();
-    let services = Services {
-        config: Some(store),
-        ..Services::default()
+    let backends = Backends {
+        config_store: Some(store),
+        ..Backends::default()
     };
-    let runtime = Runtime::new(Arc::new(host_config.clone()), services).expect("runtime");
+    let runtime = host_config.build_runtime(backends).expect("runtime");
     let registry = Registry::new(runtime);
     registry.load_file(wasm).await.expect("ping loads");
+    // No limiter: the operator's limits count nothing here (the console is exempt anyway).
+    let limits = Limits::new(None, host_config.rate_limits.clone());
     let dispatcher = Arc::new(
-        Dispatcher::new(registry, host_config.bot)
+        Dispatcher::new(registry, host_config.bot, limits)
             .with_outlet(Arc::new(common::Nowhere(Platform::Console))),
     );
 
@@ -90,16 +90,17 @@ async fn plugin_reads(db: &Database, probe: &Path, run_id: &str) {
     const READS: usize = 2_000;
     const ROUNDS: usize = 10;
     let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
-    let services = Services {
-        config: Some(Arc::clone(&store)),
-        ..Services::default()
+    let backends = Backends {
+        config_store: Some(Arc::clone(&store)),
+        ..Backends::default()
     };
     let mut config = Config::default();
     config.runtime.cache_dir = PathBuf::new();
-    let runtime = Runtime::new(Arc::new(config.clone()), services).expect("runtime");
+    let runtime = config.build_runtime(backends).expect("runtime");
     let registry = Registry::new(runtime);
     registry.load_file(probe).await.expect("config-probe loads");
-    let dispatcher = Dispatcher::new(registry, config.bot)
+    let limits = Limits::new(None, config.rate_limits.clone());
+    let dispatcher = Dispatcher::new(registry, config.bot, limits)
         .with_outlet(Arc::new(common::Nowhere(Platform::Console)));
     let guild = format!("{run_id}-reads");
     let timed = |op: &'static str| {

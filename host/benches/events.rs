@@ -13,13 +13,10 @@ use std::{
 };
 
 use wasmbot::{
+    bindings::types::{Action, Command, CommandSource, Event, EventKind, Outgoing, Platform, User},
+    capabilities::Backends,
     config::Config,
-    runtime::{
-        Plugin, Registry, Runtime,
-        bindings::types::{
-            Action, Command, CommandSource, Event, EventKind, Outgoing, Platform, User,
-        },
-    },
+    runtime::{Plugin, Registry},
 };
 use wasmbot_sdk::build::PluginBuild;
 
@@ -127,7 +124,8 @@ fn main() {
     runtime.block_on(async move {
         let mut config = Config::default();
         config.runtime.cache_dir = PathBuf::new();
-        let registry = Registry::new(Runtime::new(Arc::new(config), Default::default()).expect("runtime"));
+        let registry =
+            Registry::new(config.build_runtime(Backends::default()).expect("runtime"));
         registry.load_file(&wasm).await.expect("echo loads");
         let plugin: Arc<Plugin> = Arc::clone(registry.snapshot().plugin("echo").expect("echo"));
 

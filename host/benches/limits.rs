@@ -14,16 +14,12 @@ use std::{
 };
 
 use wasmbot::{
-    capabilities::{
-        Services,
-        config::ConfigStore,
-        rate_limit::{OnRedisError, Rate, RateLimiter, rules::LimitConfig},
-    },
+    bindings::types::Platform,
+    capabilities::rate_limit::{LimitConfig, OnRedisError, Rate, RateLimiter},
     config::Config,
-    dispatch::Dispatcher,
     platforms::console,
     redis::Redis,
-    runtime::{Registry, Runtime, bindings::types::Platform},
+    runtime::Registry,
 };
 use wasmbot_sdk::build::PluginBuild;
 
@@ -79,12 +75,12 @@ async fn per_event(
     if redis {
         config.redis.url = common::redis_url();
     }
-    let store = Arc::new(ConfigStore::open(&config).await.expect("store"));
-    let services = Services::on(store, &config).expect("services");
-    let registry =
-        Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+    let store = Arc::new(config.open_store().await.expect("store"));
+    let backends = config.backends(store).expect("backends");
+    let registry = Registry::new(config.build_runtime(backends).expect("runtime"));
     registry.load_dir(plugins).await.expect("plugins");
-    let dispatcher = Dispatcher::new(registry, config.bot)
+    let dispatcher = config
+        .dispatcher(registry)
         .with_outlet(Arc::new(common::Nowhere(Platform::Discord)));
     let mut nanos = Vec::with_capacity(events as usize);
     let started = Instant::now();

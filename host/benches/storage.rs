@@ -16,16 +16,15 @@ use std::{
 };
 
 use wasmbot::{
+    bindings::types::Action,
     capabilities::{
-        Services,
-        config::{ConfigStore, StoreConfig},
+        config_store::{ConfigStore, StoreConfig},
         storage::{Statement, Storage, Value, sql},
     },
     config::Config,
     db::{Database, DatabaseConfig},
-    dispatch::Dispatcher,
     platforms::console,
-    runtime::{Registry, Runtime, bindings::types::Action},
+    runtime::Registry,
 };
 use wasmbot_sdk::build::PluginBuild;
 
@@ -47,15 +46,15 @@ async fn measure(url: &str, label: &str, probe: &Path) {
     config.runtime.cache_dir = PathBuf::new();
     // A round of reads is one event: its budget must not cut the measurement short.
     config.plugin_defaults.cpu_ms = 60_000;
-    let services = Services::on(store, &config).unwrap();
-    let storage: Arc<Storage> = services.storage.clone().expect("storage");
-    let runtime = Runtime::new(Arc::new(config.clone()), services).expect("runtime");
+    let backends = config.backends(store).unwrap();
+    let storage: Arc<Storage> = backends.storage.clone().expect("storage");
+    let runtime = config.build_runtime(backends).expect("runtime");
     let registry = Registry::new(runtime);
     registry
         .load_file(probe)
         .await
         .expect("storage-probe loads");
-    let dispatcher = Dispatcher::new(registry, config.bot.clone());
+    let dispatcher = config.dispatcher(registry);
     let say = |line: String| {
         let dispatcher = &dispatcher;
         async move {
@@ -88,7 +87,7 @@ async fn measure(url: &str, label: &str, probe: &Path) {
         sql: "SELECT body FROM notes WHERE author = $1 LIMIT 1".to_owned(),
         params: vec![Value::Text(AUTHOR.to_owned())],
     };
-    let limits = config.plugin_defaults.storage_limits();
+    let limits = config.plugin_defaults.capabilities.storage.limits();
     let mut native = Vec::new();
     for _ in 0..READS * ROUNDS {
         let started = Instant::now();

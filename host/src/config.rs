@@ -1,14 +1,11 @@
 //! Operator configuration: a TOML file, every key overridable by the environment.
 //!
-//! Each key has its default here, in one place. The environment overrides the file with
-//! `WASMBOT_<SECTION>__<KEY>`, e.g. `WASMBOT_BOT__PREFIX=?` or
-//! `WASMBOT_PLUGIN_DEFAULTS__CPU_MS=50`.
+//! Each section belongs to the module it configures, with its defaults there; this module
+//! only assembles them, reads the file and the environment, and builds the host's parts
+//! from the sections. The environment overrides the file with `WASMBOT_<SECTION>__<KEY>`,
+//! e.g. `WASMBOT_BOT__PREFIX=?` or `WASMBOT_PLUGIN_DEFAULTS__CPU_MS=50`.
 
-use std::{
-    collections::BTreeMap,
-    path::{Path, PathBuf},
-    time::Duration,
-};
+use std::{collections::BTreeMap, path::Path, sync::Arc};
 
 use anyhow::Context;
 use figment::{
@@ -16,15 +13,23 @@ use figment::{
     providers::{Env, Format, Serialized, Toml},
 };
 use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
 use crate::{
     capabilities::{
-        Capability, config::StoreConfig, counters::CountersConfig, rate_limit::RateLimitConfig,
+        Backends, Sections,
+        config_store::{ConfigStore, StoreConfig, host_settings},
+        counters::CountersConfig,
+        metrics::MetricsConfig,
+        rate_limit::{RateLimitConfig, RateLimiter},
         state::StateConfig,
     },
     db::DatabaseConfig,
+    dispatch::{BotConfig, Dispatcher, limits::Limits},
     http::AdminConfig,
     platforms::{discord::DiscordConfig, whatsapp::WhatsAppConfig},
+    redis::RedisConfig,
+    runtime::{PluginPolicy, Policies, Registry, Runtime, RuntimeConfig},
     telemetry::memory::MemoryConfig,
 };
 
@@ -60,228 +65,9 @@ pub struct Config {
     pub whatsapp: WhatsAppConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
-    /// Per-plugin overrides, by plugin name: `[plugins.ping]`.
-    pub plugins: BTreeMap<String, PluginOverride>,
-}
-
-/// The `[metrics]` section.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct MetricsConfig {
-    /// Label combinations one plugin metric may have; new ones past it are refused.
-    pub max_series: usize,
-}
-
-impl Default for MetricsConfig {
-    fn default() -> Self {
-        Self { max_series: 100 }
-    }
-}
-
-/// The `[redis]` section.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RedisConfig {
-    /// `redis://host:port`; empty (the default) runs without Redis: one host, in-process
-    /// caches only.
-    pub url: String,
-}
-
-/// How the bot reads messages.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct BotConfig {
-    /// The command prefix, `!` by default.
-    pub prefix: String,
-    /// Ignore messages written by bots (the default), so two bots cannot loop.
-    pub ignore_bots: bool,
-    /// The command that answers a message addressed to the bot (`@bot how are you?`) that
-    /// names no command: it gets the whole text as its arguments. Empty: such messages are
-    /// plain messages.
-    pub mention_command: String,
-}
-
-impl Default for BotConfig {
-    fn default() -> Self {
-        Self {
-            prefix: "!".to_owned(),
-            ignore_bots: true,
-            mention_command: String::new(),
-        }
-    }
-}
-
-/// The plugin runtime.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct RuntimeConfig {
-    /// Every `*.wasm` in this folder is loaded as a plugin.
-    pub plugins_dir: PathBuf,
-    /// Compiled components, so a restart does not recompile. Empty: no disk cache.
-    pub cache_dir: PathBuf,
-    /// Watch `plugins_dir` and swap changed plugins in without a restart.
-    pub hot_reload: bool,
-    /// How long a file must be quiet before a change is picked up, in milliseconds.
-    pub reload_debounce_ms: u64,
-    /// Instances that can run at once: the pooling allocator's slots. Events beyond it wait.
-    pub max_instances: u32,
-    /// The largest memory cap a plugin may be given, in MiB (the size of a pool slot).
-    pub max_memory_mib: u64,
-    /// Granularity of CPU-budget checks, in milliseconds.
-    pub epoch_tick_ms: u64,
-    /// Actions one event may return.
-    pub max_actions: usize,
-    /// Bytes of text (all texts of all actions) one event may return.
-    pub max_output_bytes: usize,
-    /// Log lines one event may write; later ones are dropped.
-    pub max_log_lines: u32,
-    /// On SIGTERM / SIGINT, how long events in flight may take to finish, in milliseconds.
-    pub shutdown_grace_ms: u64,
-}
-
-impl Default for RuntimeConfig {
-    fn default() -> Self {
-        Self {
-            plugins_dir: PathBuf::from("plugins"),
-            cache_dir: PathBuf::from(".wasmbot/cache"),
-            hot_reload: true,
-            reload_debounce_ms: 200,
-            max_instances: 256,
-            max_memory_mib: 256,
-            epoch_tick_ms: 5,
-            max_actions: 25,
-            max_output_bytes: 64 * 1024,
-            max_log_lines: 100,
-            shutdown_grace_ms: 10_000,
-        }
-    }
-}
-
-/// What one plugin may use and how much.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PluginPolicy {
-    /// CPU time one event may use, in milliseconds.
-    pub cpu_ms: u64,
-    /// Wall-clock time one event may take, host calls included, in milliseconds.
-    pub wall_ms: u64,
-    /// Memory one instance may grow to, in MiB.
-    pub memory_mib: u64,
-    /// The capabilities the plugin may use.
-    pub grants: Vec<String>,
-    /// Set to false to keep the plugin's file in the folder without loading it.
-    pub enabled: bool,
-    /// Messages kept in each conversation's history (capability `state`).
-    pub history_turns: u32,
-    /// How long one storage call may run, in milliseconds (capability `storage`).
-    pub statement_timeout_ms: u64,
-    /// Rows one storage query may return.
-    pub max_rows: u32,
-    /// Bytes one storage query may return.
-    pub max_result_bytes: u64,
-    /// Tickets of one work queue held at once (capability `queue`).
-    pub queue_concurrency: u32,
-    /// Callers that may wait in one work queue; past it they hear "busy".
-    pub queue_length: u32,
-    /// Where the plugin may send HTTP requests (capability `http`, through `wasi:http`):
-    /// `host` (its scheme's default port) or `host:port`. Empty: nowhere.
-    pub http_allow: Vec<String>,
-    /// Environment variables the plugin sees (an AI endpoint's URL, say). A value
-    /// `$NAME` is the host's variable `NAME`, read at start-up, so secrets stay out of files.
-    pub env: BTreeMap<String, String>,
-}
-
-impl Default for PluginPolicy {
-    fn default() -> Self {
-        Self {
-            cpu_ms: 100,
-            wall_ms: 30_000,
-            memory_mib: 64,
-            // A plugin's own settings, counters and state are namespaced, so granting
-            // them hurts no one, and `messaging` does what returned actions do, only
-            // sooner; `host-config` and `http` are granted by name only.
-            grants: [
-                Capability::Log,
-                Capability::Config,
-                Capability::Counters,
-                Capability::State,
-                Capability::Storage,
-                Capability::RateLimit,
-                Capability::Queue,
-                Capability::Metrics,
-                Capability::Messaging,
-            ]
-            .map(|c| c.name().to_owned())
-            .to_vec(),
-            enabled: true,
-            history_turns: 5,
-            statement_timeout_ms: 2_000,
-            max_rows: 1_000,
-            max_result_bytes: 1 << 20,
-            queue_concurrency: 3,
-            queue_length: 10,
-            http_allow: Vec::new(),
-            env: BTreeMap::new(),
-        }
-    }
-}
-
-/// A `[plugins.NAME]` section: only the keys it sets override the defaults.
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct PluginOverride {
-    /// Overrides [`PluginPolicy::cpu_ms`].
-    pub cpu_ms: Option<u64>,
-    /// Overrides [`PluginPolicy::wall_ms`].
-    pub wall_ms: Option<u64>,
-    /// Overrides [`PluginPolicy::memory_mib`].
-    pub memory_mib: Option<u64>,
-    /// Overrides [`PluginPolicy::grants`].
-    pub grants: Option<Vec<String>>,
-    /// Overrides [`PluginPolicy::enabled`].
-    pub enabled: Option<bool>,
-    /// Overrides [`PluginPolicy::history_turns`].
-    pub history_turns: Option<u32>,
-    /// Overrides [`PluginPolicy::statement_timeout_ms`].
-    pub statement_timeout_ms: Option<u64>,
-    /// Overrides [`PluginPolicy::max_rows`].
-    pub max_rows: Option<u32>,
-    /// Overrides [`PluginPolicy::max_result_bytes`].
-    pub max_result_bytes: Option<u64>,
-    /// Overrides [`PluginPolicy::queue_concurrency`].
-    pub queue_concurrency: Option<u32>,
-    /// Overrides [`PluginPolicy::queue_length`].
-    pub queue_length: Option<u32>,
-    /// Overrides [`PluginPolicy::http_allow`].
-    pub http_allow: Option<Vec<String>>,
-    /// Overrides [`PluginPolicy::env`].
-    pub env: Option<BTreeMap<String, String>>,
-}
-
-impl PluginPolicy {
-    /// CPU time one event may use.
-    pub fn cpu_budget(&self) -> Duration {
-        Duration::from_millis(self.cpu_ms)
-    }
-
-    /// Wall-clock time one event may take.
-    pub fn wall_budget(&self) -> Duration {
-        Duration::from_millis(self.wall_ms)
-    }
-
-    /// What the plugin's storage calls may take.
-    pub fn storage_limits(&self) -> crate::capabilities::storage::Limits {
-        crate::capabilities::storage::Limits {
-            timeout: Duration::from_millis(self.statement_timeout_ms),
-            max_rows: usize::try_from(self.max_rows).unwrap_or(usize::MAX),
-            max_bytes: usize::try_from(self.max_result_bytes).unwrap_or(usize::MAX),
-        }
-    }
-
-    /// Memory one instance may use, in bytes.
-    pub fn memory_bytes(&self) -> usize {
-        usize::try_from(self.memory_mib.saturating_mul(1 << 20)).unwrap_or(usize::MAX)
-    }
+    /// Per-plugin sections, by plugin name: `[plugins.ping]`; only the keys one sets
+    /// override the defaults.
+    pub plugins: BTreeMap<String, Map<String, Value>>,
 }
 
 impl Config {
@@ -292,21 +78,30 @@ impl Config {
             anyhow::ensure!(file.is_file(), "config file {} not found", file.display());
             figment = figment.merge(Toml::file(file));
         }
-        let mut config: Config = figment
-            // WASMBOT_CONFIG names the file itself (the CLI reads it), it is no key.
-            .merge(Env::prefixed("WASMBOT_").ignore(&["config"]).split("__"))
-            .extract()
+        // WASMBOT_CONFIG names the file itself (the CLI reads it), it is no key.
+        let figment = figment.merge(Env::prefixed("WASMBOT_").ignore(&["config"]).split("__"));
+        let mut config: Config = figment.extract().context("invalid configuration")?;
+        // A policy is made of each capability's keys, which serde cannot refuse unknown
+        // ones of: checked here by name.
+        let defaults: Map<String, Value> = figment
+            .extract_inner("plugin_defaults")
             .context("invalid configuration")?;
+        PluginPolicy::check_keys("plugin_defaults", defaults.keys())?;
         if let Ok(url) = std::env::var("DATABASE_URL") {
             config.database.url = url;
         }
         if let Ok(url) = std::env::var("REDIS_URL") {
             config.redis.url = url;
         }
-        let envs = std::iter::once(&mut config.plugin_defaults.env)
-            .chain(config.plugins.values_mut().filter_map(|p| p.env.as_mut()));
-        for env in envs {
-            resolve_env(env)?;
+        resolve_env(&mut config.plugin_defaults.env)?;
+        for section in config.plugins.values_mut() {
+            if let Some(Value::Object(env)) = section.get_mut("env") {
+                for (key, value) in env.iter_mut() {
+                    if let Value::String(text) = value {
+                        *text = resolved(key, text)?;
+                    }
+                }
+            }
         }
         if let Ok(token) = std::env::var("DISCORD_TOKEN") {
             config.discord.token = token;
@@ -319,35 +114,70 @@ impl Config {
         Ok(config)
     }
 
-    /// The policy of the plugin called `name`: its section over the defaults.
-    pub fn policy(&self, name: &str) -> PluginPolicy {
-        let defaults = &self.plugin_defaults;
-        let Some(over) = self.plugins.get(name) else {
-            return defaults.clone();
-        };
-        PluginPolicy {
-            cpu_ms: over.cpu_ms.unwrap_or(defaults.cpu_ms),
-            wall_ms: over.wall_ms.unwrap_or(defaults.wall_ms),
-            memory_mib: over.memory_mib.unwrap_or(defaults.memory_mib),
-            grants: over
-                .grants
-                .clone()
-                .unwrap_or_else(|| defaults.grants.clone()),
-            enabled: over.enabled.unwrap_or(defaults.enabled),
-            history_turns: over.history_turns.unwrap_or(defaults.history_turns),
-            statement_timeout_ms: over
-                .statement_timeout_ms
-                .unwrap_or(defaults.statement_timeout_ms),
-            max_rows: over.max_rows.unwrap_or(defaults.max_rows),
-            max_result_bytes: over.max_result_bytes.unwrap_or(defaults.max_result_bytes),
-            queue_concurrency: over.queue_concurrency.unwrap_or(defaults.queue_concurrency),
-            queue_length: over.queue_length.unwrap_or(defaults.queue_length),
-            http_allow: over
-                .http_allow
-                .clone()
-                .unwrap_or_else(|| defaults.http_allow.clone()),
-            env: over.env.clone().unwrap_or_else(|| defaults.env.clone()),
+    /// Every plugin's policy.
+    pub fn policies(&self) -> Policies {
+        Policies {
+            defaults: self.plugin_defaults.clone(),
+            plugins: self.plugins.clone(),
         }
+    }
+
+    /// The policy of the plugin called `name`: its section over the defaults.
+    pub fn policy(&self, name: &str) -> anyhow::Result<PluginPolicy> {
+        self.policies()
+            .of(name)
+            .with_context(|| format!("invalid configuration: plugins.{name}"))
+    }
+
+    /// The config store a host runs with: the configured database (migrated), and Redis
+    /// when its url is set. Must be called inside a tokio runtime.
+    pub async fn open_store(&self) -> anyhow::Result<ConfigStore> {
+        let db = crate::db::Database::connect(&self.database)?;
+        db.migrate().await?;
+        let store = ConfigStore::new(db, self.config_store.clone());
+        if self.redis.url.is_empty() {
+            return Ok(store);
+        }
+        store.with_redis(&self.redis.url)
+    }
+
+    /// The capabilities' backends, on `store`'s database and Redis.
+    pub fn backends(&self, store: Arc<ConfigStore>) -> anyhow::Result<Backends> {
+        Backends::on(
+            store,
+            Sections {
+                counters: &self.counters,
+                state: &self.state,
+                rate_limits: &self.rate_limits,
+                metrics: &self.metrics,
+                memory: &self.memory,
+            },
+        )
+    }
+
+    /// The plugin runtime over `backends`; the host's own settings are registered in their
+    /// config store.
+    pub fn build_runtime(&self, backends: Backends) -> anyhow::Result<Arc<Runtime>> {
+        if let Some(store) = &backends.config_store {
+            host_settings::register(store, &self.bot.prefix);
+        }
+        Runtime::new(self.runtime.clone(), self.policies(), backends)
+    }
+
+    /// The dispatcher over `registry`, with the operator's rate limits counted in a limiter
+    /// of their own (in Redis when the config store has it).
+    pub fn dispatcher(&self, registry: Arc<Registry>) -> Dispatcher {
+        let backends = registry.runtime().backends();
+        let limiter = backends.config_store.as_ref().map(|store| {
+            let limits = &self.rate_limits;
+            Arc::new(RateLimiter::new(
+                limits.max_keys,
+                store.redis().cloned(),
+                limits.on_redis_error,
+            ))
+        });
+        let limits = Limits::new(limiter, self.rate_limits.clone());
+        Dispatcher::new(registry, self.bot.clone(), limits)
     }
 
     /// Rejects values that would make the runtime useless or unbounded.
@@ -397,72 +227,46 @@ impl Config {
             rt.max_output_bytes > 0,
             "runtime.max_output_bytes must be at least 1"
         );
-        let policies =
-            std::iter::once(("plugin_defaults".to_owned(), self.plugin_defaults.clone())).chain(
-                self.plugins
-                    .keys()
-                    .map(|name| (format!("plugins.{name}"), self.policy(name))),
-            );
-        for (section, policy) in policies {
-            anyhow::ensure!(
-                policy.cpu_ms >= rt.epoch_tick_ms,
-                "{section}.cpu_ms must be at least runtime.epoch_tick_ms ({})",
-                rt.epoch_tick_ms
-            );
-            anyhow::ensure!(policy.wall_ms > 0, "{section}.wall_ms must be at least 1");
-            anyhow::ensure!(
-                policy.statement_timeout_ms > 0
-                    && policy.max_rows > 0
-                    && policy.max_result_bytes > 0,
-                "{section}.statement_timeout_ms, max_rows and max_result_bytes must be at least 1"
-            );
-            anyhow::ensure!(
-                policy.queue_concurrency >= 1,
-                "{section}.queue_concurrency must be at least 1"
-            );
-            anyhow::ensure!(
-                policy.history_turns <= 100,
-                "{section}.history_turns must be at most 100"
-            );
-            anyhow::ensure!(
-                (1..=rt.max_memory_mib).contains(&policy.memory_mib),
-                "{section}.memory_mib must be between 1 and runtime.max_memory_mib ({})",
-                rt.max_memory_mib
-            );
-            for grant in &policy.grants {
-                anyhow::ensure!(
-                    Capability::from_name(grant).is_some(),
-                    "{section}.grants names an unknown capability {grant:?}; known: {}",
-                    Capability::names()
-                );
-            }
+        self.plugin_defaults.validate("plugin_defaults", rt)?;
+        for (name, section) in &self.plugins {
+            let section_name = format!("plugins.{name}");
+            PluginPolicy::check_keys(&section_name, section.keys())?;
+            self.policy(name)?.validate(&section_name, rt)?;
         }
         Ok(())
     }
 }
 
-/// Replaces `$NAME` values by the host's variable `NAME`; a missing one is an error that
-/// names it, rather than a plugin talking to an endpoint with an empty key.
+/// Replaces `$NAME` values by the host's variable `NAME`.
 fn resolve_env(env: &mut BTreeMap<String, String>) -> anyhow::Result<()> {
     for (key, value) in env.iter_mut() {
-        if let Some(name) = value.strip_prefix('$') {
-            *value = std::env::var(name).with_context(|| {
-                format!("plugin environment {key} = \"${name}\": the host has no variable {name}")
-            })?;
-        }
+        *value = resolved(key, value)?;
     }
     Ok(())
+}
+
+/// `value`, or the host's variable it names as `$NAME`; a missing one is an error that
+/// names it, rather than a plugin talking to an endpoint with an empty key.
+fn resolved(key: &str, value: &str) -> anyhow::Result<String> {
+    match value.strip_prefix('$') {
+        Some(name) => std::env::var(name).with_context(|| {
+            format!("plugin environment {key} = \"${name}\": the host has no variable {name}")
+        }),
+        None => Ok(value.to_owned()),
+    }
 }
 
 #[cfg(test)]
 #[allow(clippy::result_large_err)] // figment::Jail's closures return figment::Error.
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
     fn defaults_are_the_documented_ones() {
         let config = Config::default();
-        let policy = config.policy("anything");
+        let policy = config.policy("anything").unwrap();
         assert_eq!(policy.cpu_budget(), Duration::from_millis(100));
         assert_eq!(policy.wall_budget(), Duration::from_secs(30));
         assert_eq!(policy.memory_bytes(), 64 << 20);
@@ -480,7 +284,7 @@ mod tests {
                 "messaging"
             ]
         );
-        let storage = policy.storage_limits();
+        let storage = policy.capabilities.storage.limits();
         assert_eq!(storage.timeout, Duration::from_secs(2));
         assert_eq!((storage.max_rows, storage.max_bytes), (1_000, 1 << 20));
         assert_eq!(config.bot.prefix, "!");
@@ -503,13 +307,16 @@ mod tests {
             )?;
             let config =
                 Config::load(Some(Path::new("wasmbot.toml"))).map_err(|e| e.to_string())?;
-            let ping = config.policy("ping");
+            let ping = config.policy("ping").map_err(|e| e.to_string())?;
             assert_eq!(
                 (ping.cpu_ms, ping.memory_mib, ping.wall_ms),
                 (50, 8, 30_000)
             );
             assert!(ping.grants.is_empty());
-            assert_eq!(config.policy("dice").memory_mib, 64);
+            assert_eq!(
+                config.policy("dice").map_err(|e| e.to_string())?.memory_mib,
+                64
+            );
             Ok(())
         });
     }

@@ -9,11 +9,13 @@
 
 #![warn(missing_docs)]
 
+pub mod bindings;
 pub mod capabilities;
 pub mod config;
 pub mod db;
 pub mod dispatch;
 pub mod http;
+pub mod permissions;
 pub mod platforms;
 pub mod redis;
 pub mod runtime;

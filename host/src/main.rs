@@ -11,20 +11,16 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use tokio::io::BufReader;
 use wasmbot::{
-    capabilities::{
-        Services,
-        config::{ConfigStore, Scope},
-    },
+    capabilities::{Backends, config_store::Scope},
     config::Config,
     db::{Database, redact},
-    dispatch::Dispatcher,
     http::{client, host_router, serve},
     platforms::{
         console::{self, ConsoleOutlet},
         discord::{Discord, interactions},
         whatsapp::WhatsApp,
     },
-    runtime::{Registry, Runtime, watch},
+    runtime::{Registry, watch},
 };
 
 #[derive(Parser)]
@@ -107,7 +103,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Commands::Check { files } => {
-            let runtime = Runtime::new(Arc::clone(&config), Services::default())?;
+            let runtime = config.build_runtime(Backends::default())?;
             check(&Registry::new(runtime), &files).await
         }
         _ => run_bot(config).await,
@@ -115,15 +111,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
 }
 
 async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
-    let store = Arc::new(ConfigStore::open(&config).await?);
-    let services = Services::on(Arc::clone(&store), &config)?;
-    let counters = services.counters.clone().context("counters")?;
-    let flusher = counters.start();
-    let state = services.state.as_ref().context("state")?;
-    let _sweeper = AbortOnDrop(state.start_sweeper(std::time::Duration::from_secs(3600)));
-    let memory = services.memory.as_ref().context("memory watch")?;
-    let _memory = AbortOnDrop(memory.start());
-    let registry = Registry::new(Runtime::new(Arc::clone(&config), services)?);
+    let store = Arc::new(config.open_store().await?);
+    let backends = config.backends(Arc::clone(&store))?;
+    backends.start();
+    let registry = Registry::new(config.build_runtime(backends.clone())?);
     let dir = &config.runtime.plugins_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the plugins folder {}", dir.display()))?;
@@ -144,7 +135,7 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     // no reason to stop. Without one, the console is the platform, and only then is it one
     // of the platforms `/readyz` and `/metrics` report.
     let console = discord.as_ref().is_none_or(|d| d.gateway.is_none()) && whatsapp.is_none();
-    let mut dispatcher = Dispatcher::new(registry, config.bot.clone());
+    let mut dispatcher = config.dispatcher(registry);
     if console {
         dispatcher = dispatcher.with_outlet(ConsoleOutlet::new(tokio::io::stdout()));
     }
@@ -212,9 +203,7 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     if unfinished > 0 {
         tracing::warn!(unfinished, ?grace, "stopping with events still running");
     }
-    flusher.stop().await;
-    let written = counters.flush_all().await;
-    tracing::info!(written, left = counters.pending(), "counters flushed");
+    backends.stop().await;
     let _ = http_stop.send(());
     let _ = http.await;
     store.database().pool().close().await;
@@ -241,15 +230,6 @@ fn stop_requested() -> anyhow::Result<impl std::future::Future<Output = ()>> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
     })
-}
-
-/// Stops a background task when the bot stops.
-struct AbortOnDrop(tokio::task::JoinHandle<()>);
-
-impl Drop for AbortOnDrop {
-    fn drop(&mut self) {
-        self.0.abort();
-    }
 }
 
 async fn check(registry: &Registry, files: &[PathBuf]) -> anyhow::Result<()> {

@@ -19,6 +19,15 @@ use std::{
 use redis::aio::MultiplexedConnection;
 use tokio::sync::{Mutex, watch};
 
+/// The `[redis]` section.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RedisConfig {
+    /// `redis://host:port`; empty (the default) runs without Redis: one host, in-process
+    /// caches only.
+    pub url: String,
+}
+
 /// How long a Redis call may take before the cache is skipped for that call.
 const TIMEOUT: Duration = Duration::from_millis(500);
 

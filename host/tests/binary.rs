@@ -71,7 +71,7 @@ async fn the_cli_invalidates_through_the_admin_api() {
 
     use serde_json::{Value, json};
     use wasmbot::{
-        capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
+        capabilities::config_store::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
         db::{Database, DatabaseConfig},
         http::admin_router,
     };

@@ -23,19 +23,17 @@ use std::{
 
 use futures::future::BoxFuture;
 pub use wasmbot::{
-    capabilities::config::ConfigStore,
+    bindings::types::{Action, Outgoing},
+    capabilities::config_store::ConfigStore,
     config::Config,
     dispatch::Outcome,
-    runtime::bindings::types::{Action, Outgoing},
 };
 use wasmbot::{
-    capabilities::{Services, counters::WriteBehind},
-    dispatch::{Dispatcher, Outlet},
+    bindings::types::{Event, Platform},
+    capabilities::counters::WriteBehind,
+    dispatch::{Dispatcher, Outlet, SendFailure},
     platforms::console,
-    runtime::{
-        Registry, Runtime,
-        bindings::types::{Event, Platform},
-    },
+    runtime::Registry,
 };
 
 /// An in-process host with some plugins loaded, recording what they send.
@@ -62,7 +60,7 @@ impl TestHost {
         let path = folder.path().join("wasmbot.db");
         config.database.url = format!("sqlite://{}?mode=rwc", path.display());
         config.redis.url.clear();
-        let store = Arc::new(ConfigStore::open(&config).await?);
+        let store = Arc::new(config.open_store().await?);
         let mut host = Self::with_store(config, store, files).await?;
         host._database = Some(folder);
         Ok(host)
@@ -75,9 +73,8 @@ impl TestHost {
         store: Arc<ConfigStore>,
         files: &[PathBuf],
     ) -> anyhow::Result<Self> {
-        let bot = config.bot.clone();
-        let services = Services::on(store, &config)?;
-        let registry = Registry::new(Runtime::new(Arc::new(config), services)?);
+        let backends = config.backends(store)?;
+        let registry = Registry::new(config.build_runtime(backends)?);
         for file in files {
             registry
                 .load_file(file)
@@ -85,7 +82,7 @@ impl TestHost {
                 .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
         }
         let outlet = Arc::new(Recorder::default());
-        let dispatcher = Arc::new(Dispatcher::new(registry, bot).with_outlet(outlet.clone()));
+        let dispatcher = Arc::new(config.dispatcher(registry).with_outlet(outlet.clone()));
         Ok(Self {
             dispatcher,
             outlet,
@@ -98,7 +95,7 @@ impl TestHost {
         self.dispatcher
             .registry()
             .runtime()
-            .services()
+            .backends()
             .counters
             .as_ref()
     }
@@ -108,8 +105,8 @@ impl TestHost {
         self.dispatcher
             .registry()
             .runtime()
-            .services()
-            .config
+            .backends()
+            .config_store
             .as_ref()
     }
 
@@ -186,7 +183,7 @@ impl Outlet for Recorder {
         origin: &'a Event,
         _plugin: &'a str,
         action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
         let mut actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
         actions.entry(origin.id.clone()).or_default().push(action);
         Box::pin(async { Ok(()) })

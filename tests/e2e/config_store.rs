@@ -5,7 +5,9 @@ use std::sync::{Arc, atomic::Ordering};
 
 use serde_json::{Value, json};
 use wasmbot::{
-    capabilities::config::{ConfigStore, Document, Scope, ScopeKind, StoreConfig, StoreError},
+    capabilities::config_store::{
+        ConfigStore, Document, Scope, ScopeKind, StoreConfig, StoreError,
+    },
     db::{Database, DatabaseConfig, RetryPolicy},
 };
 

@@ -1,13 +1,11 @@
 //! The console platform end to end: lines in, rendered bot lines out.
 
-use std::sync::Arc;
-
 use tokio::io::{AsyncReadExt, BufReader};
 use wasmbot::{
+    capabilities::Backends,
     config::Config,
-    dispatch::Dispatcher,
     platforms::console::{self, ConsoleOutlet},
-    runtime::{Registry, Runtime},
+    runtime::Registry,
 };
 use wasmbot_tests::{config, install};
 
@@ -16,12 +14,13 @@ async fn a_console_session_talks_to_the_plugins() {
     let dir = tempfile::tempdir().unwrap();
     install(dir.path(), &["ping", "dice"]);
     let config: Config = config(dir.path());
-    let registry =
-        Registry::new(Runtime::new(Arc::new(config.clone()), Default::default()).unwrap());
+    let registry = Registry::new(config.build_runtime(Backends::default()).unwrap());
     registry.load_dir(dir.path()).await.unwrap();
 
     let (writer, mut reader) = tokio::io::duplex(64 * 1024);
-    let dispatcher = Dispatcher::new(registry, config.bot).with_outlet(ConsoleOutlet::new(writer));
+    let dispatcher = config
+        .dispatcher(registry)
+        .with_outlet(ConsoleOutlet::new(writer));
     let input = "!ping\n\n!roll 2 6\n/press dice/again:1:4\n/quit\n!ping\n";
     console::run(&dispatcher, BufReader::new(input.as_bytes()))
         .await

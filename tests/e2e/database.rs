@@ -169,7 +169,7 @@ async fn the_admin_api_answers_database_failures_by_class() {
     use axum::{body::Body, http::Request};
     use http_body_util::BodyExt;
     use tower::ServiceExt;
-    use wasmbot::capabilities::config::{ConfigStore, StoreConfig};
+    use wasmbot::capabilities::config_store::{ConfigStore, StoreConfig};
 
     async fn status(url: &str) -> (u16, serde_json::Value) {
         let store = ConfigStore::new(database(url, 1, 300), StoreConfig::default());

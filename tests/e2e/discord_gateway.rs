@@ -4,17 +4,12 @@
 use std::{sync::Arc, time::Duration};
 
 use serde_json::json;
-use wasmbot::{
-    capabilities::{Services, config::ConfigStore},
-    config::{Config, PluginOverride},
-    platforms::discord::Discord,
-    runtime::{Registry, Runtime},
-};
+use wasmbot::{config::Config, platforms::discord::Discord, runtime::Registry};
 use wasmbot_tests::{
     discord_host::{Host, discord_config, measured, plugins},
     fake_discord::{APP_ID, BOT_ID, FakeDiscord, Sent, user_json},
     fake_openai::FakeOpenAi,
-    postgres_url, redis_url,
+    postgres_url, redis_url, section,
 };
 
 /// Discord's Manage Guild permission bit.
@@ -118,10 +113,9 @@ async fn a_token_discord_refuses_stops_the_start_with_a_clear_error() {
     let folder = plugins(&["ping"]);
     let mut config = discord_config(&fake, folder.path());
     config.discord.token = "not-the-token".into();
-    let store = Arc::new(ConfigStore::open(&config).await.expect("config store"));
-    let services = Services::on(store, &config).expect("services");
-    let registry =
-        Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+    let store = Arc::new(config.open_store().await.expect("config store"));
+    let backends = config.backends(store).expect("backends");
+    let registry = Registry::new(config.build_runtime(backends).expect("runtime"));
     let error = match Discord::prepare(&config.discord, &registry).await {
         Ok(_) => panic!("a refused token must stop the start"),
         Err(error) => format!("{error:#}"),
@@ -397,8 +391,8 @@ fn message_event(
     channel: u64,
     user: u64,
     text: &str,
-) -> wasmbot::runtime::bindings::types::Event {
-    use wasmbot::runtime::bindings::types::{Event, EventKind, Message, Platform, User};
+) -> wasmbot::bindings::types::Event {
+    use wasmbot::bindings::types::{Event, EventKind, Message, Platform, User};
     Event {
         id: String::new(),
         platform: Platform::Discord,
@@ -466,19 +460,12 @@ async fn mentioning_the_bot_asks_the_ai_in_the_guilds_role_with_the_history() {
     let fake = FakeDiscord::start().await;
     let ai = FakeOpenAi::start().await;
     let folder = plugins(&["ping", "settings", "ai-reply"]);
-    let ai_plugin = |allow: String| PluginOverride {
-        grants: Some(
-            ["log", "state", "rate-limit", "host-config", "http"]
-                .map(String::from)
-                .to_vec(),
-        ),
-        http_allow: Some(vec![allow]),
-        env: Some(
-            [("AI_URL", ai.url()), ("AI_KEY", "test-key".to_owned())]
-                .map(|(k, v)| (k.to_owned(), v))
-                .into(),
-        ),
-        ..Default::default()
+    let ai_plugin = |allow: String| {
+        section(json!({
+            "grants": ["log", "state", "rate-limit", "host-config", "http"],
+            "http_allow": [allow],
+            "env": { "AI_URL": ai.url(), "AI_KEY": "test-key" },
+        }))
     };
     let allowed = ai_plugin(ai.authority());
     let host = Host::start(&fake, folder.path(), move |config| {
@@ -556,10 +543,7 @@ async fn a_slash_command_slower_than_discord_waits_is_deferred_then_answered() {
     let fake = FakeDiscord::start().await;
     let folder = plugins(&["misbehave"]);
     let host = Host::start(&fake, folder.path(), |config| {
-        let slow = PluginOverride {
-            wall_ms: Some(3_000),
-            ..Default::default()
-        };
+        let slow = section(json!({"wall_ms": 3_000}));
         config.plugins.insert("misbehave".into(), slow);
     })
     .await;

@@ -13,15 +13,13 @@ use http_body_util::BodyExt;
 use serde_json::{Value, json};
 use tower::ServiceExt;
 use wasmbot::{
-    capabilities::{Services, config::ConfigStore},
-    dispatch::Dispatcher,
     platforms::discord::{
         DiscordOutlet,
         interactions::{self, Answers},
     },
-    runtime::{Registry, Runtime},
+    runtime::Registry,
 };
-use wasmbot_tests::{config, install};
+use wasmbot_tests::{config, install, section};
 
 struct Discord {
     router: Router,
@@ -34,25 +32,20 @@ impl Discord {
         let folder = tempfile::tempdir().unwrap();
         install(folder.path(), &["ping", "dice", "settings"]);
         let mut config = config(folder.path());
-        let grants = ["log", "config", "host-config"].map(String::from).to_vec();
         config.plugins.insert(
             "settings".into(),
-            wasmbot::config::PluginOverride {
-                grants: Some(grants),
-                ..Default::default()
-            },
+            section(json!({"grants": ["log", "config", "host-config"]})),
         );
         config.database.url = format!("sqlite://{}/bot.db?mode=rwc", folder.path().display());
         let key = SigningKey::from_bytes(&[7; 32]);
         let public = hex::encode(key.verifying_key().as_bytes());
-        let store = Arc::new(ConfigStore::open(&config).await.unwrap());
-        let services = Services::on(store, &config).unwrap();
-        let registry = Registry::new(Runtime::new(Arc::new(config.clone()), services).unwrap());
+        let store = Arc::new(config.open_store().await.unwrap());
+        let backends = config.backends(store).unwrap();
+        let registry = Registry::new(config.build_runtime(backends).unwrap());
         registry.load_dir(folder.path()).await.unwrap();
         let answers = Arc::new(Answers::default());
         let outlet = DiscordOutlet::new(answers.clone(), None, None);
-        let dispatcher =
-            Arc::new(Dispatcher::new(registry, config.bot).with_outlet(Arc::new(outlet)));
+        let dispatcher = Arc::new(config.dispatcher(registry).with_outlet(Arc::new(outlet)));
         let verifying = interactions::public_key(&public).unwrap();
         Self {
             router: interactions::router(dispatcher, answers, verifying),

@@ -81,11 +81,7 @@ async fn host() -> TestHost {
 async fn host_on(url: &str) -> TestHost {
     let mut config: Config = config(Path::new(""));
     config.database.url = url.to_owned();
-    let store = Arc::new(
-        wasmbot::capabilities::config::ConfigStore::open(&config)
-            .await
-            .unwrap(),
-    );
+    let store = Arc::new(config.open_store().await.unwrap());
     TestHost::with_store(config, store, &[plugin("menu")])
         .await
         .unwrap()

@@ -9,19 +9,13 @@ use std::{
 
 use futures::future::BoxFuture;
 use wasmbot::{
-    capabilities::{
-        Services,
-        config::ConfigStore,
-        rate_limit::{Decision, OnRedisError, Rate, RateLimiter, rules::LimitConfig},
-    },
+    bindings::types::{Action, Event, Platform},
+    capabilities::rate_limit::{Decision, LimitConfig, OnRedisError, Per, Rate, RateLimiter},
     config::Config,
-    dispatch::{Dispatcher, Outlet},
+    dispatch::{Dispatcher, Outlet, SendFailure},
     platforms::console,
     redis::Redis,
-    runtime::{
-        Registry, Runtime,
-        bindings::types::{Action, Event, Platform},
-    },
+    runtime::Registry,
 };
 use wasmbot_sdk::testing::{TestHost, texts};
 use wasmbot_tests::{config, install, plugin, redis_url, unique};
@@ -49,7 +43,7 @@ impl Outlet for Discord {
         origin: &'a Event,
         plugin: &'a str,
         action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
         let text = texts(&[action]).join("");
         let mut replies = self.replies.lock().unwrap();
         replies
@@ -73,12 +67,12 @@ impl Host {
         let mut config = config;
         config.runtime.plugins_dir = folder.path().to_owned();
         config.database.url = format!("sqlite://{}/bot.db?mode=rwc", folder.path().display());
-        let store = Arc::new(ConfigStore::open(&config).await.unwrap());
-        let services = Services::on(store, &config).unwrap();
-        let registry = Registry::new(Runtime::new(Arc::new(config.clone()), services).unwrap());
+        let store = Arc::new(config.open_store().await.unwrap());
+        let backends = config.backends(store).unwrap();
+        let registry = Registry::new(config.build_runtime(backends).unwrap());
         registry.load_dir(folder.path()).await.unwrap();
         let discord = Arc::new(Discord::default());
-        let dispatcher = Dispatcher::new(registry, config.bot).with_outlet(discord.clone());
+        let dispatcher = config.dispatcher(registry).with_outlet(discord.clone());
         Self {
             dispatcher,
             discord,
@@ -178,7 +172,7 @@ async fn command_guild_and_plugin_limits_count_what_they_name() {
     config.rate_limits.user = limit(1000, 60);
     // Two rolls per guild, whoever rolls; three pings per user into the ping plugin.
     let mut roll = limit(2, 60);
-    roll.per = Some(wasmbot::capabilities::rate_limit::rules::Per::Guild);
+    roll.per = Some(Per::Guild);
     config.rate_limits.commands.insert("roll".into(), roll);
     config
         .rate_limits

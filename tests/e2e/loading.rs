@@ -3,15 +3,16 @@
 
 use std::sync::Arc;
 
+use serde_json::json;
 use wasmbot::{
-    config::PluginOverride,
-    runtime::{LoadError, Registry, Runtime},
+    capabilities::Backends,
+    runtime::{LoadError, Registry},
 };
 use wasmbot_sdk::testing::TestHost;
-use wasmbot_tests::{Logs, config, install, plugin};
+use wasmbot_tests::{Logs, config, install, plugin, section};
 
 fn registry(config: wasmbot::config::Config) -> Arc<Registry> {
-    match Runtime::new(Arc::new(config), Default::default()) {
+    match config.build_runtime(Backends::default()) {
         Ok(runtime) => Registry::new(runtime),
         Err(error) => panic!("runtime: {error:#}"),
     }
@@ -64,13 +65,9 @@ async fn a_folder_of_good_and_bad_files_loads_the_good_and_names_the_bad() {
 async fn a_capability_the_operator_did_not_grant_is_refused_at_load() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.plugins.insert(
-        "ping".into(),
-        PluginOverride {
-            grants: Some(vec![]),
-            ..PluginOverride::default()
-        },
-    );
+    config
+        .plugins
+        .insert("ping".into(), section(json!({"grants": []})));
     let registry = registry(config);
     let error = registry.load_file(&plugin("ping")).await.unwrap_err();
     assert!(
@@ -88,13 +85,9 @@ async fn a_capability_the_operator_did_not_grant_is_refused_at_load() {
 async fn a_plugin_disabled_by_the_operator_is_not_loaded() {
     let dir = tempfile::tempdir().unwrap();
     let mut config = config(dir.path());
-    config.plugins.insert(
-        "ping".into(),
-        PluginOverride {
-            enabled: Some(false),
-            ..PluginOverride::default()
-        },
-    );
+    config
+        .plugins
+        .insert("ping".into(), section(json!({"enabled": false})));
     let error = registry(config)
         .load_file(&plugin("ping"))
         .await

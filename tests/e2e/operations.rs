@@ -11,15 +11,14 @@ use serde_json::{Value, json};
 use tower::ServiceExt;
 use wasmbot::{
     capabilities::{
-        Services,
-        config::{ConfigStore, Scope, StoreConfig},
+        Backends,
+        config_store::{ConfigStore, Scope, StoreConfig},
     },
     config::Config,
     db::{Database, DatabaseConfig},
-    dispatch::Dispatcher,
     http::host_router,
     platforms::console,
-    runtime::{Registry, Runtime},
+    runtime::Registry,
     telemetry::{memory::Pressure, report::Report},
 };
 use wasmbot_sdk::testing::{TestHost, texts};
@@ -34,8 +33,8 @@ async fn probe(configure: impl FnOnce(&mut Config)) -> TestHost {
         .unwrap()
 }
 
-fn services(host: &TestHost) -> &Services {
-    host.dispatcher().registry().runtime().services()
+fn backends(host: &TestHost) -> &Backends {
+    host.dispatcher().registry().runtime().backends()
 }
 
 async fn open_the_gate(host: &TestHost) {
@@ -49,11 +48,11 @@ async fn open_the_gate(host: &TestHost) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heavy_work_never_exceeds_its_concurrency_and_overflow_hears_busy() {
     let host = probe(|config| {
-        config.plugin_defaults.queue_concurrency = 3;
-        config.plugin_defaults.queue_length = 2;
+        config.plugin_defaults.capabilities.queue.queue_concurrency = 3;
+        config.plugin_defaults.capabilities.queue.queue_length = 2;
     })
     .await;
-    let queues = services(&host).queues.clone().unwrap();
+    let queues = backends(&host).queues.clone().unwrap();
     let work = join_all((0..10).map(|_| host.say("!work")));
     let release = async {
         // Three hold a place, two wait, five were turned away at once.
@@ -88,7 +87,7 @@ async fn memory_pressure_sheds_load_and_recovers() {
     assert_eq!(host.say("!mem").await.len(), 1);
     assert!(store.cache_size().await.0 >= 1);
 
-    let watch = services(&host).memory.clone().unwrap();
+    let watch = backends(&host).memory.clone().unwrap();
     watch.sample().await;
     assert_eq!(watch.pressure(), Pressure::Critical);
     assert_eq!(store.cache_size().await.0, 0, "caches shrunk");
@@ -123,7 +122,7 @@ async fn a_limit_between_the_levels_warns_without_shedding() {
         config.memory.critical_percent = 99;
     })
     .await;
-    let watch = services(&host).memory.clone().unwrap();
+    let watch = backends(&host).memory.clone().unwrap();
     let resident = watch.sample().await.resident_bytes;
     // Resident memory sits near 50 % of this limit, far from both levels (other tests run
     // in this process and move it a little).
@@ -131,7 +130,7 @@ async fn a_limit_between_the_levels_warns_without_shedding() {
     watch.sample().await;
     assert_eq!(watch.pressure(), Pressure::Warning);
     assert_eq!(logs.lines_with(&["memory warning"]).len(), 1);
-    assert!(!services(&host).queues.as_ref().unwrap().shedding());
+    assert!(!backends(&host).queues.as_ref().unwrap().shedding());
 }
 
 #[tokio::test]
@@ -267,9 +266,9 @@ async fn readyz_says_503_when_the_database_is_unreachable() {
     .unwrap();
     let config = Config::default();
     let store = Arc::new(ConfigStore::new(db, StoreConfig::default()));
-    let services = Services::on(store, &config).unwrap();
-    let registry = Registry::new(Runtime::new(Arc::new(config.clone()), services).unwrap());
-    let dispatcher = Arc::new(Dispatcher::new(registry, config.bot));
+    let backends = config.backends(store).unwrap();
+    let registry = Registry::new(config.build_runtime(backends).unwrap());
+    let dispatcher = Arc::new(config.dispatcher(registry));
     let response = host_router(dispatcher, "")
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
         .await
@@ -288,7 +287,7 @@ async fn readyz_says_503_when_the_database_is_unreachable() {
 async fn draining_finishes_events_in_flight_and_refuses_new_ones() {
     let host = probe(|_| {}).await;
     let dispatcher = host.dispatcher();
-    let queues = services(&host).queues.clone().unwrap();
+    let queues = backends(&host).queues.clone().unwrap();
     let work = join_all((0..3).map(|_| host.say("!work")));
     let drain = async {
         until(|| queues.stats().get("load-probe/work").map(|s| s.running) == Some(3)).await;

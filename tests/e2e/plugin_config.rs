@@ -6,12 +6,12 @@ use std::{path::Path, sync::Arc};
 
 use serde_json::{Value, json};
 use wasmbot::{
-    capabilities::config::{ConfigStore, Scope, StoreConfig},
-    config::{Config, PluginOverride},
+    capabilities::config_store::{ConfigStore, Scope, StoreConfig},
+    config::Config,
     db::{Database, DatabaseConfig},
 };
 use wasmbot_sdk::testing::TestHost;
-use wasmbot_tests::{Logs, config, plugin, postgres_url, redis_url, unique};
+use wasmbot_tests::{Logs, config, plugin, postgres_url, redis_url, section, unique};
 
 async fn postgres_store(config: StoreConfig) -> Arc<ConfigStore> {
     let db = Database::connect(&DatabaseConfig {
@@ -182,13 +182,9 @@ async fn config_calls_need_the_grant() {
 /// Redis with other hosts.
 async fn settings_host() -> TestHost {
     let mut config = test_config();
-    let grants = ["log", "config", "host-config"].map(str::to_owned).to_vec();
     config.plugins.insert(
         "settings".into(),
-        PluginOverride {
-            grants: Some(grants),
-            ..PluginOverride::default()
-        },
+        section(json!({"grants": ["log", "config", "host-config"]})),
     );
     let store = postgres_store(StoreConfig::default()).await;
     let store = Arc::try_unwrap(store)

@@ -1,6 +1,6 @@
 //! The first-party plugins, through the SDK's test harness.
 
-use wasmbot::runtime::bindings::types::{Action, Outgoing};
+use wasmbot::bindings::types::{Action, Outgoing};
 use wasmbot_sdk::testing::{TestHost, texts};
 use wasmbot_tests::plugin;
 
@@ -129,7 +129,7 @@ async fn restricted_commands_run_only_where_the_user_can_be_checked() {
 
     let mut event =
         wasmbot::platforms::console::event_for_line(host.dispatcher(), "!secret").unwrap();
-    event.platform = wasmbot::runtime::bindings::types::Platform::Discord;
+    event.platform = wasmbot::bindings::types::Platform::Discord;
     let (outcomes, _) = host.event(event).await;
     assert!(
         outcomes.is_empty(),

@@ -1,23 +1,17 @@
 //! Misbehaving plugins are contained: each failure fails its own event, is named, logged and
 //! counted, and the host and the other plugins go on.
 
-use wasmbot::{
-    config::{Config, PluginOverride},
-    runtime::Failure,
-};
+use serde_json::json;
+use wasmbot::{config::Config, runtime::Failure};
 use wasmbot_sdk::testing::{TestHost, texts};
-use wasmbot_tests::{Logs, config, plugin};
+use wasmbot_tests::{Logs, config, plugin, section};
 
 fn sandbox_config() -> Config {
     let mut config = config(std::path::Path::new("unused"));
     config.runtime.max_log_lines = 10;
     config.plugins.insert(
         "misbehave".into(),
-        PluginOverride {
-            memory_mib: Some(16),
-            wall_ms: Some(1_000),
-            ..PluginOverride::default()
-        },
+        section(json!({"memory_mib": 16, "wall_ms": 1_000})),
     );
     config
 }

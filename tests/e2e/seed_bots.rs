@@ -14,15 +14,16 @@ use std::{
 use serde_json::{Value, json};
 use wasmbot::{
     capabilities::{
-        config::{ConfigStore, Scope, ScopeKind},
+        config_store::{Scope, ScopeKind},
         counters::CounterKey,
     },
-    config::{Config, PluginOverride},
+    config::Config,
 };
 use wasmbot_tests::{
     discord_host::plugins,
     fake_openai::{Asked, FakeOpenAi},
     fake_whatsapp::{FakeGraph, messages_value, notification, text},
+    section,
     whatsapp_host::{ADMIN_TOKEN, Host, whatsapp_config},
 };
 
@@ -124,12 +125,11 @@ fn assistant(url: String, allow: String, rate: Option<&str>) -> impl FnOnce(&mut
         "messaging",
         "http",
     ];
-    let policy = PluginOverride {
-        grants: Some(grants.map(String::from).to_vec()),
-        http_allow: Some(vec![allow]),
-        env: Some(env),
-        ..Default::default()
-    };
+    let policy = section(json!({
+        "grants": grants,
+        "http_allow": [allow],
+        "env": env,
+    }));
     move |config| {
         config.plugins.insert("assistant".into(), policy);
     }
@@ -461,7 +461,8 @@ async fn an_outside_change_to_a_profile_is_seen_after_update_user() {
 
     // A tool labels the user in the bot's database, from a process of its own: its own
     // config store on the same database, no Redis between them.
-    let tool = ConfigStore::open(&whatsapp_config(&fake, folder.path()))
+    let tool = whatsapp_config(&fake, folder.path())
+        .open_store()
         .await
         .expect("the tool's store");
     let defaults = json!({ "labels": [] });

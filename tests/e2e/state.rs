@@ -3,13 +3,14 @@
 
 use std::{path::Path, sync::Arc};
 
+use serde_json::json;
 use wasmbot::{
     capabilities::state::{Conversation, StateConfig, StateStore},
     config::Config,
     db::{Database, DatabaseConfig},
 };
 use wasmbot_sdk::testing::TestHost;
-use wasmbot_tests::{config, plugin, postgres_url, redis_url, unique};
+use wasmbot_tests::{config, plugin, postgres_url, redis_url, section, unique};
 
 /// Types `line` in a chat of its own (state is per chat and user; the console's chat is the
 /// same in every run and the Postgres is shared).
@@ -27,11 +28,7 @@ async fn say(host: &TestHost, chat: &str, line: &str) -> Vec<String> {
 async fn host_with(url: &str, package: &str) -> TestHost {
     let mut config: Config = config(Path::new(""));
     config.database.url = url.to_owned();
-    let store = Arc::new(
-        wasmbot::capabilities::config::ConfigStore::open(&config)
-            .await
-            .unwrap(),
-    );
+    let store = Arc::new(config.open_store().await.unwrap());
     TestHost::with_store(config, store, &[plugin(package)])
         .await
         .unwrap()
@@ -99,13 +96,9 @@ async fn a_flow_keeps_its_state_across_a_restart() {
 #[tokio::test]
 async fn the_operator_sets_how_much_history_a_plugin_keeps() {
     let mut config: Config = config(Path::new(""));
-    config.plugins.insert(
-        "state-probe".into(),
-        wasmbot::config::PluginOverride {
-            history_turns: Some(2),
-            ..Default::default()
-        },
-    );
+    config
+        .plugins
+        .insert("state-probe".into(), section(json!({"history_turns": 2})));
     let host = TestHost::with_config(config, &[plugin("state-probe")])
         .await
         .unwrap();
@@ -259,11 +252,7 @@ async fn plugins_share_one_bounded_pool() {
     config.database.url = url;
     config.database.max_connections = 4;
     config.database.min_connections = 0;
-    let store = Arc::new(
-        wasmbot::capabilities::config::ConfigStore::open(&config)
-            .await
-            .unwrap(),
-    );
+    let store = Arc::new(config.open_store().await.unwrap());
     let host = Arc::new(
         TestHost::with_store(
             config,

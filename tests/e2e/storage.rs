@@ -7,26 +7,23 @@ use std::{
     sync::Arc,
 };
 
+use serde_json::{Map, Value, json};
 use sqlx::AssertSqlSafe;
-use wasmbot::{
-    capabilities::config::ConfigStore,
-    config::{Config, PluginOverride},
-    runtime::LoadError,
-};
+use wasmbot::{config::Config, runtime::LoadError};
 use wasmbot_sdk::testing::{TestHost, texts};
-use wasmbot_tests::{config, plugin, postgres_url, unique};
+use wasmbot_tests::{config, plugin, postgres_url, section, unique};
 
 /// A host with `packages` on the database at `url`, `over` as storage-probe's policy.
-async fn host(url: &str, packages: &[&str], over: PluginOverride) -> TestHost {
+async fn host(url: &str, packages: &[&str], over: Map<String, Value>) -> TestHost {
     let files: Vec<_> = packages.iter().map(|p| plugin(p)).collect();
     host_with_files(url, &files, over).await
 }
 
-async fn host_with_files(url: &str, files: &[PathBuf], over: PluginOverride) -> TestHost {
+async fn host_with_files(url: &str, files: &[PathBuf], over: Map<String, Value>) -> TestHost {
     let mut config: Config = config(Path::new(""));
     config.database.url = url.to_owned();
     config.plugins.insert("storage-probe".into(), over);
-    let store = Arc::new(ConfigStore::open(&config).await.unwrap());
+    let store = Arc::new(config.open_store().await.unwrap());
     TestHost::with_store(config, store, files).await.unwrap()
 }
 
@@ -56,7 +53,7 @@ async fn count(host: &TestHost, sql: &str) -> Result<i64, sqlx::Error> {
 async fn plugins_keep_data_in_their_own_tables_and_reach_nothing_else() {
     let folder = tempfile::tempdir().unwrap();
     for url in [sqlite_url(&folder), postgres_url()] {
-        let host = host(&url, &["storage-probe"], PluginOverride::default()).await;
+        let host = host(&url, &["storage-probe"], Map::new()).await;
         let ada = unique("ada");
         assert_eq!(say(&host, &ada, "!add first").await, "ok:1");
         assert_eq!(
@@ -105,11 +102,7 @@ async fn plugins_keep_data_in_their_own_tables_and_reach_nothing_else() {
 async fn results_over_the_limits_and_wrong_parameters_are_typed_errors() {
     let folder = tempfile::tempdir().unwrap();
     for url in [sqlite_url(&folder), postgres_url()] {
-        let limits = PluginOverride {
-            max_rows: Some(3),
-            max_result_bytes: Some(100),
-            ..PluginOverride::default()
-        };
+        let limits = section(json!({"max_rows": 3, "max_result_bytes": 100}));
         let host = host(&url, &["storage-probe"], limits).await;
         let ada = unique("ada");
         for n in 1..=3 {
@@ -128,12 +121,7 @@ async fn results_over_the_limits_and_wrong_parameters_are_typed_errors() {
         assert!(answer.contains("100 bytes"), "{answer}");
     }
     // Postgres checks types (SQLite compares anything with anything).
-    let host = host(
-        &postgres_url(),
-        &["storage-probe"],
-        PluginOverride::default(),
-    )
-    .await;
+    let host = host(&postgres_url(), &["storage-probe"], Map::new()).await;
     let answer = say(&host, &unique("ada"), "!count-longer abc").await;
     assert!(
         answer.starts_with("err:StorageError::Database(DatabaseError { class: ErrorClass::BadQuery, retryable: false"),
@@ -150,10 +138,7 @@ async fn results_over_the_limits_and_wrong_parameters_are_typed_errors() {
 
 #[tokio::test]
 async fn a_statement_over_its_timeout_is_cancelled() {
-    let slow = PluginOverride {
-        statement_timeout_ms: Some(300),
-        ..PluginOverride::default()
-    };
+    let slow = section(json!({"statement_timeout_ms": 300}));
     let host = host(&postgres_url(), &["storage-probe"], slow).await;
     let ten = "(VALUES (1),(2),(3),(4),(5),(6),(7),(8),(9),(10))";
     let joins: Vec<String> = (0..10).map(|n| format!("{ten} AS t{n}(x)")).collect();
@@ -169,15 +154,14 @@ async fn a_statement_over_its_timeout_is_cancelled() {
 async fn migrations_apply_once_and_a_failed_one_leaves_the_previous_version() {
     let folder = tempfile::tempdir().unwrap();
     for url in [sqlite_url(&folder), postgres_url()] {
-        let first = host(&url, &["storage-probe"], PluginOverride::default()).await;
+        let first = host(&url, &["storage-probe"], Map::new()).await;
         let ada = unique("ada");
         assert_eq!(say(&first, &ada, "!add kept").await, "ok:1");
         // A second host (a restart, another machine) finds the migration applied.
         let plugins = tempfile::tempdir().unwrap();
         let file = plugins.path().join("storage-probe.wasm");
         std::fs::copy(plugin("storage-probe"), &file).unwrap();
-        let second =
-            host_with_files(&url, std::slice::from_ref(&file), PluginOverride::default()).await;
+        let second = host_with_files(&url, std::slice::from_ref(&file), Map::new()).await;
         assert_eq!(say(&second, &ada, "!list").await, "ok:kept");
         let applied = "SELECT count(*) FROM plugin_migrations WHERE plugin = 'storage-probe'";
         assert_eq!(count(&second, applied).await.unwrap(), 1);
@@ -213,7 +197,7 @@ async fn migrations_apply_once_and_a_failed_one_leaves_the_previous_version() {
 async fn a_migration_changed_after_it_was_applied_is_refused() {
     let folder = tempfile::tempdir().unwrap();
     let url = sqlite_url(&folder);
-    let first = host(&url, &["storage-probe"], PluginOverride::default()).await;
+    let first = host(&url, &["storage-probe"], Map::new()).await;
     count(
         &first,
         "UPDATE plugin_migrations SET checksum = 'other' WHERE plugin = 'storage-probe' RETURNING 0",
@@ -222,7 +206,7 @@ async fn a_migration_changed_after_it_was_applied_is_refused() {
     .unwrap();
     let mut config: Config = config(Path::new(""));
     config.database.url = url;
-    let store = Arc::new(ConfigStore::open(&config).await.unwrap());
+    let store = Arc::new(config.open_store().await.unwrap());
     let refused = TestHost::with_store(config, store, &[plugin("storage-probe")]).await;
     let error = refused.err().expect("refused").to_string();
     assert!(error.contains("migration 1 changed"), "{error}");

@@ -8,8 +8,8 @@ use std::time::Duration;
 use axum::http::StatusCode;
 use serde_json::json;
 use wasmbot::{
+    bindings::types::{Outgoing, Template},
     platforms::whatsapp::{graph::GraphError, outlet::SendError},
-    runtime::bindings::types::{Outgoing, Template},
 };
 use wasmbot_tests::{
     discord_host::plugins,
@@ -17,6 +17,7 @@ use wasmbot_tests::{
         APP_SECRET, Failure, FakeGraph, PHONE_ID, button_reply, list_reply, messages_value,
         notification, signature, text, text_webhook,
     },
+    section,
     whatsapp_host::Host,
 };
 
@@ -385,13 +386,9 @@ async fn messages_acknowledged_by_a_killed_host_are_processed_after_restart() {
     let tweak = |config: &mut wasmbot::config::Config| {
         config.whatsapp.workers = 1;
         config.whatsapp.claim_s = 1;
-        config.plugins.insert(
-            "misbehave".into(),
-            wasmbot::config::PluginOverride {
-                wall_ms: Some(60_000),
-                ..Default::default()
-            },
-        );
+        config
+            .plugins
+            .insert("misbehave".into(), section(json!({"wall_ms": 60_000})));
     };
     let first = Host::start(&fake, folder.path(), tweak).await;
     // The first item keeps the only worker busy (misbehave's nap in a host call; the
@@ -415,13 +412,9 @@ async fn messages_acknowledged_by_a_killed_host_are_processed_after_restart() {
     // it never finished).
     let second = Host::start(&fake, folder.path(), |config| {
         tweak(config);
-        config.plugins.insert(
-            "misbehave".into(),
-            wasmbot::config::PluginOverride {
-                enabled: Some(false),
-                ..Default::default()
-            },
-        );
+        config
+            .plugins
+            .insert("misbehave".into(), section(json!({"enabled": false})));
     })
     .await;
     let sent = fake.wait_sent(before.len() + 4).await;
@@ -974,14 +967,8 @@ fn one_worker(url: String, nap: bool) -> impl FnOnce(&mut wasmbot::config::Confi
         config.whatsapp.claim_s = 1;
         config.whatsapp.marks_ahead = MARKS_AHEAD;
         let misbehave = match nap {
-            true => wasmbot::config::PluginOverride {
-                wall_ms: Some(3_000),
-                ..Default::default()
-            },
-            false => wasmbot::config::PluginOverride {
-                enabled: Some(false),
-                ..Default::default()
-            },
+            true => section(json!({"wall_ms": 3_000})),
+            false => section(json!({"enabled": false})),
         };
         config.plugins.insert("misbehave".into(), misbehave);
     }

@@ -3,18 +3,19 @@
 
 use std::{path::Path, sync::Arc};
 
+use serde_json::json;
 use wasmbot::{
-    capabilities::{Services, config::ConfigStore},
-    config::{Config, PluginOverride},
+    capabilities::config_store::ConfigStore,
+    config::Config,
     dispatch::Dispatcher,
     platforms::discord::{Discord, gateway::Running},
-    runtime::{Registry, Runtime},
+    runtime::Registry,
 };
 
 use crate::{
     config,
     fake_discord::{FakeDiscord, TOKEN},
-    install,
+    install, section,
 };
 
 /// A host connected to the fake Discord.
@@ -29,17 +30,18 @@ impl Host {
     pub async fn start(fake: &FakeDiscord, folder: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = discord_config(fake, folder);
         tweak(&mut config);
-        let store = Arc::new(ConfigStore::open(&config).await.expect("config store"));
-        let services = Services::on(Arc::clone(&store), &config).expect("services");
-        let registry =
-            Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+        let store = Arc::new(config.open_store().await.expect("config store"));
+        let backends = config.backends(Arc::clone(&store)).expect("backends");
+        let registry = Registry::new(config.build_runtime(backends).expect("runtime"));
         registry.load_dir(folder).await.expect("plugins");
         let discord = Discord::prepare(&config.discord, &registry)
             .await
             .expect("Discord accepts the token")
             .expect("Discord is configured");
         let dispatcher = Arc::new(
-            Dispatcher::new(registry, config.bot.clone()).with_outlet(discord.outlet.clone()),
+            config
+                .dispatcher(registry)
+                .with_outlet(discord.outlet.clone()),
         );
         let gateway = discord.gateway.map(|g| g.start(Arc::clone(&dispatcher)));
         Self {
@@ -66,10 +68,7 @@ pub fn discord_config(fake: &FakeDiscord, folder: &Path) -> Config {
     config.discord.api_url = fake.api_url();
     config.plugins.insert(
         "settings".into(),
-        PluginOverride {
-            grants: Some(["log", "config", "host-config"].map(String::from).to_vec()),
-            ..Default::default()
-        },
+        section(json!({"grants": ["log", "config", "host-config"]})),
     );
     config
 }

@@ -83,6 +83,15 @@ pub fn config(plugins_dir: &Path) -> Config {
     config
 }
 
+/// A `[plugins.NAME]` section: only the keys `value` (a JSON object) sets, e.g.
+/// `section(json!({"wall_ms": 3000}))`.
+pub fn section(value: serde_json::Value) -> serde_json::Map<String, serde_json::Value> {
+    match value {
+        serde_json::Value::Object(keys) => keys,
+        other => panic!("a plugin section is an object, not {other}"),
+    }
+}
+
 /// Copies plugins into `dir` under their package names (`ping.wasm`, ...).
 pub fn install(dir: &Path, packages: &[&str]) -> Vec<PathBuf> {
     packages

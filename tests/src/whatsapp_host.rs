@@ -5,11 +5,11 @@
 use std::{path::Path, sync::Arc};
 
 use wasmbot::{
-    capabilities::{Services, config::ConfigStore, counters::WriteBehind},
+    capabilities::{config_store::ConfigStore, counters::WriteBehind},
     config::Config,
     dispatch::Dispatcher,
     platforms::whatsapp::{Running, WhatsApp},
-    runtime::{Registry, Runtime},
+    runtime::Registry,
 };
 
 use crate::{
@@ -43,16 +43,17 @@ impl Host {
     pub async fn serve(fake: &FakeGraph, folder: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut config = whatsapp_config(fake, folder);
         tweak(&mut config);
-        let store = Arc::new(ConfigStore::open(&config).await.expect("config store"));
-        let services = Services::on(Arc::clone(&store), &config).expect("services");
-        let registry =
-            Registry::new(Runtime::new(Arc::new(config.clone()), services).expect("runtime"));
+        let store = Arc::new(config.open_store().await.expect("config store"));
+        let backends = config.backends(Arc::clone(&store)).expect("backends");
+        let registry = Registry::new(config.build_runtime(backends).expect("runtime"));
         registry.load_dir(folder).await.expect("plugins");
         let whatsapp = WhatsApp::prepare(&config.whatsapp, store.database())
             .expect("WhatsApp configuration")
             .expect("WhatsApp is configured");
         let dispatcher = Arc::new(
-            Dispatcher::new(registry, config.bot.clone()).with_outlet(whatsapp.outlet.clone()),
+            config
+                .dispatcher(registry)
+                .with_outlet(whatsapp.outlet.clone()),
         );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
@@ -81,8 +82,8 @@ impl Host {
     /// The host's write-behind counters (nothing flushes them on its own here: tests call
     /// `flush_all`).
     pub fn counters(&self) -> Arc<WriteBehind> {
-        let services = self.dispatcher.registry().runtime().services();
-        match &services.counters {
+        let backends = self.dispatcher.registry().runtime().backends();
+        match &backends.counters {
             Some(counters) => Arc::clone(counters),
             None => panic!("the host runs without counters"),
         }

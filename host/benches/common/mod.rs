@@ -7,9 +7,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sqlx::Row;
 use wasmbot::{
+    bindings::types::{Action, Event, Platform},
     db::Database,
-    dispatch::Outlet,
-    runtime::bindings::types::{Action, Event, Platform},
+    dispatch::{Outlet, SendFailure},
 };
 
 /// `NAME` from the environment as a number, else `default`.
@@ -38,7 +38,7 @@ impl Outlet for Nowhere {
         _: &'a Event,
         _: &'a str,
         _: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async { Ok(()) })
     }
 }

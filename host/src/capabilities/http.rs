@@ -6,12 +6,68 @@
 use std::{sync::Arc, time::Duration};
 
 use http_body_util::BodyExt;
+use serde::{Deserialize, Serialize};
+use wasmtime::component::Linker;
+use wasmtime_wasi::ResourceTable;
 use wasmtime_wasi_http::{
-    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView,
+    Error, RequestOptions, WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks,
     default_send_request,
 };
 
-use crate::runtime::HostState;
+use super::{Backends, Grant, HasContexts, Instance};
+
+/// Where a plugin may send requests (a key of `[plugin_defaults]` and `[plugins.NAME]`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// `host` (its scheme's default port) or `host:port`. Empty: nowhere.
+    pub http_allow: Vec<String>,
+}
+
+impl Policy {
+    pub(crate) fn validate(&self, _section: &str) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// One instance's `wasi:http`: its context (no per-plugin state) and its outbound rules.
+pub struct Context {
+    http: WasiHttpCtx,
+    outbound: Outbound,
+}
+
+impl Context {
+    pub(crate) fn new(
+        grant: Grant,
+        instance: &Instance,
+        _: &Backends,
+        policy: &super::Policy,
+    ) -> Self {
+        Self {
+            http: WasiHttpCtx::new(),
+            outbound: Outbound::new(
+                Arc::clone(grant.plugin()),
+                grant.granted(),
+                &policy.http.http_allow,
+                instance.wall_budget,
+            ),
+        }
+    }
+
+    /// The view `wasi:http` works on: this context and the instance's resource table
+    /// (its bodies are WASI streams).
+    pub fn view<'a>(&'a mut self, table: &'a mut ResourceTable) -> WasiHttpCtxView<'a> {
+        WasiHttpCtxView {
+            ctx: &mut self.http,
+            table,
+            hooks: &mut self.outbound,
+        }
+    }
+}
+
+pub(crate) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)
+}
 
 /// What one event's plugin may reach.
 pub struct Outbound {
@@ -101,21 +157,6 @@ impl WasiHttpHooks for Outbound {
             Ok((response.map(BodyExt::boxed_unsync), io))
         })
     }
-}
-
-impl WasiHttpView for HostState {
-    fn http(&mut self) -> WasiHttpCtxView<'_> {
-        WasiHttpCtxView {
-            ctx: &mut self.http,
-            table: &mut self.table,
-            hooks: &mut self.outbound,
-        }
-    }
-}
-
-/// The `wasi:http` context every instance holds (it has no per-plugin state).
-pub fn context() -> WasiHttpCtx {
-    WasiHttpCtx::new()
 }
 
 #[cfg(test)]

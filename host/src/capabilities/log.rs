@@ -1,25 +1,58 @@
 //! The `log` capability: plugin log lines go to the host's `tracing` output, with the
 //! plugin's name on every line, cut to a size limit and to a number of lines per event.
 
-use crate::{
-    capabilities::Capability,
-    runtime::{HostState, bindings::wasmbot::plugin::log},
-};
+use wasmtime::component::{HasSelf, Linker};
+
+use super::{Backends, Grant, HasContexts, Instance, Policy};
+use crate::bindings::wasmbot::plugin::log;
 
 /// Longest message kept, in bytes; the rest is cut.
 const MAX_MESSAGE_BYTES: usize = 4 * 1024;
 /// Most fields kept per line.
 const MAX_FIELDS: usize = 16;
 
-impl log::Host for HostState {
+/// One instance's logging: its grant and what is left of its per-event allowance.
+pub struct Context {
+    grant: Grant,
+    lines_left: u32,
+    limit_noted: bool,
+}
+
+impl Context {
+    pub(super) fn new(grant: Grant, instance: &Instance, _: &Backends, _: &Policy) -> Self {
+        Self {
+            grant,
+            lines_left: instance.log_lines,
+            limit_noted: false,
+        }
+    }
+
+    /// Counts one log line against the per-event allowance; says so once when it runs out.
+    fn take_line(&mut self) -> bool {
+        if self.lines_left > 0 {
+            self.lines_left -= 1;
+            return true;
+        }
+        if !std::mem::replace(&mut self.limit_noted, true) {
+            tracing::warn!(
+                plugin = &**self.grant.plugin(),
+                "log line limit reached; dropping the rest of this event's lines"
+            );
+        }
+        false
+    }
+}
+
+pub(super) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    log::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().log)
+}
+
+impl log::Host for Context {
     fn write(&mut self, level: log::Level, message: String, fields: Vec<(String, String)>) {
-        if self.grant(Capability::Log).is_err() {
+        if self.grant.check().is_err() || !self.take_line() {
             return;
         }
-        if !self.take_log_line() {
-            return;
-        }
-        let plugin = &*self.plugin;
+        let plugin = &**self.grant.plugin();
         // Escaped so a plugin cannot forge host log lines with newlines or terminal codes.
         let message = escape_controls(truncate(&message, MAX_MESSAGE_BYTES));
         let fields = escape_controls(&format_fields(&fields)).into_owned();

@@ -1,7 +1,7 @@
 //! Parsing a typed command line into the arguments a command declares, so that a prefix
 //! command and a slash command reach the plugin in the same shape.
 
-use crate::runtime::bindings::types::{Argument, CommandSpec, OptionKind, OptionSpec, Value};
+use crate::bindings::types::{Argument, CommandSpec, OptionKind, OptionSpec, Value};
 
 /// Parses `raw` against `spec`; the error is a message for the user, usage included.
 pub fn parse(spec: &CommandSpec, prefix: &str, raw: &str) -> Result<Vec<Argument>, String> {
@@ -182,7 +182,7 @@ mod tests {
     #[test]
     fn choices_are_enforced() {
         let mut color = option("color", OptionKind::Text, true);
-        color.choices = vec![crate::runtime::bindings::types::Choice {
+        color.choices = vec![crate::bindings::types::Choice {
             name: "Red".into(),
             value: "red".into(),
         }];

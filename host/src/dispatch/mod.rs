@@ -5,7 +5,7 @@
 
 pub mod args;
 mod flight;
-pub mod permissions;
+pub mod limits;
 
 use std::sync::{
     Arc,
@@ -14,26 +14,47 @@ use std::sync::{
 
 use futures::future::{BoxFuture, join_all};
 
+use serde::{Deserialize, Serialize};
+
+pub use crate::capabilities::messaging::{MediaError, MediaFile, SendFailure};
 use crate::{
+    bindings::types::{
+        Action, Command, CommandSource, CommandSpec, Destination, Event, EventKind, EventType,
+        Outgoing, Platform, PluginError,
+    },
     capabilities::{
         Capability,
-        config::host_settings::{self, GuildSettings},
-        rate_limit::{
-            Limits,
-            rules::{Refusal, Tell},
-        },
+        config_store::host_settings::{self, GuildSettings},
+        messaging,
     },
-    config::BotConfig,
-    dispatch::permissions::Permissions,
-    runtime::{
-        Failure, Plugin, Registry,
-        bindings::types::{
-            Action, Command, CommandSource, CommandSpec, Destination, Event, EventKind, EventType,
-            Outgoing, Platform, PluginError,
-        },
-        registry::Snapshot,
-    },
+    dispatch::limits::{Limits, Refusal, Tell},
+    permissions::Permissions,
+    runtime::{Failure, Plugin, Registry, registry::Snapshot},
 };
+
+/// The `[bot]` section: how the bot reads messages.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct BotConfig {
+    /// The command prefix, `!` by default.
+    pub prefix: String,
+    /// Ignore messages written by bots (the default), so two bots cannot loop.
+    pub ignore_bots: bool,
+    /// The command that answers a message addressed to the bot (`@bot how are you?`) that
+    /// names no command: it gets the whole text as its arguments. Empty: such messages are
+    /// plain messages.
+    pub mention_command: String,
+}
+
+impl Default for BotConfig {
+    fn default() -> Self {
+        Self {
+            prefix: "!".to_owned(),
+            ignore_bots: true,
+            mention_command: String::new(),
+        }
+    }
+}
 
 /// The name the host uses for its own replies (usage, apologies).
 pub const HOST: &str = host_settings::HOST;
@@ -58,13 +79,14 @@ pub trait Outlet: Send + Sync {
         Vec::new()
     }
 
-    /// Carries out one action of `plugin`, answering `origin`.
+    /// Carries out one action of `plugin`, answering `origin`; a failure says what it means
+    /// to the plugin (a plain error is an outage).
     fn deliver<'a>(
         &'a self,
         origin: &'a Event,
         plugin: &'a str,
         action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>>;
+    ) -> BoxFuture<'a, Result<(), SendFailure>>;
 
     /// Downloads a media file a user sent on this platform.
     fn download<'a>(&'a self, media_id: &'a str) -> BoxFuture<'a, Result<MediaFile, MediaError>> {
@@ -78,32 +100,6 @@ pub trait Outlet: Send + Sync {
     }
 }
 
-/// A media file a platform holds, downloaded within the host's size cap.
-#[derive(Debug, Clone)]
-pub struct MediaFile {
-    /// Its MIME type, as announced and served.
-    pub mime_type: String,
-    /// Its content.
-    pub bytes: bytes::Bytes,
-}
-
-/// Why a media file could not be had.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MediaError {
-    /// No such media on the platform.
-    #[error("{0}")]
-    NotFound(String),
-    /// Over the host's size cap.
-    #[error("{0}")]
-    TooLarge(String),
-    /// Not of the type the platform announced.
-    #[error("{0}")]
-    WrongType(String),
-    /// The platform cannot be reached now.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
 /// Where the actions a plugin takes while its handler runs go: the platforms' outlets,
 /// answering the event being handled.
 #[derive(Clone)]
@@ -112,27 +108,30 @@ pub struct Messenger {
     origin: Arc<Event>,
 }
 
-impl Messenger {
-    /// The event the actions answer.
-    pub fn origin(&self) -> &Event {
+impl messaging::Messenger for Messenger {
+    fn origin(&self) -> &Event {
         &self.origin
     }
 
-    /// Carries out one action of `plugin` now.
-    pub async fn act(&self, plugin: &str, action: Action) -> anyhow::Result<()> {
-        deliver_one(&self.outlets, &self.origin, plugin, action).await
+    fn act<'a>(
+        &'a self,
+        plugin: &'a str,
+        action: Action,
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(deliver_one(&self.outlets, &self.origin, plugin, action))
     }
 
-    /// Downloads a media file from the event's platform.
-    pub async fn download(&self, media_id: &str) -> Result<MediaFile, MediaError> {
+    fn download<'a>(&'a self, media_id: &'a str) -> BoxFuture<'a, Result<MediaFile, MediaError>> {
         let platform = self.origin.platform;
-        match self.outlets.iter().find(|o| o.platform() == platform) {
-            Some(outlet) => outlet.download(media_id).await,
-            None => Err(MediaError::Unavailable(format!(
-                "no {} connection in this host",
-                platform.name()
-            ))),
-        }
+        Box::pin(async move {
+            match self.outlets.iter().find(|o| o.platform() == platform) {
+                Some(outlet) => outlet.download(media_id).await,
+                None => Err(MediaError::Unavailable(format!(
+                    "no {} connection in this host",
+                    platform.name()
+                ))),
+            }
+        })
     }
 }
 
@@ -144,11 +143,12 @@ async fn deliver_one(
     event: &Event,
     plugin: &str,
     mut action: Action,
-) -> anyhow::Result<()> {
+) -> Result<(), SendFailure> {
     namespace_ids(&mut action, plugin);
     let platform = target_platform(event, &action);
     let Some(outlet) = outlets.iter().find(|o| o.platform() == platform) else {
-        anyhow::bail!("no {} connection in this host", platform.name());
+        let error = anyhow::anyhow!("no {} connection in this host", platform.name());
+        return Err(SendFailure::Unavailable(error));
     };
     outlet.deliver(event, plugin, action).await
 }
@@ -175,20 +175,15 @@ pub struct Dispatcher {
 }
 
 impl Dispatcher {
-    /// A dispatcher over `registry`, with no platform connected yet. The operator's rate
-    /// limits are the runtime's services' (none without them).
-    pub fn new(registry: Arc<Registry>, bot: BotConfig) -> Self {
-        let runtime = registry.runtime();
-        let limits =
-            runtime.services().limits.clone().unwrap_or_else(|| {
-                Arc::new(Limits::new(None, runtime.config().rate_limits.clone()))
-            });
+    /// A dispatcher over `registry` applying the operator's `limits`, with no platform
+    /// connected yet.
+    pub fn new(registry: Arc<Registry>, bot: BotConfig, limits: Limits) -> Self {
         Self {
             registry,
             outlets: Arc::new(Vec::new()),
             bot,
             next_id: AtomicU64::new(1),
-            limits,
+            limits: Arc::new(limits),
             flight: flight::Flight::default(),
             addressed: arc_swap::ArcSwap::from_pointee(Vec::new()),
         }
@@ -237,9 +232,9 @@ impl Dispatcher {
     /// store: a cache hit at steady state, no query per message. Outside a guild, or with
     /// no store, the configured prefix and no staff.
     async fn guild_settings(&self, event: &Event) -> GuildSettings {
-        let store = &self.registry.runtime().services().config;
+        let store = &self.registry.runtime().backends().config_store;
         match (store, &event.guild_id) {
-            (Some(store), Some(guild)) => GuildSettings::read(store, guild, &self.bot).await,
+            (Some(store), Some(guild)) => GuildSettings::read(store, guild, &self.bot.prefix).await,
             _ => GuildSettings {
                 prefix: self.bot.prefix.clone(),
                 staff_roles: Vec::new(),
@@ -486,9 +481,11 @@ impl Dispatcher {
     async fn run(&self, plugins: Vec<Arc<Plugin>>, event: &Event) -> Vec<Outcome> {
         join_all(plugins.iter().map(|plugin| async move {
             // Only plugins that may act mid-handler get a copy of the event to act on.
-            let messenger = plugin.may(Capability::Messaging).then(|| Messenger {
-                outlets: Arc::clone(&self.outlets),
-                origin: Arc::new(event.clone()),
+            let messenger = plugin.may(Capability::Messaging).then(|| {
+                Arc::new(Messenger {
+                    outlets: Arc::clone(&self.outlets),
+                    origin: Arc::new(event.clone()),
+                }) as Arc<dyn messaging::Messenger>
             });
             let result = plugin.handle_with(event, messenger).await;
             match &result {
@@ -630,7 +627,7 @@ mod tests {
 
     #[test]
     fn staff_only_commands_need_a_staff_role_and_permissions_an_adapter() {
-        let user = |roles: &[&str]| crate::runtime::bindings::types::User {
+        let user = |roles: &[&str]| crate::bindings::types::User {
             id: "u".into(),
             name: "u".into(),
             is_bot: false,

@@ -4,7 +4,7 @@
 use anyhow::Context;
 use serde_json::{Value, json};
 
-use crate::capabilities::config::Scope;
+use crate::capabilities::config_store::Scope;
 
 /// Asks the admin API at `base` (`http://host:port`) to invalidate `scope` everywhere;
 /// returns how many documents that was.

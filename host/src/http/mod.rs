@@ -16,7 +16,7 @@ use axum::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{capabilities::config::ConfigStore, db::DbError, dispatch::Dispatcher};
+use crate::{capabilities::config_store::ConfigStore, db::DbError, dispatch::Dispatcher};
 
 /// The `[admin]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -83,7 +83,7 @@ pub fn admin_router(store: Arc<ConfigStore>, token: &str) -> Router {
 
 fn admin_routes(store: Arc<ConfigStore>) -> Router {
     let db = store.database().clone();
-    crate::capabilities::config::admin::router(store).merge(crate::db::admin::router(db))
+    crate::capabilities::config_store::admin::router(store).merge(crate::db::admin::router(db))
 }
 
 fn protect(router: Router, token: &str) -> Router {
@@ -95,7 +95,7 @@ fn protect(router: Router, token: &str) -> Router {
 /// empty token keeps it closed).
 pub fn host_router(dispatcher: Arc<Dispatcher>, token: &str) -> Router {
     let mut admin = ops::admin(Arc::clone(&dispatcher));
-    if let Some(store) = &dispatcher.registry().runtime().services().config {
+    if let Some(store) = &dispatcher.registry().runtime().backends().config_store {
         admin = admin.merge(admin_routes(Arc::clone(store)));
     }
     ops::public(dispatcher).merge(protect(admin, token))

@@ -58,7 +58,7 @@ async fn json_report(State(dispatcher): State<Arc<Dispatcher>>) -> Json<Report> 
 
 /// 200 when the database answers and every platform is connected; 503 with what is not.
 async fn ready(State(dispatcher): State<Arc<Dispatcher>>) -> Response {
-    let database = match &dispatcher.registry().runtime().services().config {
+    let database = match &dispatcher.registry().runtime().backends().config_store {
         // Known down: said at once (the health's probe notices the recovery), rather than
         // each probe of the orchestrator waiting out the pool.
         Some(store) if store.database().is_down() => {

@@ -16,11 +16,11 @@ use tokio::{
 };
 
 use crate::{
-    dispatch::{Dispatcher, Outlet},
-    runtime::bindings::types::{
+    bindings::types::{
         Action, Destination, Event, EventKind, Interaction, MediaSource, Message, Outgoing,
         Platform, User,
     },
+    dispatch::{Dispatcher, Outlet, SendFailure},
 };
 
 /// The guild of the console session.
@@ -60,10 +60,10 @@ impl<W: AsyncWrite + Unpin + Send> Outlet for ConsoleOutlet<W> {
         _origin: &'a Event,
         plugin: &'a str,
         action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async move {
             let text = render(plugin, &action);
-            self.write(&text).await?;
+            self.write(&text).await.map_err(anyhow::Error::from)?;
             Ok(())
         })
     }

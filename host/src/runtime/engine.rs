@@ -6,7 +6,7 @@ use std::{thread, time::Duration};
 use anyhow::Context;
 use wasmtime::{Config, Enabled, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-use crate::config::RuntimeConfig;
+use crate::runtime::RuntimeConfig;
 
 /// Core instances, memories and tables one component may hold: a Rust `wasm32-wasip2`
 /// component has a handful of each (the program, the WASI adapter, shims).

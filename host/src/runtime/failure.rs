@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use wasmtime::Trap;
 
-use crate::runtime::{HostState, bindings::types::PluginError};
+use crate::{bindings::types::PluginError, runtime::InstanceData};
 
 /// One event's failure in one plugin; the host and every other plugin go on.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
@@ -61,7 +61,7 @@ impl Failure {
     /// Names the cause of a failed instantiation from the error and what the store recorded.
     pub(crate) fn of_instantiation(
         error: wasmtime::Error,
-        state: &HostState,
+        state: &InstanceData,
         memory_mib: u64,
     ) -> Self {
         Self::of_limit(state, memory_mib)
@@ -69,7 +69,7 @@ impl Failure {
     }
 
     /// Names the cause of a failed guest call from the error and what the store recorded.
-    pub(crate) fn of_call(error: wasmtime::Error, state: &HostState, memory_mib: u64) -> Self {
+    pub(crate) fn of_call(error: wasmtime::Error, state: &InstanceData, memory_mib: u64) -> Self {
         if let Some(limit) = Self::of_limit(state, memory_mib) {
             return limit;
         }
@@ -90,7 +90,7 @@ impl Failure {
     }
 
     /// A budget or cap the host enforced, if one fired.
-    fn of_limit(state: &HostState, memory_mib: u64) -> Option<Self> {
+    fn of_limit(state: &InstanceData, memory_mib: u64) -> Option<Self> {
         if state.cpu.exceeded {
             Some(Failure::CpuBudget(state.cpu.budget))
         } else if state.memory.exceeded {

@@ -6,18 +6,14 @@ use std::{path::Path, sync::Arc};
 use wasmtime::component::Component;
 
 use crate::{
+    bindings::{self, PluginPre, types::Manifest},
     capabilities::{
-        self, Allowed, Capability, GrantError,
-        config::{Document, ScopeKind},
+        self, Allowed, Capability, GrantError, Registrations,
+        config_store::{Document, ScopeKind},
         metrics::MetricSpec,
         storage::{Migration, MigrationError},
     },
-    config::PluginPolicy,
-    runtime::{
-        Failure, HostState, Plugin, PluginStats, Runtime,
-        bindings::{self, PluginPre, types::Manifest},
-        state::Registrations,
-    },
+    runtime::{Failure, InstanceData, Plugin, PluginPolicy, PluginStats, Runtime},
 };
 
 /// Why a file was not loaded as a plugin.
@@ -76,6 +72,14 @@ pub enum LoadError {
     /// The operator disabled it.
     #[error("plugin {0:?} is disabled in the configuration")]
     Disabled(String),
+    /// Its section of the configuration does not make a policy.
+    #[error("plugin {plugin:?} refused: its [plugins.{plugin}] section is invalid: {error}")]
+    Policy {
+        /// The plugin's name.
+        plugin: String,
+        /// Why.
+        error: String,
+    },
     /// It asks for capabilities it may not have.
     #[error("plugin {plugin:?} refused: {error}")]
     Grants {
@@ -141,7 +145,13 @@ impl Runtime {
             .ok_or_else(|| LoadError::Exports("no `handle` export".into()))?;
         check_manifest(&manifest)?;
 
-        let policy = self.config.policy(&manifest.name);
+        let policy = self
+            .policies
+            .of(&manifest.name)
+            .map_err(|error| LoadError::Policy {
+                plugin: manifest.name.clone(),
+                error: format!("{error:#}"),
+            })?;
         if !policy.enabled {
             return Err(LoadError::Disabled(manifest.name));
         }
@@ -183,7 +193,7 @@ impl Runtime {
         })
     }
 
-    fn prelink(&self, component: &Component) -> Result<PluginPre<HostState>, LoadError> {
+    fn prelink(&self, component: &Component) -> Result<PluginPre<InstanceData>, LoadError> {
         let pre = self
             .linker
             .instantiate_pre(component)
@@ -197,21 +207,21 @@ impl Runtime {
     /// here, so events can skip it.
     async fn describe(
         &self,
-        pre: &PluginPre<HostState>,
+        pre: &PluginPre<InstanceData>,
     ) -> Result<(Manifest, Registrations), LoadError> {
-        let policy = &self.config.plugin_defaults;
+        let policy = &self.policies.defaults;
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy, None);
-        store.data_mut().registrations = Some(Registrations::default());
+        store.data_mut().capabilities.describing();
         let _slot = self.slots.acquire().await;
         let call = async {
             let instance = pre.instance_pre().instantiate_async(&mut store).await?;
-            let plugin = crate::runtime::bindings::Plugin::new(&mut store, &instance)?;
+            let plugin = crate::bindings::Plugin::new(&mut store, &instance)?;
             plugin.call_describe(&mut store).await
         };
         match tokio::time::timeout(policy.wall_budget(), call).await {
             Ok(Ok(manifest)) => {
-                let registrations = store.data_mut().registrations.take();
-                Ok((manifest, registrations.unwrap_or_default()))
+                let registrations = store.data_mut().capabilities.registrations();
+                Ok((manifest, registrations))
             }
             Ok(Err(error)) => Err(LoadError::Describe(Failure::of_call(
                 error,
@@ -272,7 +282,7 @@ impl Runtime {
     /// Instantiates once under `policy`, to refuse at load what could never run.
     async fn trial(
         &self,
-        pre: &PluginPre<HostState>,
+        pre: &PluginPre<InstanceData>,
         policy: &PluginPolicy,
     ) -> Result<(), Failure> {
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy, None);
@@ -340,7 +350,7 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
     if manifest.version.trim().is_empty() {
         return bad("version is empty".into());
     }
-    if manifest.name == crate::dispatch::HOST {
+    if manifest.name == crate::capabilities::config_store::host_settings::HOST {
         return bad(format!("name {:?} is the host's own", manifest.name));
     }
     if manifest.commands.len() > MAX_COMMANDS {
@@ -377,12 +387,12 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
         if let Some(unknown) = command
             .permissions
             .iter()
-            .find(|name| crate::dispatch::permissions::bit(name).is_none())
+            .find(|name| crate::permissions::bit(name).is_none())
         {
             return bad(format!(
                 "command {:?} requires unknown permission {unknown:?} (known: {})",
                 command.name,
-                crate::dispatch::permissions::names()
+                crate::permissions::names()
             ));
         }
         let options = &command.options;
@@ -401,7 +411,7 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
                 ));
             }
             let last = index + 1 == options.len();
-            if option.kind == crate::runtime::bindings::types::OptionKind::Rest && !last {
+            if option.kind == crate::bindings::types::OptionKind::Rest && !last {
                 return bad(format!(
                     "command {:?}: option {:?} takes the rest of the line, so it must be last",
                     command.name, option.name
@@ -459,7 +469,7 @@ mod tests {
             name: "mod".into(),
             version: "0.1.0".into(),
             description: String::new(),
-            commands: vec![crate::runtime::bindings::types::CommandSpec {
+            commands: vec![crate::bindings::types::CommandSpec {
                 name: "ban".into(),
                 description: String::new(),
                 aliases: Vec::new(),

@@ -1,15 +1,15 @@
 //! The sandbox: one engine, plugins compiled once into a pre-linked `InstancePre`, a fresh
 //! pooled instance per event with CPU, wall-clock and memory budgets.
 
-pub mod bindings;
 mod cache;
 mod engine;
 mod failure;
+mod instance;
 mod load;
 mod output;
 mod plugin;
+mod policy;
 pub mod registry;
-mod state;
 mod stats;
 mod stderr;
 pub mod watch;
@@ -21,64 +21,70 @@ use wasmtime::{CallHook, Engine, Store, UpdateDeadline, component::Linker};
 
 pub use cache::ComponentCache;
 pub use failure::Failure;
+pub use instance::InstanceData;
+use instance::{CpuClock, MemoryCap, WasiPool};
 pub use load::LoadError;
 pub use plugin::Plugin;
+pub use policy::{PluginPolicy, Policies, RuntimeConfig};
 pub use registry::Registry;
-pub use state::HostState;
-use state::WasiPool;
 pub use stats::PluginStats;
 
-use crate::{
-    capabilities::{self, Allowed, Services, config::host_settings},
-    config::{Config, PluginPolicy},
-};
+use crate::capabilities::{self, Allowed, Backends, Contexts, Instance, InstanceMemory};
 
 /// Everything plugins share in one host: the engine, the linker with every capability, the
 /// compiled-component cache and the instance slots.
 pub struct Runtime {
     engine: Engine,
-    linker: Linker<HostState>,
+    linker: Linker<InstanceData>,
     cache: ComponentCache,
-    config: Arc<Config>,
+    config: RuntimeConfig,
+    policies: Policies,
     slots: Semaphore,
     wasi: WasiPool,
-    services: Services,
+    backends: Backends,
 }
 
 impl Runtime {
-    /// Builds the engine and links the capabilities, served by `services`; starts the epoch
-    /// ticker. Registers the host's own settings in the config store.
-    pub fn new(config: Arc<Config>, services: Services) -> anyhow::Result<Arc<Self>> {
-        if let Some(store) = &services.config {
-            host_settings::register(store, &config.bot);
-        }
-        let engine = engine::build(&config.runtime)?;
-        let tick = Duration::from_millis(config.runtime.epoch_tick_ms);
+    /// Builds the engine and links the capabilities, served by `backends`, for plugins
+    /// under `policies`; starts the epoch ticker.
+    pub fn new(
+        config: RuntimeConfig,
+        policies: Policies,
+        backends: Backends,
+    ) -> anyhow::Result<Arc<Self>> {
+        let engine = engine::build(&config)?;
+        let tick = Duration::from_millis(config.epoch_tick_ms);
         engine::start_epoch_ticker(&engine, tick)?;
         let mut linker = Linker::new(&engine);
-        capabilities::add_to_linker(&mut linker)?;
-        let cache = ComponentCache::new(&engine, &config.runtime.cache_dir);
-        let slots = Semaphore::new(config.runtime.max_instances as usize);
-        let wasi = WasiPool::new(config.runtime.max_instances as usize);
+        capabilities::link(&mut linker)?;
+        let cache = ComponentCache::new(&engine, &config.cache_dir);
+        let slots = Semaphore::new(config.max_instances as usize);
+        let wasi = WasiPool::new(config.max_instances as usize);
         Ok(Arc::new(Self {
             engine,
             linker,
             cache,
             config,
+            policies,
             slots,
             wasi,
-            services,
+            backends,
         }))
     }
 
     /// The backends of the capabilities.
-    pub fn services(&self) -> &Services {
-        &self.services
+    pub fn backends(&self) -> &Backends {
+        &self.backends
     }
 
-    /// The configuration it was built with.
-    pub fn config(&self) -> &Config {
+    /// The `[runtime]` section it was built with.
+    pub fn config(&self) -> &RuntimeConfig {
         &self.config
+    }
+
+    /// Every plugin's policy.
+    pub fn policies(&self) -> &Policies {
+        &self.policies
     }
 
     /// The compiled-component cache.
@@ -93,17 +99,26 @@ impl Runtime {
         allowed: Allowed,
         policy: &PluginPolicy,
         stats: Option<Arc<PluginStats>>,
-    ) -> Store<HostState> {
-        let state = HostState::new(
+    ) -> Store<InstanceData> {
+        let memory = InstanceMemory::default();
+        let instance = Instance {
             plugin,
             allowed,
-            policy,
-            &self.config.runtime,
+            log_lines: self.config.max_log_lines,
+            actions: self.config.max_actions,
+            wall_budget: policy.wall_budget(),
+            memory: memory.clone(),
+        };
+        let data = InstanceData::new(
+            MemoryCap::new(policy.memory_bytes(), stats, memory),
+            CpuClock::new(
+                policy.cpu_budget(),
+                Duration::from_millis(self.config.epoch_tick_ms),
+            ),
             self.wasi.take(&policy.env),
-            self.services.clone(),
-            stats,
+            Contexts::new(&instance, &self.backends, &policy.capabilities),
         );
-        let mut store = Store::new(&self.engine, state);
+        let mut store = Store::new(&self.engine, data);
         store.limiter(|state| &mut state.memory);
         store.set_epoch_deadline(1);
         // Yielding at every tick keeps a busy guest from holding a runtime thread: other

@@ -1,6 +1,6 @@
 //! Bounds on what one event may return: a plugin cannot flood a platform or the host.
 
-use crate::runtime::bindings::types::{Action, Destination, MediaSource, Outgoing};
+use crate::bindings::types::{Action, Destination, MediaSource, Outgoing};
 
 /// Checks the number of actions and the total bytes of the strings they carry.
 pub(crate) fn check(

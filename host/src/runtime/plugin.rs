@@ -10,19 +10,15 @@ use std::{
 use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 
 use crate::{
+    bindings::types::{Action, Event, Manifest, PluginError},
     capabilities::{
         Allowed, Capability,
-        config::{Document, ScopeKind},
+        config_store::{Document, ScopeKind},
+        messaging::Messenger,
         metrics::MetricSpec,
         storage::Migration,
     },
-    config::PluginPolicy,
-    dispatch::Messenger,
-    runtime::{
-        Failure, HostState, LoadError, PluginStats, Runtime,
-        bindings::types::{Action, Event, Manifest, PluginError},
-        output,
-    },
+    runtime::{Failure, InstanceData, LoadError, PluginPolicy, PluginStats, Runtime, output},
 };
 
 /// The `handle` export's signature.
@@ -36,7 +32,7 @@ pub struct Plugin {
     pub(super) manifest: Manifest,
     pub(super) policy: PluginPolicy,
     pub(super) allowed: Allowed,
-    pub(super) pre: InstancePre<HostState>,
+    pub(super) pre: InstancePre<InstanceData>,
     /// The `handle` export, type-checked at load.
     pub(super) handle: ComponentExportIndex,
     pub(super) source: PathBuf,
@@ -82,7 +78,7 @@ impl Plugin {
 
     /// Applies its storage migrations the database does not have yet, before it serves.
     pub(super) async fn migrate(&self) -> Result<(), LoadError> {
-        let Some(storage) = self.runtime.services().storage.as_ref() else {
+        let Some(storage) = self.runtime.backends().storage.as_ref() else {
             return Ok(());
         };
         let applied = storage
@@ -100,11 +96,11 @@ impl Plugin {
 
     /// Registers its settings in the config store, replacing an earlier version's.
     pub(super) fn register_config(&self) {
-        let services = self.runtime.services();
-        if let Some(metrics) = &services.metrics {
+        let backends = self.runtime.backends();
+        if let Some(metrics) = &backends.metrics {
             metrics.register(&self.name, &self.metrics);
         }
-        if let Some(store) = &services.config {
+        if let Some(store) = &backends.config_store {
             store.register_plugin(&self.name, self.config_fields.clone());
         }
     }
@@ -120,7 +116,7 @@ impl Plugin {
     pub async fn handle_with(
         &self,
         event: &Event,
-        messenger: Option<Messenger>,
+        messenger: Option<Arc<dyn Messenger>>,
     ) -> Result<Vec<Action>, Failure> {
         let started = Instant::now();
         let (result, peak_memory) = self.run(event, messenger).await;
@@ -153,12 +149,14 @@ impl Plugin {
     async fn run(
         &self,
         event: &Event,
-        messenger: Option<Messenger>,
+        messenger: Option<Arc<dyn Messenger>>,
     ) -> (Result<Vec<Action>, Failure>, usize) {
         let runtime = &*self.runtime;
         let stats = Some(Arc::clone(&self.stats));
         let mut store = runtime.store(Arc::clone(&self.name), self.allowed, &self.policy, stats);
-        store.data_mut().messenger = messenger;
+        if let Some(messenger) = messenger {
+            store.data_mut().capabilities.messaging.attach(messenger);
+        }
         let Ok(_slot) = runtime.slots.acquire().await else {
             return (
                 Err(Failure::Instantiate("the runtime is shutting down".into())),
@@ -193,7 +191,7 @@ impl Plugin {
             Ok(Err(failure)) => Err(failure),
             Ok(Ok(Err(error))) => Err(Failure::Plugin(bounded(error))),
             Ok(Ok(Ok(actions))) => {
-                let limits = &runtime.config.runtime;
+                let limits = &runtime.config;
                 output::check(&actions, limits.max_actions, limits.max_output_bytes)
                     .map(|()| actions)
                     .map_err(Failure::Malformed)

@@ -13,10 +13,9 @@ use std::{
 use arc_swap::ArcSwap;
 use tokio::sync::broadcast;
 
-use crate::runtime::{
-    LoadError, Plugin, PluginStats, Runtime,
+use crate::{
     bindings::types::{CommandSpec, EventType},
-    cache::digest,
+    runtime::{LoadError, Plugin, PluginStats, Runtime, cache::digest},
 };
 
 /// The plugins loaded at one moment.
@@ -345,19 +344,10 @@ impl Registry {
         })
     }
 
-    /// An unloaded plugin's settings fields, metrics and queues go with it (its stored
-    /// values stay).
+    /// What the backends keep of an unloaded plugin goes with it: its settings fields,
+    /// metrics and queues (its stored values stay).
     fn forget_config(&self, plugin: &str) {
-        let services = self.runtime.services();
-        if let Some(store) = &services.config {
-            store.unregister_plugin(plugin);
-        }
-        if let Some(metrics) = &services.metrics {
-            metrics.forget(plugin);
-        }
-        if let Some(queues) = &services.queues {
-            queues.forget(plugin);
-        }
+        self.runtime.backends().forget(plugin);
     }
 
     /// Unloads the plugin that was loaded from `path`, if any.

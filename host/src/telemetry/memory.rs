@@ -12,8 +12,6 @@ use std::{
 
 use serde::{Deserialize, Serialize};
 
-use crate::capabilities::Services;
-
 /// The `[memory]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
@@ -203,20 +201,45 @@ pub struct MemoryWatch {
     limit: AtomicU64,
     level: AtomicU8,
     criticals: AtomicU64,
-    services: Services,
+    /// What gives memory back: the capabilities' backends.
+    relief: std::sync::OnceLock<Vec<Arc<dyn Relief>>>,
+    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+/// Something that can give memory back under pressure.
+pub trait Relief: Send + Sync {
+    /// Refuses heavy work while `on` (critical), accepts it again after.
+    fn shed(&self, on: bool) {
+        let _ = on;
+    }
+
+    /// Shrinks its caches.
+    fn shrink(&self) -> futures::future::BoxFuture<'_, ()> {
+        Box::pin(async {})
+    }
 }
 
 impl MemoryWatch {
-    /// A watch over the host's `services` (what it shrinks and refuses at critical).
-    pub fn new(config: MemoryConfig, services: Services) -> anyhow::Result<Arc<Self>> {
+    /// A watch with nothing to relieve yet (see [`MemoryWatch::relieve`]).
+    pub fn new(config: MemoryConfig) -> anyhow::Result<Arc<Self>> {
         let limit = config.limit_bytes()?;
         Ok(Arc::new(Self {
             config,
             limit: AtomicU64::new(limit.unwrap_or(0)),
             level: AtomicU8::new(Pressure::Normal as u8),
             criticals: AtomicU64::new(0),
-            services,
+            relief: std::sync::OnceLock::new(),
+            task: std::sync::Mutex::new(None),
         }))
+    }
+
+    /// What it shrinks and refuses at critical (set once; later calls are ignored).
+    pub fn relieve(&self, relief: Vec<Arc<dyn Relief>>) {
+        let _ = self.relief.set(relief);
+    }
+
+    fn relief(&self) -> &[Arc<dyn Relief>] {
+        self.relief.get().map_or(&[], Vec::as_slice)
     }
 
     /// The operator's limit, in bytes.
@@ -291,26 +314,23 @@ impl MemoryWatch {
     }
 
     fn shed(&self, on: bool) {
-        if let Some(queues) = &self.services.queues {
-            queues.set_shedding(on);
+        for relief in self.relief() {
+            relief.shed(on);
         }
     }
 
     async fn shrink_caches(&self) {
-        if let Some(store) = &self.services.config {
-            store.shrink().await;
-        }
-        if let Some(counters) = &self.services.counters {
-            counters.shrink().await;
+        for relief in self.relief() {
+            relief.shrink().await;
         }
         give_back();
     }
 
-    /// Samples every `check_ms` and logs a memory line every `log_every_secs`, until the
-    /// task is aborted.
-    pub fn start(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+    /// Samples every `check_ms` and logs a memory line every `log_every_secs`, until
+    /// [`MemoryWatch::stop`].
+    pub fn start(self: &Arc<Self>) {
         let watch = Arc::clone(self);
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             let every = Duration::from_millis(watch.config.check_ms);
             let log_every = Duration::from_secs(watch.config.log_every_secs);
             let mut ticker = tokio::time::interval(every);
@@ -330,7 +350,23 @@ impl MemoryWatch {
                     );
                 }
             }
-        })
+        });
+        let old = self
+            .task
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(task);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    /// Stops sampling.
+    pub fn stop(&self) {
+        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(task) = task {
+            task.abort();
+        }
     }
 }
 

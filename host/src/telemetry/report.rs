@@ -8,7 +8,10 @@ use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Serialize;
 
 use super::memory::{Pressure, ProcessMemory};
-use crate::{capabilities::queue::QueueStats, dispatch::Dispatcher};
+use crate::{
+    capabilities::{CacheReport, queue::QueueStats},
+    dispatch::Dispatcher,
+};
 
 /// Everything the operator's view shows.
 #[derive(Debug, Serialize)]
@@ -60,15 +63,6 @@ pub struct PoolReport {
     pub max: u32,
 }
 
-/// One cache's size.
-#[derive(Debug, Serialize)]
-pub struct CacheReport {
-    /// Entries held.
-    pub entries: u64,
-    /// Bytes held, as the cache weighs them (where it does).
-    pub bytes: Option<u64>,
-}
-
 /// Rate-limit figures.
 #[derive(Debug, Serialize)]
 pub struct RateLimitReport {
@@ -113,15 +107,15 @@ impl Report {
     pub async fn gather(dispatcher: &Dispatcher) -> Self {
         let registry = dispatcher.registry();
         let runtime = registry.runtime();
-        let services = runtime.services();
-        let watch = services.memory.as_ref();
+        let backends = runtime.backends();
+        let watch = backends.memory.as_ref();
         let memory = MemoryReport {
             process: ProcessMemory::read(),
             limit_bytes: watch.and_then(|watch| watch.limit()),
             pressure: watch.map_or(Pressure::Normal, |watch| watch.pressure()),
             criticals: watch.map_or(0, |watch| watch.criticals()),
         };
-        let database = match &services.config {
+        let database = match &backends.config_store {
             Some(store) => {
                 let pool = store.database().pool();
                 PoolReport {
@@ -136,32 +130,9 @@ impl Report {
                 max: 0,
             },
         };
-        let mut caches = BTreeMap::new();
-        if let Some(store) = &services.config {
-            let (entries, bytes) = store.cache_size().await;
-            caches.insert(
-                "config",
-                CacheReport {
-                    entries,
-                    bytes: Some(bytes),
-                },
-            );
-        }
-        if let Some(counters) = &services.counters {
-            caches.insert(
-                "counters",
-                CacheReport {
-                    entries: counters.copies().await,
-                    bytes: None,
-                },
-            );
-        }
-        let refused_events = services
-            .limits
-            .as_ref()
-            .map(|limits| limits.refused())
-            .unwrap_or_default();
-        let limiter = services.rate_limit.as_ref();
+        let caches = backends.caches().await;
+        let refused_events = dispatcher.limits().refused();
+        let limiter = backends.rate_limit.as_ref();
         let (checks, refused) = limiter.map_or((0, 0), |limiter| limiter.counts());
         let rate_limits = RateLimitReport {
             checks,
@@ -203,14 +174,14 @@ impl Report {
             memory,
             database,
             caches,
-            queues: services
+            queues: backends
                 .queues
                 .as_ref()
                 .map(|queues| queues.stats())
                 .unwrap_or_default(),
             rate_limits,
-            redis_failures: services
-                .config
+            redis_failures: backends
+                .config_store
                 .as_ref()
                 .and_then(|store| store.redis())
                 .map(|redis| redis.failures()),
@@ -408,7 +379,7 @@ impl Report {
         registry.register(Box::new(latency))?;
 
         let mut families = registry.gather();
-        if let Some(metrics) = &dispatcher.registry().runtime().services().metrics {
+        if let Some(metrics) = &dispatcher.registry().runtime().backends().metrics {
             families.extend(metrics.gather());
         }
         let mut text = Vec::new();

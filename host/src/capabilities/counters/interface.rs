@@ -1,13 +1,12 @@
 //! The `counters` interface: a plugin's amounts, checked against its grant, recorded in
 //! its own namespace.
 
+use wasmtime::component::{HasSelf, Linker};
+
 use super::{CounterKey, WriteBehind};
 use crate::{
-    capabilities::{Capability, check_name},
-    runtime::{
-        HostState,
-        bindings::wasmbot::plugin::counters::{self as wit, CounterError},
-    },
+    bindings::wasmbot::plugin::counters::{self as wit, CounterError},
+    capabilities::{Backends, Grant, HasContexts, Instance, Policy, Reach, check_name},
 };
 
 /// The longest counter, subject or thread name.
@@ -15,18 +14,32 @@ const MAX_NAME_BYTES: usize = 128;
 /// The largest amount one call adds: totals stay far from overflowing.
 const MAX_AMOUNT: i64 = 1 << 40;
 
-impl HostState {
+/// One instance's counters: its grant and the host's write-behind.
+pub struct Context(Reach<WriteBehind>);
+
+impl Context {
+    pub(crate) fn new(grant: Grant, _: &Instance, backends: &Backends, _: &Policy) -> Self {
+        Self(Reach::new(grant, backends.counters.clone(), "counters"))
+    }
+
     fn counters(&mut self) -> Result<&WriteBehind, CounterError> {
-        self.grant(Capability::Counters)
-            .map_err(CounterError::Denied)?;
-        self.services
-            .counters
-            .as_deref()
-            .ok_or_else(|| CounterError::Unavailable("this host runs without counters".to_owned()))
+        self.0.get(CounterError::Denied, CounterError::Unavailable)
+    }
+
+    fn key(&self, counter: String, subject: String) -> CounterKey {
+        CounterKey {
+            plugin: self.0.plugin().to_string(),
+            counter,
+            subject,
+        }
     }
 }
 
-impl wit::Host for HostState {
+pub(crate) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().counters)
+}
+
+impl wit::Host for Context {
     async fn add(
         &mut self,
         counter: String,
@@ -44,12 +57,7 @@ impl wit::Host for HostState {
                 "an amount is at most {MAX_AMOUNT}"
             )));
         }
-        let plugin = self.plugin.to_string();
-        let key = CounterKey {
-            plugin,
-            counter,
-            subject,
-        };
+        let key = self.key(counter, subject);
         self.counters()?.record(key, amount, &thread).await;
         Ok(())
     }
@@ -60,11 +68,7 @@ impl wit::Host for HostState {
         subject: String,
     ) -> Result<Option<(i64, String)>, CounterError> {
         check(&[("counter", &counter), ("subject", &subject)])?;
-        let key = CounterKey {
-            plugin: self.plugin.to_string(),
-            counter,
-            subject,
-        };
+        let key = self.key(counter, subject);
         self.counters()?
             .stored(&key)
             .await

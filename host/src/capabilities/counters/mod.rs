@@ -10,6 +10,8 @@ mod flush;
 mod interface;
 
 pub use flush::Flusher;
+pub use interface::Context;
+pub(crate) use interface::link;
 
 use std::{
     collections::HashMap,
@@ -20,10 +22,13 @@ use std::{
     time::{Duration, Instant},
 };
 
+use futures::future::BoxFuture;
 use moka::future::Cache;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Notify;
 
+use crate::capabilities::{Build, CacheReport, Lifecycle, Sections, config_store::ConfigStore};
+use crate::telemetry::memory::Relief;
 use crate::{
     db::{Database, DbError},
     redis::Redis,
@@ -114,6 +119,56 @@ pub struct WriteBehind {
     copies: Cache<CounterKey, (i64, String)>,
     /// The same copies in Redis, for every host.
     redis: Option<Arc<Redis>>,
+    /// The flusher, while the host runs.
+    flusher: Mutex<Option<Flusher>>,
+}
+
+impl Relief for WriteBehind {
+    fn shrink(&self) -> BoxFuture<'_, ()> {
+        Box::pin(WriteBehind::shrink(self))
+    }
+}
+
+impl Build for WriteBehind {
+    fn build(store: &Arc<ConfigStore>, sections: Sections<'_>) -> Arc<Self> {
+        let (db, redis) = (store.database().clone(), store.redis().cloned());
+        WriteBehind::new(db, sections.counters, redis)
+    }
+}
+
+impl Lifecycle for WriteBehind {
+    fn start(self: Arc<Self>) {
+        let flusher = WriteBehind::start(&self);
+        *self.flusher.lock().unwrap_or_else(|e| e.into_inner()) = Some(flusher);
+    }
+
+    /// Stops the flusher and writes everything pending.
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            let flusher = self
+                .flusher
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .take();
+            if let Some(flusher) = flusher {
+                flusher.stop().await;
+            }
+            let written = self.flush_all().await;
+            tracing::info!(written, left = self.pending(), "counters flushed");
+        })
+    }
+
+    /// Its copies of the stored totals.
+    fn cache(&self) -> BoxFuture<'_, Option<(&'static str, CacheReport)>> {
+        Box::pin(async {
+            let entries = self.copies().await;
+            let cache = CacheReport {
+                entries,
+                bytes: None,
+            };
+            Some(("counters", cache))
+        })
+    }
 }
 
 /// Stored totals kept in memory: enough for the active users of a big bot.
@@ -139,6 +194,7 @@ impl WriteBehind {
                 .time_to_live(COPY_TTL)
                 .build(),
             redis,
+            flusher: Mutex::new(None),
         })
     }
 

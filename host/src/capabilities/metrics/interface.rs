@@ -1,14 +1,15 @@
 //! The `metrics` interface: declarations while the plugin describes itself, then
 //! recordings into its own metrics; and the memory figures.
 
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker};
+
 use super::{MAX_METRICS, MetricError, MetricKind, MetricSpec, PluginMetrics, sample_names};
 use crate::{
-    capabilities::Capability,
-    runtime::{
-        HostState,
-        bindings::wasmbot::plugin::metrics::{self as wit, MetricsError},
-    },
-    telemetry::memory::{Pressure, ProcessMemory},
+    bindings::wasmbot::plugin::metrics::{self as wit, MetricsError},
+    capabilities::{Backends, Grant, HasContexts, Instance, InstanceMemory, Policy, Reach},
+    telemetry::memory::{MemoryWatch, Pressure, ProcessMemory},
 };
 
 impl From<MetricError> for MetricsError {
@@ -21,14 +22,31 @@ impl From<MetricError> for MetricsError {
     }
 }
 
-impl HostState {
+/// One instance's metrics: its grant, the host's plugin metrics and memory watch, the
+/// instance's memory, and the metrics it declares while it describes itself.
+pub struct Context {
+    metrics: Reach<PluginMetrics>,
+    watch: Option<Arc<MemoryWatch>>,
+    instance_memory: InstanceMemory,
+    /// Whether this event was told of a metric's label cap in the log already.
+    series_capped_noted: bool,
+    /// `Some` only while the plugin describes itself.
+    pub(crate) declared: Option<Vec<MetricSpec>>,
+}
+
+impl Context {
+    pub(crate) fn new(grant: Grant, instance: &Instance, backends: &Backends, _: &Policy) -> Self {
+        Self {
+            metrics: Reach::new(grant, backends.metrics.clone(), "metrics"),
+            watch: backends.memory.clone(),
+            instance_memory: instance.memory.clone(),
+            series_capped_noted: false,
+            declared: None,
+        }
+    }
+
     fn plugin_metrics(&mut self) -> Result<&PluginMetrics, MetricsError> {
-        self.grant(Capability::Metrics)
-            .map_err(MetricsError::Denied)?;
-        self.services
-            .metrics
-            .as_deref()
-            .ok_or_else(|| MetricsError::Denied("this host runs without metrics".to_owned()))
+        self.metrics.get(MetricsError::Denied, MetricsError::Denied)
     }
 
     fn record(
@@ -38,7 +56,7 @@ impl HostState {
         value: f64,
         labels: &[String],
     ) -> Result<(), MetricsError> {
-        let plugin = self.plugin.clone();
+        let plugin = Arc::clone(self.metrics.plugin());
         let result = self
             .plugin_metrics()?
             .record(&plugin, name, kind, value, labels);
@@ -53,9 +71,13 @@ impl HostState {
     }
 }
 
-impl wit::Host for HostState {
+pub(crate) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().metrics)
+}
+
+impl wit::Host for Context {
     async fn declare(&mut self, spec: wit::MetricSpec) -> Result<(), MetricsError> {
-        let Some(registrations) = &mut self.registrations else {
+        let Some(metrics) = &mut self.declared else {
             return Err(MetricsError::Denied(
                 "metrics are declared only while the plugin describes itself".to_owned(),
             ));
@@ -72,7 +94,6 @@ impl wit::Host for HostState {
             buckets: spec.buckets,
         };
         spec.check()?;
-        let metrics = &mut registrations.metrics;
         // A counter `x_count` and a histogram `x` would write the same samples.
         let taken: Vec<String> = metrics.iter().flat_map(sample_names).collect();
         if sample_names(&spec).iter().any(|name| taken.contains(name)) {
@@ -126,7 +147,7 @@ impl wit::Host for HostState {
                 instance_bytes: 0,
             };
         }
-        let watch = self.services.memory.as_ref();
+        let watch = self.watch.as_ref();
         let pressure = watch.map_or(Pressure::Normal, |watch| watch.pressure());
         wit::MemoryFigures {
             resident_bytes: ProcessMemory::read().resident_bytes,
@@ -136,7 +157,7 @@ impl wit::Host for HostState {
                 Pressure::Warning => wit::Pressure::Warning,
                 Pressure::Critical => wit::Pressure::Critical,
             },
-            instance_bytes: self.memory.used as u64,
+            instance_bytes: self.instance_memory.get() as u64,
         }
     }
 }

@@ -7,12 +7,47 @@
 
 mod interface;
 
+pub use interface::Context;
+pub(crate) use interface::link;
+
 use std::{
     collections::{BTreeMap, HashSet},
-    sync::{Mutex, RwLock},
+    sync::{Arc, Mutex, RwLock},
 };
 
 use prometheus::{CounterVec, GaugeVec, HistogramOpts, HistogramVec, Opts, core::Collector};
+use serde::{Deserialize, Serialize};
+
+use crate::capabilities::{Build, Lifecycle, Sections, config_store::ConfigStore};
+use crate::telemetry::memory::Relief;
+
+/// The `[metrics]` section.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Label combinations one plugin metric may have; new ones past it are refused.
+    pub max_series: usize,
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        Self { max_series: 100 }
+    }
+}
+
+impl Relief for PluginMetrics {}
+
+impl Build for PluginMetrics {
+    fn build(_: &Arc<ConfigStore>, sections: Sections<'_>) -> Arc<Self> {
+        Arc::new(PluginMetrics::new(sections.metrics.max_series))
+    }
+}
+
+impl Lifecycle for PluginMetrics {
+    fn forget(&self, plugin: &str) {
+        PluginMetrics::forget(self, plugin);
+    }
+}
 
 /// Metrics one plugin may declare.
 pub const MAX_METRICS: usize = 32;

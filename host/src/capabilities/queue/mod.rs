@@ -4,6 +4,9 @@
 
 mod interface;
 
+pub use interface::Context;
+pub(crate) use interface::link;
+
 use std::{
     collections::{BTreeMap, HashMap},
     sync::{
@@ -13,8 +16,40 @@ use std::{
     time::{Duration, Instant},
 };
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+
+use crate::capabilities::{Build, Lifecycle, Sections, config_store::ConfigStore};
+use crate::telemetry::memory::Relief;
+
+/// A plugin's queue limits (keys of `[plugin_defaults]` and `[plugins.NAME]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Tickets of one work queue held at once.
+    pub queue_concurrency: u32,
+    /// Callers that may wait in one work queue; past it they hear "busy".
+    pub queue_length: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            queue_concurrency: 3,
+            queue_length: 10,
+        }
+    }
+}
+
+impl Policy {
+    pub(crate) fn validate(&self, section: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.queue_concurrency >= 1,
+            "{section}.queue_concurrency must be at least 1"
+        );
+        Ok(())
+    }
+}
 
 /// Why no ticket was given.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -38,6 +73,24 @@ pub enum QueueError {
 /// Queues (operation names) one plugin may have: each is its own concurrency, so names
 /// must not be made up per call.
 pub const MAX_QUEUES: usize = 16;
+
+impl Relief for Queues {
+    fn shed(&self, on: bool) {
+        self.set_shedding(on);
+    }
+}
+
+impl Build for Queues {
+    fn build(_: &Arc<ConfigStore>, _: Sections<'_>) -> Arc<Self> {
+        Arc::default()
+    }
+}
+
+impl Lifecycle for Queues {
+    fn forget(&self, plugin: &str) {
+        Queues::forget(self, plugin);
+    }
+}
 
 /// Every queue of the host.
 #[derive(Default)]

@@ -2,30 +2,35 @@
 
 use std::time::Duration;
 
+use wasmtime::component::{HasSelf, Linker};
+
 use super::{Decision, Rate, RateLimiter};
 use crate::{
-    capabilities::{Capability, check_name},
-    runtime::{
-        HostState,
-        bindings::wasmbot::plugin::rate_limit::{self as wit, RateLimitError},
-    },
+    bindings::wasmbot::plugin::rate_limit::{self as wit, RateLimitError},
+    capabilities::{Backends, Grant, HasContexts, Instance, Policy, Reach, check_name},
 };
 
 /// The longest key a plugin may pass.
 const MAX_KEY_BYTES: usize = 200;
 
-impl HostState {
-    fn rate_limiter(&mut self) -> Result<&RateLimiter, RateLimitError> {
-        self.grant(Capability::RateLimit)
-            .map_err(RateLimitError::Denied)?;
-        self.services
-            .rate_limit
-            .as_deref()
-            .ok_or_else(|| RateLimitError::Denied("this host runs without rate limits".to_owned()))
+/// One instance's rate limits: its grant and the shared limiter.
+pub struct Context(Reach<RateLimiter>);
+
+impl Context {
+    pub(crate) fn new(grant: Grant, _: &Instance, backends: &Backends, _: &Policy) -> Self {
+        Self(Reach::new(
+            grant,
+            backends.rate_limit.clone(),
+            "rate limits",
+        ))
     }
 }
 
-impl wit::Host for HostState {
+pub(crate) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().rate_limit)
+}
+
+impl wit::Host for Context {
     async fn check(
         &mut self,
         key: String,
@@ -39,9 +44,10 @@ impl wit::Host for HostState {
                 Rate::MAX_WINDOW.as_millis()
             ))
         })?;
-        let key = format!("plugin:{}:{key}", self.plugin);
+        let key = format!("plugin:{}:{key}", self.0.plugin());
         let decision = self
-            .rate_limiter()?
+            .0
+            .get(RateLimitError::Denied, RateLimitError::Denied)?
             .check(&key, rate)
             .await
             .map_err(|full| RateLimitError::Full(full.to_string()))?;

@@ -1,10 +1,10 @@
 //! Rate limits: GCRA counted in this process (governor), or in Redis with one atomic script
 //! per check when the bot has Redis, so several hosts enforce one limit exactly. Used by
-//! the operator's limits on events ([`rules`]) and by plugins on their own operations
-//! (the `rate-limit` interface).
+//! the operator's limits on events (`dispatch::limits`) and by plugins on their own
+//! operations (the `rate-limit` interface).
 
+mod config;
 mod interface;
-pub mod rules;
 
 use std::{
     collections::HashMap,
@@ -21,7 +21,27 @@ use serde::{Deserialize, Serialize};
 
 use crate::redis::Redis;
 
-pub use rules::{Limits, RateLimitConfig};
+pub use config::{LimitConfig, Per, RateLimitConfig};
+pub use interface::Context;
+pub(crate) use interface::link;
+
+impl crate::telemetry::memory::Relief for RateLimiter {}
+impl super::Lifecycle for RateLimiter {}
+
+impl super::Build for RateLimiter {
+    fn build(
+        store: &Arc<super::config_store::ConfigStore>,
+        sections: super::Sections<'_>,
+    ) -> Arc<Self> {
+        let limits = sections.rate_limits;
+        let redis = store.redis().cloned();
+        Arc::new(RateLimiter::new(
+            limits.max_keys,
+            redis,
+            limits.on_redis_error,
+        ))
+    }
+}
 
 /// How often keys idle for longer than their window are dropped from memory.
 const SWEEP_EVERY: Duration = Duration::from_secs(60);

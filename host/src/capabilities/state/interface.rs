@@ -3,13 +3,12 @@
 
 use std::time::Duration;
 
+use wasmtime::component::{HasSelf, Linker};
+
 use super::{Conversation, StateStore};
 use crate::{
-    capabilities::{Capability, check_name},
-    runtime::{
-        HostState,
-        bindings::wasmbot::plugin::state::{self as wit, StateError},
-    },
+    bindings::wasmbot::plugin::state::{self as wit, StateError},
+    capabilities::{Backends, Grant, HasContexts, Instance, Policy, Reach, check_name},
 };
 
 /// The longest chat or user id.
@@ -17,20 +16,30 @@ const MAX_ID_BYTES: usize = 128;
 /// The longest role name in a history.
 const MAX_ROLE_BYTES: usize = 32;
 
-impl HostState {
+/// One instance's conversation state: its grant, the host's store and the plugin's
+/// history length.
+pub struct Context {
+    store: Reach<StateStore>,
+    history_turns: u32,
+}
+
+impl Context {
+    pub(crate) fn new(grant: Grant, _: &Instance, backends: &Backends, policy: &Policy) -> Self {
+        Self {
+            store: Reach::new(grant, backends.state.clone(), "state"),
+            history_turns: policy.state.history_turns,
+        }
+    }
+
     fn state(&mut self) -> Result<&StateStore, StateError> {
-        self.grant(Capability::State).map_err(StateError::Denied)?;
-        self.services
-            .state
-            .as_deref()
-            .ok_or_else(|| StateError::Unavailable("this host runs without state".to_owned()))
+        self.store.get(StateError::Denied, StateError::Unavailable)
     }
 
     fn conversation(&self, conversation: wit::Conversation) -> Result<Conversation, StateError> {
         check_name("chat id", &conversation.chat_id, MAX_ID_BYTES).map_err(StateError::Invalid)?;
         check_name("user id", &conversation.user_id, MAX_ID_BYTES).map_err(StateError::Invalid)?;
         Ok(Conversation {
-            plugin: self.plugin.to_string(),
+            plugin: self.store.plugin().to_string(),
             platform: conversation.platform.name().to_owned(),
             chat: conversation.chat_id,
             user: conversation.user_id,
@@ -38,11 +47,15 @@ impl HostState {
     }
 }
 
+pub(crate) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().state)
+}
+
 fn unavailable(error: crate::db::DbError) -> StateError {
     StateError::Unavailable(error.to_string())
 }
 
-impl wit::Host for HostState {
+impl wit::Host for Context {
     async fn get(&mut self, conversation: wit::Conversation) -> Result<Option<String>, StateError> {
         let conversation = self.conversation(conversation)?;
         self.state()?.get(&conversation).await.map_err(unavailable)

@@ -9,11 +9,19 @@ mod history;
 mod interface;
 
 pub use history::Turn;
+pub use interface::Context;
+pub(crate) use interface::link;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::{Arc, Mutex},
+    time::Duration,
+};
 
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use crate::capabilities::{Build, Lifecycle, Sections, config_store::ConfigStore};
+use crate::telemetry::memory::Relief;
 use crate::{
     db::{Database, DbError, now_ms},
     redis::Redis,
@@ -39,6 +47,33 @@ impl Default for StateConfig {
     }
 }
 
+/// A plugin's conversation limits (a key of `[plugin_defaults]` and `[plugins.NAME]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// Messages kept in each conversation's history.
+    pub history_turns: u32,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self { history_turns: 5 }
+    }
+}
+
+impl Policy {
+    pub(crate) fn validate(&self, section: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.history_turns <= 100,
+            "{section}.history_turns must be at most 100"
+        );
+        Ok(())
+    }
+}
+
+/// How often expired values are swept away.
+const SWEEP_EVERY: Duration = Duration::from_secs(3600);
+
 /// Whose state: a plugin's, for one user in one chat of one platform.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Conversation {
@@ -60,6 +95,42 @@ pub struct StateStore {
     db: Database,
     config: StateConfig,
     cache: Option<StateCache>,
+    sweeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+}
+
+impl Relief for StateStore {}
+
+impl Build for StateStore {
+    fn build(store: &Arc<ConfigStore>, sections: Sections<'_>) -> Arc<Self> {
+        let (db, redis) = (store.database().clone(), store.redis().cloned());
+        StateStore::new(db, sections.state.clone(), redis)
+    }
+}
+
+impl Lifecycle for StateStore {
+    fn start(self: Arc<Self>) {
+        let sweeper = self.start_sweeper(SWEEP_EVERY);
+        let old = self
+            .sweeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .replace(sweeper);
+        if let Some(old) = old {
+            old.abort();
+        }
+    }
+
+    fn stop(&self) -> BoxFuture<'_, ()> {
+        let sweeper = self
+            .sweeper
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        Box::pin(async {})
+    }
 }
 
 impl StateStore {
@@ -69,6 +140,7 @@ impl StateStore {
             db,
             config,
             cache: redis.map(StateCache::new),
+            sweeper: Mutex::new(None),
         })
     }
 

@@ -1,36 +1,58 @@
 //! The `storage` interface: a plugin's statements, checked against its grant and run in
 //! its namespace under its limits.
 
+use std::sync::Arc;
+
+use wasmtime::component::{HasSelf, Linker};
+
 use super::{
-    Migration, Rows, Statement, Storage, StorageError, Value,
+    Limits, Migration, Rows, Statement, Storage, StorageError, Value,
     migrate::MAX_MIGRATIONS,
     sql::{MAX_SQL_BYTES, SqlError},
 };
 use crate::{
-    capabilities::Capability,
+    bindings::wasmbot::plugin::storage as wit,
+    capabilities::{Backends, Grant, HasContexts, Instance, Policy, Reach},
     db::{Backend, ErrorClass},
-    runtime::{HostState, bindings::wasmbot::plugin::storage as wit},
 };
 
 /// The most statements in one batch.
 const MAX_BATCH: usize = 100;
 
-impl HostState {
-    fn storage(&mut self) -> Result<&Storage, wit::StorageError> {
-        self.grant(Capability::Storage)
-            .map_err(wit::StorageError::Denied)?;
-        self.services.storage.as_deref().ok_or_else(|| {
-            wit::StorageError::Denied("this host runs without plugin storage".to_owned())
-        })
+/// One instance's storage: its grant, the host's pool, the plugin's limits, and the
+/// migrations it declares while it describes itself.
+pub struct Context {
+    storage: Reach<Storage>,
+    limits: Limits,
+    /// `Some` only while the plugin describes itself.
+    pub(crate) migrations: Option<Vec<Migration>>,
+}
+
+impl Context {
+    pub(crate) fn new(grant: Grant, _: &Instance, backends: &Backends, policy: &Policy) -> Self {
+        Self {
+            storage: Reach::new(grant, backends.storage.clone(), "plugin storage"),
+            limits: policy.storage.limits(),
+            migrations: None,
+        }
+    }
+
+    fn storage(&mut self) -> Result<(&Storage, Arc<str>), wit::StorageError> {
+        let plugin = Arc::clone(self.storage.plugin());
+        let denied = wit::StorageError::Denied;
+        Ok((self.storage.get(denied, denied)?, plugin))
     }
 }
 
-impl wit::Host for HostState {
+pub(crate) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().storage)
+}
+
+impl wit::Host for Context {
     async fn backend(&mut self) -> wit::DatabaseKind {
         let backend = self
-            .services
             .storage
-            .as_deref()
+            .backend()
             .map_or(Backend::Sqlite, Storage::backend);
         match backend {
             Backend::Sqlite => wit::DatabaseKind::Sqlite,
@@ -43,10 +65,10 @@ impl wit::Host for HostState {
         sql: String,
         params: Vec<wit::Value>,
     ) -> Result<wit::Rows, wit::StorageError> {
-        let limits = self.storage_limits;
-        let plugin = self.plugin.clone();
+        let limits = self.limits;
         let statement = statement(sql, params);
-        let rows = self.storage()?.query(&plugin, &limits, statement).await?;
+        let (storage, plugin) = self.storage()?;
+        let rows = storage.query(&plugin, &limits, statement).await?;
         Ok(rows.into())
     }
 
@@ -55,13 +77,10 @@ impl wit::Host for HostState {
         sql: String,
         params: Vec<wit::Value>,
     ) -> Result<u64, wit::StorageError> {
-        let limits = self.storage_limits;
-        let plugin = self.plugin.clone();
+        let limits = self.limits;
         let statement = statement(sql, params);
-        let counts = self
-            .storage()?
-            .execute(&plugin, &limits, vec![statement])
-            .await?;
+        let (storage, plugin) = self.storage()?;
+        let counts = storage.execute(&plugin, &limits, vec![statement]).await?;
         Ok(counts.into_iter().sum())
     }
 
@@ -75,25 +94,21 @@ impl wit::Host for HostState {
                 statements.len()
             )));
         }
-        let limits = self.storage_limits;
-        let plugin = self.plugin.clone();
+        let limits = self.limits;
         let statements = statements
             .into_iter()
             .map(|s| statement(s.sql, s.params))
             .collect();
-        Ok(self
-            .storage()?
-            .execute(&plugin, &limits, statements)
-            .await?)
+        let (storage, plugin) = self.storage()?;
+        Ok(storage.execute(&plugin, &limits, statements).await?)
     }
 
     async fn migration(&mut self, version: u32, sql: String) -> Result<(), wit::StorageError> {
-        let Some(registrations) = &mut self.registrations else {
+        let Some(migrations) = &mut self.migrations else {
             return Err(wit::StorageError::Denied(
                 "migrations are declared only while the plugin describes itself".to_owned(),
             ));
         };
-        let migrations = &mut registrations.migrations;
         let next = migrations.last().map_or(1, |last| last.version + 1);
         if version != next {
             return Err(wit::StorageError::Invalid(format!(

@@ -9,9 +9,11 @@ mod interface;
 mod migrate;
 pub mod sql;
 
+pub use interface::Context;
+pub(crate) use interface::link;
 pub use migrate::{Migration, MigrationError};
 
-use std::time::Duration;
+use std::{sync::Arc, time::Duration};
 
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
@@ -21,10 +23,62 @@ use sqlx::{
     query::Query,
 };
 
+use crate::capabilities::{Build, Lifecycle, Sections, config_store::ConfigStore};
 use crate::db::{Backend, Database, DbError};
+use crate::telemetry::memory::Relief;
 use sql::{Checked, SqlError};
 
-/// What one plugin's statements may take: `[plugin_defaults]` / `[plugins.NAME]`.
+/// A plugin's storage limits (keys of `[plugin_defaults]` and `[plugins.NAME]`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Policy {
+    /// How long one storage call may run, in milliseconds.
+    pub statement_timeout_ms: u64,
+    /// Rows one storage query may return.
+    pub max_rows: u32,
+    /// Bytes one storage query may return.
+    pub max_result_bytes: u64,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Self {
+            statement_timeout_ms: 2_000,
+            max_rows: 1_000,
+            max_result_bytes: 1 << 20,
+        }
+    }
+}
+
+impl Policy {
+    pub(crate) fn validate(&self, section: &str) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.statement_timeout_ms > 0 && self.max_rows > 0 && self.max_result_bytes > 0,
+            "{section}.statement_timeout_ms, max_rows and max_result_bytes must be at least 1"
+        );
+        Ok(())
+    }
+
+    /// What the plugin's storage calls may take.
+    pub fn limits(&self) -> Limits {
+        Limits {
+            timeout: Duration::from_millis(self.statement_timeout_ms),
+            max_rows: usize::try_from(self.max_rows).unwrap_or(usize::MAX),
+            max_bytes: usize::try_from(self.max_result_bytes).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+impl Relief for Storage {}
+impl Lifecycle for Storage {}
+
+impl Build for Storage {
+    fn build(store: &Arc<ConfigStore>, _: Sections<'_>) -> Arc<Self> {
+        Arc::new(Storage::new(store.database().clone()))
+    }
+}
+
+/// What one plugin's statements may take, from its [`Policy`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Limits {
     /// How long one call (all its statements) may run.

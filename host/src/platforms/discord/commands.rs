@@ -9,12 +9,9 @@ use serde_json::{Value, json};
 use serenity::all::{GuildId, Http};
 
 use crate::{
-    dispatch::permissions,
-    runtime::{
-        Registry,
-        bindings::types::{CommandSpec, OptionKind, OptionSpec},
-        registry::Snapshot,
-    },
+    bindings::types::{CommandSpec, OptionKind, OptionSpec},
+    permissions,
+    runtime::{Registry, registry::Snapshot},
 };
 
 /// Keeps Discord's application commands in step with the loaded plugins.

@@ -26,14 +26,12 @@ use serenity::{
 
 use super::{DiscordConfig, commands::Commands, interactions::Answers};
 use crate::{
-    dispatch::{Dispatcher, permissions::Permissions},
-    runtime::{
-        Registry,
-        bindings::types::{
-            Attachment, Event, EventKind, EventType, MediaKind, Message, Platform, Reaction, User,
-        },
-        registry::Snapshot,
+    bindings::types::{
+        Attachment, Event, EventKind, EventType, MediaKind, Message, Platform, Reaction, User,
     },
+    dispatch::Dispatcher,
+    permissions::Permissions,
+    runtime::{Registry, registry::Snapshot},
 };
 
 /// Discord's interaction types.

@@ -26,11 +26,12 @@ use serenity::all::{ApplicationId, Http};
 
 use super::wire;
 use crate::{
-    dispatch::{Dispatcher, permissions::Permissions},
-    runtime::bindings::types::{
+    bindings::types::{
         Argument, Command, CommandSource, Event, EventKind, Interaction, Outgoing, Platform, User,
         Value,
     },
+    dispatch::Dispatcher,
+    permissions::Permissions,
 };
 
 /// How far a request's timestamp may be from now: older ones are replays.

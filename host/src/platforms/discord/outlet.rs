@@ -10,8 +10,8 @@ use serenity::all::{ChannelId, Http, MessageId, ReactionType};
 
 use super::{gateway::Connection, interactions::Answers, wire};
 use crate::{
-    dispatch::Outlet,
-    runtime::bindings::types::{Action, Destination, Event, EventKind, Platform},
+    bindings::types::{Action, Destination, Event, EventKind, Platform},
+    dispatch::{Outlet, SendFailure},
 };
 
 /// Where the dispatcher delivers Discord actions.
@@ -131,8 +131,8 @@ impl Outlet for DiscordOutlet {
         origin: &'a Event,
         _plugin: &'a str,
         action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
-        Box::pin(self.carry_out(origin, action))
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        Box::pin(async move { Ok(self.carry_out(origin, action).await?) })
     }
 }
 

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::runtime::bindings::types::{Button, ButtonStyle, Embed, Menu, Outgoing};
+use crate::bindings::types::{Button, ButtonStyle, Embed, Menu, Outgoing};
 
 /// Discord's `flags` bit for a message only its addressee sees (interaction answers only).
 pub const EPHEMERAL: u64 = 1 << 6;
@@ -141,8 +141,8 @@ fn embed(embed: &Embed) -> Value {
 }
 
 /// Media by link shows as an image embed; Discord has no media ids to send by.
-fn media_embed(media: &crate::runtime::bindings::types::Media) -> Option<Value> {
-    use crate::runtime::bindings::types::MediaSource;
+fn media_embed(media: &crate::bindings::types::Media) -> Option<Value> {
+    use crate::bindings::types::MediaSource;
     match &media.source {
         MediaSource::Url(url) => Some(json!({ "image": { "url": url } })),
         MediaSource::Id(_) => {
@@ -163,7 +163,7 @@ fn truncate(text: &str, max: usize) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::types::{MenuOption, Outgoing};
+    use crate::bindings::types::{MenuOption, Outgoing};
 
     #[test]
     fn buttons_go_five_to_a_row_and_the_menu_in_its_own() {

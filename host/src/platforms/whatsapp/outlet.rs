@@ -17,9 +17,9 @@ use super::{
     wire,
 };
 use crate::{
+    bindings::types::{Action, Destination, Event, EventKind, Outgoing, Platform},
     db::{DbError, now_ms},
-    dispatch::{MediaError, MediaFile, Outlet},
-    runtime::bindings::types::{Action, Destination, Event, EventKind, Outgoing, Platform},
+    dispatch::{MediaError, MediaFile, Outlet, SendFailure},
 };
 
 /// Why a message to a WhatsApp user was not sent.
@@ -41,6 +41,21 @@ pub enum SendError {
     /// The database failed (the window's record, the outbox).
     #[error("database: {0}")]
     Database(#[from] DbError),
+}
+
+/// What a failed send means to the plugin that asked for it.
+impl From<SendError> for SendFailure {
+    fn from(error: SendError) -> Self {
+        let refused = match &error {
+            SendError::OutsideWindow { .. } => return SendFailure::OutsideWindow(error.into()),
+            SendError::Graph(graph) => !graph.is_transient(),
+            SendError::Database(_) => false,
+        };
+        match refused {
+            true => SendFailure::Rejected(error.into()),
+            false => SendFailure::Unavailable(error.into()),
+        }
+    }
 }
 
 /// Where the dispatcher delivers WhatsApp actions.
@@ -216,7 +231,7 @@ impl Outlet for WhatsAppOutlet {
         origin: &'a Event,
         _plugin: &'a str,
         action: Action,
-    ) -> BoxFuture<'a, anyhow::Result<()>> {
+    ) -> BoxFuture<'a, Result<(), SendFailure>> {
         Box::pin(async move { Ok(self.carry_out(origin, action).await?) })
     }
 

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::runtime::bindings::types::{
+use crate::bindings::types::{
     Attachment, Contact, Delivery, DeliveryState, Event, EventKind, Interaction, Location,
     MediaKind, Message, Platform, Reaction, User,
 };

@@ -5,7 +5,7 @@
 use serde_json::{Value, json};
 
 use super::payload::ROW_SEPARATOR;
-use crate::runtime::bindings::types::{MediaKind, MediaSource, Outgoing};
+use crate::bindings::types::{MediaKind, MediaSource, Outgoing};
 
 /// WhatsApp's limits (characters).
 const TEXT_MAX: usize = 4096;
@@ -207,7 +207,7 @@ fn cut(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::runtime::bindings::types::{Button, ButtonStyle, Media, Menu, MenuOption, Template};
+    use crate::bindings::types::{Button, ButtonStyle, Media, Menu, MenuOption, Template};
 
     fn button(id: &str, label: &str) -> Button {
         Button {

@@ -1,5 +1,5 @@
 //! What one instance carries while it handles one event: its WASI context, its memory cap,
-//! its CPU clock and what it is allowed to call.
+//! its CPU clock, and each capability's context.
 
 use std::{
     collections::BTreeMap,
@@ -9,107 +9,40 @@ use std::{
 
 use wasmtime::ResourceLimiter;
 use wasmtime_wasi::{ResourceTable, WasiCtx, WasiCtxView, WasiView};
+use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::{
-    capabilities::{
-        Allowed, Capability, Services,
-        config::{Document, ScopeKind},
-        http::Outbound,
-        metrics::MetricSpec,
-        storage::{Limits, Migration},
-    },
-    config::{PluginPolicy, RuntimeConfig},
-    dispatch::Messenger,
+    capabilities::{Contexts, HasContexts, InstanceMemory},
     runtime::{PluginStats, stderr::CappedStderr},
 };
 
 /// Bytes of a plugin's stderr kept per event (a panic message fits).
 const STDERR_BYTES: usize = 4 * 1024;
 
-/// What a plugin declares while it describes itself, kept for when its manifest has been
-/// checked.
-#[derive(Debug, Default)]
-pub(crate) struct Registrations {
-    /// Its config fields' defaults per scope kind.
-    pub(crate) config: Vec<(ScopeKind, Document)>,
-    /// Its storage migrations, in order.
-    pub(crate) migrations: Vec<Migration>,
-    /// Its own metrics.
-    pub(crate) metrics: Vec<MetricSpec>,
-}
-
-/// Per-instance state: built fresh for every event, dropped with the instance.
-pub struct HostState {
-    pub(crate) plugin: Arc<str>,
-    pub(crate) allowed: Allowed,
+/// The data of one instance: built fresh for every event, dropped with the instance.
+pub struct InstanceData {
     pub(crate) memory: MemoryCap,
     pub(crate) cpu: CpuClock,
-    pub(crate) services: Services,
-    /// Messages kept per conversation history, from the plugin's policy.
-    pub(crate) history_turns: u32,
-    /// What its storage calls may take, from the plugin's policy.
-    pub(crate) storage_limits: Limits,
-    /// Work-queue concurrency and length, from the plugin's policy.
-    pub(crate) queue_limits: (usize, usize),
-    /// What a plugin declares while it describes itself (`Some` only then).
-    pub(crate) registrations: Option<Registrations>,
-    /// Whether this event was told of a metric's label cap in the log already.
-    pub(crate) series_capped_noted: bool,
     wasi: Wasi,
-    /// `wasi:http`'s context, and where the plugin may send requests.
-    pub(crate) http: wasmtime_wasi_http::WasiHttpCtx,
-    pub(crate) outbound: Outbound,
-    /// Where actions taken mid-handler go (capability `messaging`), and how many more
-    /// this event may take.
-    pub(crate) messenger: Option<Messenger>,
-    pub(crate) acts_left: usize,
-    /// The instance's resources: WASI's, and the queue tickets it holds.
-    pub(crate) table: ResourceTable,
-    log_lines_left: u32,
-    log_limit_noted: bool,
-    denied_noted: Allowed,
+    /// The instance's WASI resources (`wasi:http`'s included).
+    table: ResourceTable,
+    /// Each capability's context.
+    pub(crate) capabilities: Contexts,
 }
 
-impl HostState {
+impl InstanceData {
     pub(crate) fn new(
-        plugin: Arc<str>,
-        allowed: Allowed,
-        policy: &PluginPolicy,
-        runtime: &RuntimeConfig,
+        memory: MemoryCap,
+        cpu: CpuClock,
         wasi: Wasi,
-        services: Services,
-        stats: Option<Arc<PluginStats>>,
+        capabilities: Contexts,
     ) -> Self {
-        let queue = |n: u32| usize::try_from(n).unwrap_or(usize::MAX);
-        let outbound = Outbound::new(
-            Arc::clone(&plugin),
-            allowed.contains(Capability::Http),
-            &policy.http_allow,
-            policy.wall_budget(),
-        );
         Self {
-            plugin,
-            allowed,
-            memory: MemoryCap::new(policy.memory_bytes(), stats),
-            cpu: CpuClock::new(
-                policy.cpu_budget(),
-                Duration::from_millis(runtime.epoch_tick_ms),
-            ),
-            services,
-            history_turns: policy.history_turns,
-            storage_limits: policy.storage_limits(),
-            queue_limits: (queue(policy.queue_concurrency), queue(policy.queue_length)),
-            registrations: None,
-            series_capped_noted: false,
+            memory,
+            cpu,
             wasi,
-            http: crate::capabilities::http::context(),
-            outbound,
-            messenger: None,
-            acts_left: runtime.max_actions,
             table: ResourceTable::new(),
-            log_lines_left: runtime.max_log_lines,
-            log_limit_noted: false,
-            denied_noted: Allowed::default(),
+            capabilities,
         }
     }
 
@@ -118,43 +51,13 @@ impl HostState {
         self.wasi.stderr.contents()
     }
 
-    /// Counts one log line against the per-event allowance; says so once when it runs out.
-    pub(crate) fn take_log_line(&mut self) -> bool {
-        if self.log_lines_left > 0 {
-            self.log_lines_left -= 1;
-            return true;
-        }
-        if !self.log_limit_noted {
-            self.log_limit_noted = true;
-            tracing::warn!(
-                plugin = &*self.plugin,
-                "log line limit reached; dropping the rest of this event's lines"
-            );
-        }
-        false
-    }
-
-    /// Whether the plugin may call `capability`; if not, why (for its `denied` error),
-    /// logged once per event and capability.
-    pub(crate) fn grant(&mut self, capability: Capability) -> Result<(), String> {
-        if self.allowed.contains(capability) {
-            return Ok(());
-        }
-        if !self.denied_noted.contains(capability) {
-            self.denied_noted.insert(capability);
-            tracing::warn!(
-                plugin = &*self.plugin,
-                capability = capability.name(),
-                "denied: the plugin called a capability it did not ask for or was not granted"
-            );
-        }
-        Err(format!(
-            "the plugin may not use \"{capability}\": ask for it in the manifest and have the operator grant it"
-        ))
+    /// Gives back the WASI context for another event.
+    pub(crate) fn into_wasi(self) -> Wasi {
+        self.wasi
     }
 }
 
-impl WasiView for HostState {
+impl WasiView for InstanceData {
     fn ctx(&mut self) -> WasiCtxView<'_> {
         WasiCtxView {
             ctx: &mut self.wasi.ctx,
@@ -163,10 +66,15 @@ impl WasiView for HostState {
     }
 }
 
-impl HostState {
-    /// Gives back the WASI context for another event.
-    pub(crate) fn into_wasi(self) -> Wasi {
-        self.wasi
+impl WasiHttpView for InstanceData {
+    fn http(&mut self) -> WasiHttpCtxView<'_> {
+        self.capabilities.http.view(&mut self.table)
+    }
+}
+
+impl HasContexts for InstanceData {
+    fn contexts(&mut self) -> &mut Contexts {
+        &mut self.capabilities
     }
 }
 
@@ -247,16 +155,23 @@ pub(crate) struct MemoryCap {
     pub(crate) peak: usize,
     pub(crate) exceeded: bool,
     stats: Option<Arc<PluginStats>>,
+    /// `used`, for the capabilities (`metrics` reports it).
+    shared: InstanceMemory,
 }
 
 impl MemoryCap {
-    fn new(limit: usize, stats: Option<Arc<PluginStats>>) -> Self {
+    pub(crate) fn new(
+        limit: usize,
+        stats: Option<Arc<PluginStats>>,
+        shared: InstanceMemory,
+    ) -> Self {
         Self {
             limit,
             used: 0,
             peak: 0,
             exceeded: false,
             stats,
+            shared,
         }
     }
 }
@@ -288,6 +203,7 @@ impl ResourceLimiter for MemoryCap {
             stats.instance_memory(self.used, used);
         }
         self.used = used;
+        self.shared.set(used);
         self.peak = self.peak.max(used);
         Ok(true)
     }
@@ -319,7 +235,7 @@ pub(crate) struct CpuClock {
 }
 
 impl CpuClock {
-    fn new(budget: Duration, tick: Duration) -> Self {
+    pub(crate) fn new(budget: Duration, tick: Duration) -> Self {
         Self {
             used: Duration::ZERO,
             tick,
@@ -362,7 +278,7 @@ mod tests {
 
     #[test]
     fn memory_cap_counts_all_memories_and_records_the_peak() {
-        let mut cap = MemoryCap::new(100, None);
+        let mut cap = MemoryCap::new(100, None, InstanceMemory::default());
         assert!(cap.memory_growing(0, 60, None).unwrap());
         assert!(cap.memory_growing(0, 30, None).unwrap());
         assert!(!cap.memory_growing(30, 50, None).unwrap());

@@ -1,39 +1,69 @@
 //! The `config` and `host-config` interfaces: a plugin's calls, checked against its grants,
 //! served by the store in the plugin's own namespace or in the host's.
 
+use std::sync::Arc;
+
 use serde_json::Value;
+use wasmtime::component::{HasSelf, Linker};
 
 use super::{ConfigStore, Document, Scope, ScopeKind, StoreError, host_settings};
 use crate::{
-    capabilities::Capability,
-    runtime::{
-        HostState,
-        bindings::wasmbot::plugin::{
-            config::{self as wit, ConfigError},
-            host_config,
-        },
+    bindings::wasmbot::plugin::{
+        config::{self as wit, ConfigError},
+        host_config,
     },
+    capabilities::{Backends, Capability, Grant, HasContexts, Instance, Policy, Reach},
 };
+
+/// One instance's access to the config store in one namespace: the plugin's own
+/// (`config`) or the host's (`host-config`).
+pub struct Context {
+    store: Reach<ConfigStore>,
+    namespace: Arc<str>,
+    /// `Some` only while the plugin describes itself (`config` only).
+    pub(crate) registering: Option<Vec<(ScopeKind, Document)>>,
+}
+
+impl Context {
+    /// The plugin's own settings for `config`, the host's for `host-config`.
+    pub(crate) fn new(grant: Grant, _: &Instance, backends: &Backends, _: &Policy) -> Self {
+        let namespace = match grant.capability() {
+            Capability::HostConfig => Arc::from(host_settings::HOST),
+            _ => Arc::clone(grant.plugin()),
+        };
+        Self {
+            store: Reach::new(grant, backends.config_store.clone(), "a config store"),
+            namespace,
+            registering: None,
+        }
+    }
+
+    /// What a call may reach, or why it is refused.
+    fn access(&mut self) -> Result<Access<'_>, ConfigError> {
+        let store = self
+            .store
+            .get(ConfigError::Denied, ConfigError::Unavailable)?;
+        Ok(Access {
+            store,
+            namespace: &self.namespace,
+        })
+    }
+}
+
+/// `config`'s linking.
+pub(crate) fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    wit::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().config)
+}
+
+/// `host-config`'s linking.
+pub(crate) fn link_host<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
+    host_config::add_to_linker::<T, HasSelf<Context>>(linker, |t| &mut t.contexts().host_config)
+}
 
 /// A store and the namespace a call reads and writes.
 struct Access<'a> {
     store: &'a ConfigStore,
     namespace: &'a str,
-}
-
-impl HostState {
-    /// What a call of `capability` may reach, or why it is refused.
-    fn config_access(&mut self, capability: Capability) -> Result<Access<'_>, ConfigError> {
-        self.grant(capability).map_err(ConfigError::Denied)?;
-        let store = self.services.config.as_deref().ok_or_else(|| {
-            ConfigError::Unavailable("this host runs without a config store".to_owned())
-        })?;
-        let namespace = match capability {
-            Capability::HostConfig => host_settings::HOST,
-            _ => &self.plugin,
-        };
-        Ok(Access { store, namespace })
-    }
 }
 
 impl Access<'_> {
@@ -80,15 +110,15 @@ impl Access<'_> {
     }
 }
 
-/// The calls `config` and `host-config` share, each checked against its capability.
+/// The calls `config` and `host-config` share.
 macro_rules! scoped_calls {
-    ($capability:expr) => {
+    () => {
         async fn get(&mut self, scope: wit::Scope, key: String) -> Result<String, ConfigError> {
-            self.config_access($capability)?.get(scope, key).await
+            self.access()?.get(scope, key).await
         }
 
         async fn document(&mut self, scope: wit::Scope) -> Result<String, ConfigError> {
-            self.config_access($capability)?.document(scope).await
+            self.access()?.document(scope).await
         }
 
         async fn set(
@@ -97,35 +127,32 @@ macro_rules! scoped_calls {
             key: String,
             value: String,
         ) -> Result<(), ConfigError> {
-            self.config_access($capability)?
-                .set(scope, key, value)
-                .await
+            self.access()?.set(scope, key, value).await
         }
 
         async fn delete(&mut self, scope: wit::Scope, key: String) -> Result<(), ConfigError> {
-            self.config_access($capability)?.delete(scope, key).await
+            self.access()?.delete(scope, key).await
         }
 
         async fn keys(&mut self, scope: wit::Scope) -> Result<Vec<String>, ConfigError> {
-            self.config_access($capability)?.keys(scope)
+            self.access()?.keys(scope)
         }
     };
 }
 
-impl wit::Host for HostState {
+impl wit::Host for Context {
     async fn register(
         &mut self,
         kind: wit::ScopeKind,
         defaults: String,
     ) -> Result<(), ConfigError> {
         let limit = self
-            .services
-            .config
-            .as_ref()
+            .store
+            .backend()
             .map_or(super::StoreConfig::default().max_value_bytes, |store| {
                 store.config().max_value_bytes
             });
-        let Some(registrations) = &mut self.registrations else {
+        let Some(registrations) = &mut self.registering else {
             return Err(ConfigError::Denied(
                 "register is only allowed while the plugin describes itself".to_owned(),
             ));
@@ -140,18 +167,16 @@ impl wit::Host for HostState {
             ConfigError::InvalidValue(format!("the defaults are not a JSON object: {error}"))
         })?;
         let kind = kind_of(kind);
-        registrations
-            .config
-            .retain(|(registered, _)| *registered != kind);
-        registrations.config.push((kind, defaults));
+        registrations.retain(|(registered, _)| *registered != kind);
+        registrations.push((kind, defaults));
         Ok(())
     }
 
-    scoped_calls!(Capability::Config);
+    scoped_calls!();
 }
 
-impl host_config::Host for HostState {
-    scoped_calls!(Capability::HostConfig);
+impl host_config::Host for Context {
+    scoped_calls!();
 }
 
 impl From<StoreError> for ConfigError {

@@ -5,7 +5,6 @@
 use serde_json::Value;
 
 use super::{ConfigStore, Document, Scope, ScopeKind, StoreError};
-use crate::config::BotConfig;
 
 /// The host's namespace in the store (no plugin may take this name).
 pub const HOST: &str = "wasmbot";
@@ -18,10 +17,10 @@ pub const AI_ROLE_PROMPT: &str = "ai-role-prompt";
 
 const MAX_PREFIX_BYTES: usize = 16;
 
-/// Registers the host's fields and their defaults.
-pub fn register(store: &ConfigStore, bot: &BotConfig) {
+/// Registers the host's fields and their defaults (`prefix`: the operator's `bot.prefix`).
+pub fn register(store: &ConfigStore, prefix: &str) {
     let mut guild = Document::new();
-    guild.insert(PREFIX.to_owned(), Value::String(bot.prefix.clone()));
+    guild.insert(PREFIX.to_owned(), Value::String(prefix.to_owned()));
     guild.insert(STAFF_ROLES.to_owned(), Value::Array(Vec::new()));
     guild.insert(AI_ROLE_PROMPT.to_owned(), Value::String(String::new()));
     store.register_defaults(HOST, ScopeKind::Guild, guild);
@@ -69,11 +68,11 @@ impl GuildSettings {
     /// Reads a guild's settings (field by field: the AI role prompt, which can be long, is
     /// not copied on every message); the configured prefix where the stored one is unusable
     /// (a row edited outside the bot).
-    pub async fn read(store: &ConfigStore, guild: &str, bot: &BotConfig) -> Self {
+    pub async fn read(store: &ConfigStore, guild: &str, default_prefix: &str) -> Self {
         let scope = Scope::Guild(guild.to_owned());
         let prefix = match store.get(HOST, &scope, PREFIX).await {
             Ok(Value::String(prefix)) if usable_prefix(&prefix) => prefix,
-            _ => bot.prefix.clone(),
+            _ => default_prefix.to_owned(),
         };
         let staff_roles = match store.get(HOST, &scope, STAFF_ROLES).await {
             Ok(Value::Array(roles)) => roles

@@ -22,7 +22,6 @@ use super::{
     scope::{Scope, ScopeKind},
 };
 use crate::{
-    config::Config,
     db::{Database, DbError, now_ms},
     redis::{Episode, Redis, RedisError},
 };
@@ -304,18 +303,6 @@ impl ConfigStore {
             l2: None,
             listener: None,
         }
-    }
-
-    /// The store a host runs with: the configured database (migrated), and Redis when its
-    /// url is set. Must be called inside a tokio runtime.
-    pub async fn open(config: &Config) -> anyhow::Result<Self> {
-        let db = Database::connect(&config.database)?;
-        db.migrate().await?;
-        let store = Self::new(db, config.config_store.clone());
-        if config.redis.url.is_empty() {
-            return Ok(store);
-        }
-        store.with_redis(&config.redis.url)
     }
 
     /// Adds the Redis layer: documents shared between hosts, and invalidations published to
