@@ -8,15 +8,15 @@ use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use axum::{
-    Json, Router,
+    Router,
     extract::{Request, State},
-    http::{StatusCode, header},
+    http::header,
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{capabilities::config::ConfigStore, db::DbError, dispatch::Dispatcher};
+use crate::{api_error::ApiError, capabilities::config::ConfigStore, dispatch::Dispatcher};
 
 /// The `[admin]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -35,44 +35,6 @@ impl Default for AdminConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
             token: String::new(),
         }
-    }
-}
-
-/// An error answered as JSON `{"error": ...}` with its status code.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// No token, or the wrong one.
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
-    /// The request is malformed; the text says how.
-    #[error("{0}")]
-    BadRequest(String),
-    /// The database failed: 503 when trying again may help, 500 when it will not.
-    #[error(transparent)]
-    Database(#[from] DbError),
-    /// A service the call needs (Redis) is unavailable: 503; the text says what to do.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.to_string() });
-        let status = match &self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Database(error) => {
-                body["class"] = error.class.name().into();
-                body["retryable"] = error.retryable().into();
-                if error.retryable() {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            }
-        };
-        (status, Json(body)).into_response()
     }
 }
 
