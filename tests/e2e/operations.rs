@@ -17,10 +17,10 @@ use wasmbot::{
     config::Config,
     db::{Database, DatabaseConfig},
     dispatch::Dispatcher,
-    http::host_router,
+    http::{host_router, report::Report},
     platforms::console,
     runtime::{Registry, Runtime},
-    telemetry::{memory::Pressure, report::Report},
+    telemetry::memory::Pressure,
 };
 use wasmbot_sdk::testing::{TestHost, texts};
 use wasmbot_tests::{Logs, plugin};

@@ -3,6 +3,7 @@
 
 pub mod client;
 pub mod ops;
+pub mod report;
 
 use std::{net::SocketAddr, sync::Arc};
 
