@@ -190,7 +190,7 @@ async fn the_http_view_serves_prometheus_json_health_and_readiness() {
     for _ in 0..3 {
         host.say("!ai").await;
     }
-    let router = host_router(Arc::clone(host.dispatcher()), "secret");
+    let router = host_router(Arc::clone(host.dispatcher()), "secret", []);
     let get = |path: &str, token: Option<&str>| {
         let mut request = Request::get(path);
         if let Some(token) = token {
@@ -270,7 +270,7 @@ async fn readyz_says_503_when_the_database_is_unreachable() {
     let services = Services::on(store, &config).unwrap();
     let registry = Registry::new(Runtime::new(Arc::new(config.clone()), services).unwrap());
     let dispatcher = Arc::new(Dispatcher::new(registry, config.bot));
-    let response = host_router(dispatcher, "")
+    let response = host_router(dispatcher, "", [])
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -1,5 +1,6 @@
-//! The host's HTTP server (axum): each feature provides its own `Router`, merged here; the
-//! admin routes behind the operator's bearer token. And the command line's client of it.
+//! The host's HTTP server (axum): each feature provides its own `Router`, merged here and
+//! nowhere else ([`host_router`], the platforms' routes included); the admin routes behind
+//! the operator's bearer token. And the command line's client of it.
 
 pub mod client;
 pub mod ops;
@@ -54,14 +55,23 @@ fn protect(router: Router, token: &str) -> Router {
     router.layer(middleware::from_fn_with_state(token, require_bearer))
 }
 
-/// The whole host's routes: the operator's view, open; the admin API behind `token` (an
-/// empty token keeps it closed).
-pub fn host_router(dispatcher: Arc<Dispatcher>, token: &str) -> Router {
+/// The whole host's routes, the one place they are merged: the operator's view, open; the
+/// admin API behind `token` (an empty token keeps it closed); and `platform_routes`, the
+/// connected platforms' own (Discord's interactions, WhatsApp's webhooks), open, since the
+/// platforms prove their calls with their own signatures, not the operator's token.
+pub fn host_router(
+    dispatcher: Arc<Dispatcher>,
+    token: &str,
+    platform_routes: impl IntoIterator<Item = Router>,
+) -> Router {
     let mut admin = ops::admin(Arc::clone(&dispatcher));
     if let Some(store) = &dispatcher.registry().runtime().services().config {
         admin = admin.merge(admin_routes(Arc::clone(store)));
     }
-    ops::public(dispatcher).merge(protect(admin, token))
+    let host = ops::public(dispatcher).merge(protect(admin, token));
+    platform_routes
+        .into_iter()
+        .fold(host, |host, platform| host.merge(platform))
 }
 
 /// Serves `router` on `listen` until `stop` completes or the task is dropped.
