@@ -9,6 +9,7 @@
 
 #![warn(missing_docs)]
 
+pub mod api_error;
 pub mod bindings;
 pub mod capabilities;
 pub mod config;

@@ -150,19 +150,24 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
         tracing::info!("admin API closed: set admin.token to open it");
     }
     let (http_stop, http_stopped) = tokio::sync::oneshot::channel::<()>();
-    let mut router = host_router(Arc::clone(&dispatcher), &config.admin.token);
+    let mut platform_routes = Vec::new();
     if let Some(discord) = &discord
         && !config.discord.public_key.is_empty()
     {
         let key = interactions::public_key(&config.discord.public_key)?;
         let answers = Arc::clone(discord.outlet.answers());
-        router = router.merge(interactions::router(Arc::clone(&dispatcher), answers, key));
+        platform_routes.push(interactions::router(Arc::clone(&dispatcher), answers, key));
         tracing::info!("Discord interactions accepted at POST /discord/interactions");
     }
     if let Some(whatsapp) = &whatsapp {
-        router = router.merge(whatsapp.router());
+        platform_routes.push(whatsapp.router());
         tracing::info!("WhatsApp webhooks accepted at GET and POST /whatsapp/webhook");
     }
+    let router = host_router(
+        Arc::clone(&dispatcher),
+        &config.admin.token,
+        platform_routes,
+    );
     let listen = config.admin.listen;
     let http = tokio::spawn(async move {
         let stop = async {

@@ -16,10 +16,10 @@ use wasmbot::{
     },
     config::Config,
     db::{Database, DatabaseConfig},
-    http::host_router,
+    http::{host_router, report::Report},
     platforms::console,
     runtime::Registry,
-    telemetry::{memory::Pressure, report::Report},
+    telemetry::memory::Pressure,
 };
 use wasmbot_sdk::testing::{TestHost, texts};
 use wasmbot_tests::{Logs, plugin};
@@ -189,7 +189,7 @@ async fn the_http_view_serves_prometheus_json_health_and_readiness() {
     for _ in 0..3 {
         host.say("!ai").await;
     }
-    let router = host_router(Arc::clone(host.dispatcher()), "secret");
+    let router = host_router(Arc::clone(host.dispatcher()), "secret", []);
     let get = |path: &str, token: Option<&str>| {
         let mut request = Request::get(path);
         if let Some(token) = token {
@@ -269,7 +269,7 @@ async fn readyz_says_503_when_the_database_is_unreachable() {
     let backends = config.backends(store).unwrap();
     let registry = Registry::new(config.build_runtime(backends).unwrap());
     let dispatcher = Arc::new(config.dispatcher(registry));
-    let response = host_router(dispatcher, "")
+    let response = host_router(dispatcher, "", [])
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -177,7 +177,7 @@ async fn a_webhook_delivered_five_times_is_processed_once() {
     })
     .await;
     // The metrics count what happened.
-    let report = wasmbot::telemetry::report::Report::gather(&host.dispatcher).await;
+    let report = wasmbot::http::report::Report::gather(&host.dispatcher).await;
     let counts = &report.platform_counts["whatsapp"];
     assert_eq!(
         (
@@ -358,7 +358,7 @@ async fn an_oversized_webhook_is_refused_in_json_and_counted() {
     })
     .await;
     let refused = || async {
-        let report = wasmbot::telemetry::report::Report::gather(&host.dispatcher).await;
+        let report = wasmbot::http::report::Report::gather(&host.dispatcher).await;
         report.platform_counts["whatsapp"]["refused"]
     };
     assert_eq!(refused().await, 0);

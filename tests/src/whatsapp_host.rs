@@ -59,8 +59,11 @@ impl Host {
             .await
             .expect("a loopback port");
         let url = format!("http://{}", listener.local_addr().expect("its address"));
-        let router = wasmbot::http::host_router(Arc::clone(&dispatcher), &config.admin.token)
-            .merge(whatsapp.router());
+        let router = wasmbot::http::host_router(
+            Arc::clone(&dispatcher),
+            &config.admin.token,
+            [whatsapp.router()],
+        );
         let http = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });

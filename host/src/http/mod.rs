@@ -1,22 +1,25 @@
-//! The host's HTTP server (axum): each feature provides its own `Router`, merged here; the
-//! admin routes behind the operator's bearer token. And the command line's client of it.
+//! The host's HTTP server (axum): each feature provides its own `Router`, merged here and
+//! nowhere else ([`host_router`], the platforms' routes included); the admin routes behind
+//! the operator's bearer token. And the command line's client of it.
 
 pub mod client;
 pub mod ops;
+pub mod report;
 
 use std::{net::SocketAddr, sync::Arc};
 
 use anyhow::Context;
 use axum::{
-    Json, Router,
+    Router,
     extract::{Request, State},
-    http::{StatusCode, header},
+    http::header,
     middleware::{self, Next},
-    response::{IntoResponse, Response},
+    response::Response,
 };
 use serde::{Deserialize, Serialize};
+use subtle::ConstantTimeEq;
 
-use crate::{capabilities::config_store::ConfigStore, db::DbError, dispatch::Dispatcher};
+use crate::{api_error::ApiError, capabilities::config_store::ConfigStore, dispatch::Dispatcher};
 
 /// The `[admin]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -38,44 +41,6 @@ impl Default for AdminConfig {
     }
 }
 
-/// An error answered as JSON `{"error": ...}` with its status code.
-#[derive(Debug, thiserror::Error)]
-pub enum ApiError {
-    /// No token, or the wrong one.
-    #[error("missing or wrong bearer token")]
-    Unauthorized,
-    /// The request is malformed; the text says how.
-    #[error("{0}")]
-    BadRequest(String),
-    /// The database failed: 503 when trying again may help, 500 when it will not.
-    #[error(transparent)]
-    Database(#[from] DbError),
-    /// A service the call needs (Redis) is unavailable: 503; the text says what to do.
-    #[error("{0}")]
-    Unavailable(String),
-}
-
-impl IntoResponse for ApiError {
-    fn into_response(self) -> Response {
-        let mut body = serde_json::json!({ "error": self.to_string() });
-        let status = match &self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Database(error) => {
-                body["class"] = error.class.name().into();
-                body["retryable"] = error.retryable().into();
-                if error.retryable() {
-                    StatusCode::SERVICE_UNAVAILABLE
-                } else {
-                    StatusCode::INTERNAL_SERVER_ERROR
-                }
-            }
-        };
-        (status, Json(body)).into_response()
-    }
-}
-
 /// The config store's and the database's admin routes, behind the bearer token.
 pub fn admin_router(store: Arc<ConfigStore>, token: &str) -> Router {
     protect(admin_routes(store), token)
@@ -91,14 +56,23 @@ fn protect(router: Router, token: &str) -> Router {
     router.layer(middleware::from_fn_with_state(token, require_bearer))
 }
 
-/// The whole host's routes: the operator's view, open; the admin API behind `token` (an
-/// empty token keeps it closed).
-pub fn host_router(dispatcher: Arc<Dispatcher>, token: &str) -> Router {
+/// The whole host's routes, the one place they are merged: the operator's view, open; the
+/// admin API behind `token` (an empty token keeps it closed); and `platform_routes`, the
+/// connected platforms' own (Discord's interactions, WhatsApp's webhooks), open, since the
+/// platforms prove their calls with their own signatures, not the operator's token.
+pub fn host_router(
+    dispatcher: Arc<Dispatcher>,
+    token: &str,
+    platform_routes: impl IntoIterator<Item = Router>,
+) -> Router {
     let mut admin = ops::admin(Arc::clone(&dispatcher));
     if let Some(store) = &dispatcher.registry().runtime().backends().config_store {
         admin = admin.merge(admin_routes(Arc::clone(store)));
     }
-    ops::public(dispatcher).merge(protect(admin, token))
+    let host = ops::public(dispatcher).merge(protect(admin, token));
+    platform_routes
+        .into_iter()
+        .fold(host, |host, platform| host.merge(platform))
 }
 
 /// Serves `router` on `listen` until `stop` completes or the task is dropped.
@@ -128,25 +102,9 @@ async fn require_bearer(
         .and_then(|value| value.to_str().ok())
         .and_then(|value| value.strip_prefix("Bearer "))
         .unwrap_or_default();
-    if token.is_empty() || !constant_time_eq(given.as_bytes(), token.as_bytes()) {
+    // Constant time (`subtle`): timing must not tell how much of a guess was right.
+    if token.is_empty() || !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
         return Err(ApiError::Unauthorized);
     }
     Ok(next.run(request).await)
-}
-
-/// Compares without an early exit, so timing does not tell how much of a guess was right.
-pub(crate) fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |diff, (x, y)| diff | (x ^ y)) == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(constant_time_eq(b"secret", b"secret"));
-        assert!(!constant_time_eq(b"secret", b"secreT"));
-        assert!(!constant_time_eq(b"secret", b"secret2"));
-    }
 }

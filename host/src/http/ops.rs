@@ -13,7 +13,8 @@ use axum::{
 };
 use serde_json::json;
 
-use crate::{dispatch::Dispatcher, telemetry::report::Report};
+use super::report::Report;
+use crate::dispatch::Dispatcher;
 
 /// How long `/readyz` waits for the database.
 const READY_TIMEOUT: Duration = Duration::from_secs(2);

@@ -1,8 +1,8 @@
-//! What the operator sees: logs, memory figures and pressure, and the host's metrics as
-//! JSON and Prometheus text.
+//! What the operator sees of the process: logs, and memory figures and pressure. Every
+//! layer below the HTTP server may use it; the host's metrics, which read those layers, are
+//! gathered above them, in the HTTP layer's `report`.
 
 mod logs;
 pub mod memory;
-pub mod report;
 
 pub use logs::init;

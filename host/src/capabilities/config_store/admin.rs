@@ -12,7 +12,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use super::{ConfigStore, Scope};
-use crate::http::ApiError;
+use crate::api_error::ApiError;
 
 /// `POST /update-user`, `POST /update-guild`, `POST /v1/config/invalidate`.
 pub fn router(store: Arc<ConfigStore>) -> Router {

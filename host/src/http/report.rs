@@ -1,16 +1,19 @@
 //! The host's figures at one moment: memory, the database pool, caches, queues, rate
 //! limits and each plugin's events, errors, latency and memory. One snapshot serves the
 //! admin API's JSON (`/v1/metrics`) and Prometheus' text format (`/metrics`).
+//!
+//! It reads the dispatcher and everything under it, so it lives in the HTTP layer that
+//! serves it, not in telemetry, which those layers use.
 
 use std::collections::BTreeMap;
 
 use prometheus::{Encoder, GaugeVec, IntCounterVec, Opts, Registry, TextEncoder};
 use serde::Serialize;
 
-use super::memory::{Pressure, ProcessMemory};
 use crate::{
     capabilities::{CacheReport, queue::QueueStats},
     dispatch::Dispatcher,
+    telemetry::memory::{Pressure, ProcessMemory},
 };
 
 /// Everything the operator's view shows.
