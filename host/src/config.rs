@@ -378,6 +378,13 @@ mod tests {
         assert!(error("[discord]\nshards = 2\nfirst_shard = 2\n").contains("first_shard"));
         assert!(error("[discord]\nshards = 0\n").contains("discord.shards"));
         assert!(error("[plugin_defaults]\nqueue_concurrency = 0\n").contains("queue_concurrency"));
+        // A policy is each capability's keys flattened: unknown ones are still refused.
+        assert!(error("[plugins.x]\ncpu_mss = 1\n").contains("plugins.x: unknown key \"cpu_mss\""));
+        assert!(
+            error("[plugin_defaults]\nhistory_turn = 1\n")
+                .contains("plugin_defaults: unknown key \"history_turn\"")
+        );
+        assert!(error("[plugins.x]\nmax_rows = \"many\"\n").contains("plugins.x"));
         assert!(Config::load(Some(Path::new("/nonexistent/wasmbot.toml"))).is_err());
     }
 }
