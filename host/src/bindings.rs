@@ -26,7 +26,7 @@ pub use self::wasmbot::plugin::types;
 pub const CONTRACT_PACKAGE: &str = "wasmbot:plugin";
 /// The oldest contract version this host links.
 pub const CONTRACT_OLDEST: &str = "0.1.0";
-/// The newest: the `package` line of `wit/plugin.wit`.
+/// The newest: the `package` line of `wit/world.wit`.
 pub const CONTRACT_VERSION: &str = "0.1.4";
 
 /// Whether a component built against contract `version` links here: a 0.1.x release only
@@ -112,7 +112,7 @@ mod tests {
 
     #[test]
     fn the_contract_version_is_the_one_in_wit() {
-        let wit = include_str!("../../wit/plugin.wit");
+        let wit = include_str!("../../wit/world.wit");
         let package = format!("package {CONTRACT_PACKAGE}@{CONTRACT_VERSION};");
         assert!(wit.lines().any(|line| line == package), "{package}");
     }

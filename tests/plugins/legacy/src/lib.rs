@@ -1,9 +1,10 @@
-//! A plugin built against the released contract `wasmbot:plugin@0.1.0` (the frozen copy in
-//! `wit/released/`): later hosts must keep loading it and answering it.
+//! A plugin built against the released contract `wasmbot:plugin@0.1.0`: later hosts must keep
+//! loading it and answering it. Its copy of that contract (`wit/plugin.wit`) is the proof's
+//! fixture; `host/tests/contract.rs` checks it against the released `wit/released/0.1.0.sig`.
 
 wit_bindgen::generate!({
     world: "plugin",
-    path: "../../../wit/released/plugin@0.1.0.wit",
+    path: "wit/plugin.wit",
 });
 
 use wasmbot::plugin::{
