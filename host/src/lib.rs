@@ -20,4 +20,5 @@ pub mod permissions;
 pub mod platforms;
 pub mod redis;
 pub mod runtime;
+pub mod task;
 pub mod telemetry;

@@ -7,6 +7,7 @@ use std::{fs, path::Path};
 /// The top-level modules, lowest first. Each may import only those before it.
 const LAYERS: &[&str] = &[
     "api_error",
+    "task",
     "permissions",
     "bindings",
     "telemetry",

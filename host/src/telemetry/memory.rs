@@ -203,7 +203,7 @@ pub struct MemoryWatch {
     criticals: AtomicU64,
     /// What gives memory back: the capabilities' backends.
     relief: std::sync::OnceLock<Vec<Arc<dyn Relief>>>,
-    task: std::sync::Mutex<Option<tokio::task::JoinHandle<()>>>,
+    task: crate::task::Background,
 }
 
 /// Something that can give memory back under pressure.
@@ -229,7 +229,7 @@ impl MemoryWatch {
             level: AtomicU8::new(Pressure::Normal as u8),
             criticals: AtomicU64::new(0),
             relief: std::sync::OnceLock::new(),
-            task: std::sync::Mutex::new(None),
+            task: crate::task::Background::default(),
         }))
     }
 
@@ -351,22 +351,12 @@ impl MemoryWatch {
                 }
             }
         });
-        let old = self
-            .task
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(task);
-        if let Some(old) = old {
-            old.abort();
-        }
+        self.task.run(task);
     }
 
     /// Stops sampling.
     pub fn stop(&self) {
-        let task = self.task.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(task) = task {
-            task.abort();
-        }
+        self.task.stop();
     }
 }
 

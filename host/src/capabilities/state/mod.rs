@@ -12,15 +12,13 @@ pub use history::Turn;
 pub use interface::Context;
 pub(crate) use interface::link;
 
-use std::{
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
 use crate::capabilities::{Build, Lifecycle, Sections, config_store::ConfigStore};
+use crate::task::Background;
 use crate::telemetry::memory::Relief;
 use crate::{
     db::{Database, DbError, now_ms},
@@ -95,7 +93,7 @@ pub struct StateStore {
     db: Database,
     config: StateConfig,
     cache: Option<StateCache>,
-    sweeper: Mutex<Option<tokio::task::JoinHandle<()>>>,
+    sweeper: Background,
 }
 
 impl Relief for StateStore {}
@@ -109,26 +107,11 @@ impl Build for StateStore {
 
 impl Lifecycle for StateStore {
     fn start(self: Arc<Self>) {
-        let sweeper = self.start_sweeper(SWEEP_EVERY);
-        let old = self
-            .sweeper
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .replace(sweeper);
-        if let Some(old) = old {
-            old.abort();
-        }
+        self.sweeper.run(self.start_sweeper(SWEEP_EVERY));
     }
 
     fn stop(&self) -> BoxFuture<'_, ()> {
-        let sweeper = self
-            .sweeper
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .take();
-        if let Some(sweeper) = sweeper {
-            sweeper.abort();
-        }
+        self.sweeper.stop();
         Box::pin(async {})
     }
 }
@@ -140,7 +123,7 @@ impl StateStore {
             db,
             config,
             cache: redis.map(StateCache::new),
-            sweeper: Mutex::new(None),
+            sweeper: Background::default(),
         })
     }
 
