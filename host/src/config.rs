@@ -169,12 +169,8 @@ impl Config {
     pub fn dispatcher(&self, registry: Arc<Registry>) -> Dispatcher {
         let backends = registry.runtime().backends();
         let limiter = backends.config_store.as_ref().map(|store| {
-            let limits = &self.rate_limits;
-            Arc::new(RateLimiter::new(
-                limits.max_keys,
-                store.redis().cloned(),
-                limits.on_redis_error,
-            ))
+            let redis = store.redis().cloned();
+            Arc::new(RateLimiter::configured(&self.rate_limits, redis))
         });
         let limits = Limits::new(limiter, self.rate_limits.clone());
         Dispatcher::new(registry, self.bot.clone(), limits)

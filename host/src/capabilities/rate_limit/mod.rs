@@ -33,12 +33,9 @@ impl super::Build for RateLimiter {
         store: &Arc<super::config_store::ConfigStore>,
         sections: super::Sections<'_>,
     ) -> Arc<Self> {
-        let limits = sections.rate_limits;
-        let redis = store.redis().cloned();
-        Arc::new(RateLimiter::new(
-            limits.max_keys,
-            redis,
-            limits.on_redis_error,
+        Arc::new(RateLimiter::configured(
+            sections.rate_limits,
+            store.redis().cloned(),
         ))
     }
 }
@@ -152,6 +149,11 @@ impl RateLimiter {
             checks: AtomicU64::new(0),
             refused: AtomicU64::new(0),
         }
+    }
+
+    /// A limiter counting as `[rate_limits]` says, in `redis` when given.
+    pub fn configured(config: &RateLimitConfig, redis: Option<Arc<Redis>>) -> Self {
+        Self::new(config.max_keys, redis, config.on_redis_error)
     }
 
     /// Counts one operation under `key` if `rate` allows it. With no Redis, a new key when
