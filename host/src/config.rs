@@ -124,8 +124,8 @@ impl Config {
 
     /// The policy of the plugin called `name`: its section over the defaults.
     pub fn policy(&self, name: &str) -> anyhow::Result<PluginPolicy> {
-        self.policies()
-            .of(name)
+        self.plugin_defaults
+            .for_plugin(&self.plugins, name)
             .with_context(|| format!("invalid configuration: plugins.{name}"))
     }
 

@@ -102,7 +102,6 @@ pub trait Outlet: Send + Sync {
 
 /// Where the actions a plugin takes while its handler runs go: the platforms' outlets,
 /// answering the event being handled.
-#[derive(Clone)]
 pub struct Messenger {
     outlets: Outlets,
     origin: Arc<Event>,

@@ -141,6 +141,18 @@ impl PluginPolicy {
         Ok(serde_json::from_value(Value::Object(merged))?)
     }
 
+    /// The policy of the plugin called `name`: its section of `sections` over this one.
+    pub fn for_plugin(
+        &self,
+        sections: &BTreeMap<String, Map<String, Value>>,
+        name: &str,
+    ) -> anyhow::Result<Self> {
+        match sections.get(name) {
+            Some(section) => self.overridden_by(section),
+            None => Ok(self.clone()),
+        }
+    }
+
     /// Rejects values that would make the plugin useless or unbounded.
     pub fn validate(&self, section: &str, runtime: &RuntimeConfig) -> anyhow::Result<()> {
         anyhow::ensure!(
@@ -177,9 +189,6 @@ pub struct Policies {
 impl Policies {
     /// The policy of the plugin called `name`: its section over the defaults.
     pub fn of(&self, name: &str) -> anyhow::Result<PluginPolicy> {
-        match self.plugins.get(name) {
-            Some(section) => self.defaults.overridden_by(section),
-            None => Ok(self.defaults.clone()),
-        }
+        self.defaults.for_plugin(&self.plugins, name)
     }
 }
