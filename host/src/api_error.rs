@@ -31,9 +31,19 @@ pub enum ApiError {
         /// Whether trying again may help, answered as `retryable`.
         retryable: bool,
     },
-    /// A service the call needs (Redis) is unavailable: 503; the text says what to do.
+    /// A service the call needs (Redis, a registry) is unavailable: 503; the text says
+    /// what to do.
     #[error("{0}")]
     Unavailable(String),
+    /// What the call names does not exist: 404.
+    #[error("{0}")]
+    NotFound(String),
+    /// The call does not apply in the present state (a name taken, nothing pending): 409.
+    #[error("{0}")]
+    Conflict(String),
+    /// The request is well formed but what it brings is refused (a bad signature): 422.
+    #[error("{0}")]
+    Refused(String),
 }
 
 impl IntoResponse for ApiError {
@@ -43,6 +53,9 @@ impl IntoResponse for ApiError {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
             ApiError::BadRequest(_) => StatusCode::BAD_REQUEST,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
+            ApiError::Conflict(_) => StatusCode::CONFLICT,
+            ApiError::Refused(_) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Database {
                 class, retryable, ..
             } => {

@@ -27,6 +27,7 @@ use crate::{
     db::DatabaseConfig,
     dispatch::{BotConfig, Dispatcher, limits::Limits},
     http::AdminConfig,
+    packages::{PackageStore, Packages, PackagesConfig},
     platforms::{discord::DiscordConfig, whatsapp::WhatsAppConfig},
     redis::RedisConfig,
     runtime::{PluginPolicy, Policies, Registry, Runtime, RuntimeConfig},
@@ -63,6 +64,8 @@ pub struct Config {
     pub discord: DiscordConfig,
     /// WhatsApp (Cloud API).
     pub whatsapp: WhatsAppConfig,
+    /// Plugin packages: trusted publisher keys, indexes, registries.
+    pub packages: PackagesConfig,
     /// Limits and grants for every plugin that has no section of its own.
     pub plugin_defaults: PluginPolicy,
     /// Per-plugin sections, by plugin name: `[plugins.ping]`; only the keys one sets
@@ -176,6 +179,26 @@ impl Config {
         Dispatcher::new(registry, self.bot.clone(), limits)
     }
 
+    /// The packages service of a host serving `registry`: the install record in the config
+    /// store's database, changes told through its Redis; without Redis, on a shared
+    /// (Postgres) database, the record is read every `packages.poll_secs`.
+    pub fn packages(&self, registry: Arc<Registry>) -> Option<Arc<Packages>> {
+        let store = registry.runtime().backends().config_store.clone()?;
+        let redis = store.redis().cloned();
+        let db = store.database().clone();
+        let shared = db.backend() == crate::db::Backend::Postgres;
+        let poll = (shared && redis.is_none() && self.packages.poll_secs > 0)
+            .then(|| std::time::Duration::from_secs(self.packages.poll_secs));
+        let record = PackageStore::new(db);
+        Some(Packages::new(
+            self.packages.clone(),
+            registry,
+            record,
+            redis,
+            poll,
+        ))
+    }
+
     /// Rejects values that would make the runtime useless or unbounded.
     pub fn validate(&self) -> anyhow::Result<()> {
         let rt = &self.runtime;
@@ -207,6 +230,7 @@ impl Config {
             "database.max_connections must be at least 1 and at least database.min_connections"
         );
         self.rate_limits.validate()?;
+        self.packages.validate()?;
         self.discord.validate()?;
         self.whatsapp.validate()?;
         self.memory.validate()?;

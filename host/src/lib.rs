@@ -4,7 +4,8 @@
 //!   and hot reload;
 //! - [`capabilities`]: what plugins may call, one module per WIT interface, with grants;
 //! - [`dispatch`]: events to plugins, actions to platforms;
-//! - [`platforms`]: the adapters (the console, for now);
+//! - [`packages`]: signed plugin packages installed into a running bot;
+//! - [`platforms`]: the adapters (the console, Discord, WhatsApp);
 //! - [`config`]: the operator's configuration.
 
 #![warn(missing_docs)]
@@ -16,6 +17,7 @@ pub mod config;
 pub mod db;
 pub mod dispatch;
 pub mod http;
+pub mod packages;
 pub mod permissions;
 pub mod platforms;
 pub mod redis;

@@ -5,6 +5,9 @@
 // deeper than the default limit allows.
 #![recursion_limit = "256"]
 
+#[path = "main/packages.rs"]
+mod packages;
+
 use std::{path::PathBuf, sync::Arc};
 
 use anyhow::Context;
@@ -50,6 +53,25 @@ enum Commands {
     Check {
         /// `.wasm` files.
         files: Vec<PathBuf>,
+    },
+    /// Package, sign and publish plugins; search, install, update, approve, pin, roll back
+    /// and remove them in the running bot.
+    Plugin {
+        #[command(subcommand)]
+        command: packages::PluginCommand,
+        /// The admin API's address [default: http:// and admin.listen].
+        #[arg(long, global = true)]
+        admin_url: Option<String>,
+    },
+    /// Publisher keys.
+    Key {
+        #[command(subcommand)]
+        command: packages::KeyCommand,
+    },
+    /// Plugin indexes.
+    Index {
+        #[command(subcommand)]
+        command: packages::IndexCommand,
     },
     /// Drop a scope's cached settings on every host of the running bot, after a change made
     /// outside it (through the bot's admin API).
@@ -102,6 +124,12 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
             println!("{scope}: {count} cached document(s) dropped on every host");
             Ok(())
         }
+        Commands::Plugin { command, admin_url } => {
+            let url = admin_url.unwrap_or_else(|| format!("http://{}", config.admin.listen));
+            packages::plugin(&config, command, url).await
+        }
+        Commands::Key { command } => packages::key(command),
+        Commands::Index { command } => packages::index(&config, command).await,
         Commands::Check { files } => {
             let runtime = config.build_runtime(Backends::default())?;
             check(&Registry::new(runtime), &files).await
@@ -128,6 +156,11 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     };
     let loaded = registry.load_dir(dir).await?;
     tracing::info!(folder = %dir.display(), "{} plugin(s) loaded", loaded.len());
+    // Installed packages serve next to the folder's plugins, and follow other hosts.
+    let packages = config.packages(Arc::clone(&registry));
+    if let Some(packages) = &packages {
+        packages.start().await;
+    }
 
     let discord = Discord::prepare(&config.discord, &registry).await?;
     let whatsapp = WhatsApp::prepare(&config.whatsapp, store.database())?;
@@ -166,6 +199,7 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let router = host_router(
         Arc::clone(&dispatcher),
         &config.admin.token,
+        packages.clone(),
         platform_routes,
     );
     let listen = config.admin.listen;
@@ -207,6 +241,9 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let unfinished = dispatcher.drain(grace).await;
     if unfinished > 0 {
         tracing::warn!(unfinished, ?grace, "stopping with events still running");
+    }
+    if let Some(packages) = &packages {
+        packages.stop();
     }
     backends.stop().await;
     let _ = http_stop.send(());

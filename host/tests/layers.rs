@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "db",
     "capabilities",
     "runtime",
+    "packages",
     "dispatch",
     "platforms",
     "http",

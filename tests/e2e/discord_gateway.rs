@@ -754,7 +754,7 @@ async fn readiness_drops_while_the_gateway_refuses_and_comes_back_when_it_accept
     let folder = plugins(&["ping"]);
     let host = Host::start(&fake, folder.path(), |_| {}).await;
     fake.wait_connected(1).await;
-    let router = wasmbot::http::host_router(Arc::clone(&host.dispatcher), "", []);
+    let router = wasmbot::http::host_router(Arc::clone(&host.dispatcher), "", None, []);
     let up = (200, json!({ "discord": true }), 1.0);
     let down = (503, json!({ "discord": false }), 0.0);
     ask_until(&router, up.clone()).await;

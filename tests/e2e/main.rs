@@ -11,6 +11,7 @@ mod flows;
 mod limits;
 mod loading;
 mod operations;
+mod packages;
 mod plugin_config;
 mod plugins;
 mod reload;

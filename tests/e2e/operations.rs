@@ -189,7 +189,7 @@ async fn the_http_view_serves_prometheus_json_health_and_readiness() {
     for _ in 0..3 {
         host.say("!ai").await;
     }
-    let router = host_router(Arc::clone(host.dispatcher()), "secret", []);
+    let router = host_router(Arc::clone(host.dispatcher()), "secret", None, []);
     let get = |path: &str, token: Option<&str>| {
         let mut request = Request::get(path);
         if let Some(token) = token {
@@ -269,7 +269,7 @@ async fn readyz_says_503_when_the_database_is_unreachable() {
     let backends = config.backends(store).unwrap();
     let registry = Registry::new(config.build_runtime(backends).unwrap());
     let dispatcher = Arc::new(config.dispatcher(registry));
-    let response = host_router(dispatcher, "", [])
+    let response = host_router(dispatcher, "", None, [])
         .oneshot(Request::get("/readyz").body(Body::empty()).unwrap())
         .await
         .unwrap();

@@ -11,6 +11,7 @@ pub mod discord_host;
 pub mod fake_discord;
 pub mod fake_openai;
 pub mod fake_whatsapp;
+pub mod oci_registry;
 pub mod proxy;
 pub mod whatsapp_host;
 
@@ -42,6 +43,9 @@ const PLUGINS: &[&str] = &[
     "menu",
     "assistant",
     "user-profile",
+    "greeter",
+    "greeter-1-1",
+    "greeter-2",
 ];
 
 /// The built `.wasm` of a workspace plugin package; the first call builds them all.

@@ -62,6 +62,7 @@ impl Host {
         let router = wasmbot::http::host_router(
             Arc::clone(&dispatcher),
             &config.admin.token,
+            None,
             [whatsapp.router()],
         );
         let http = tokio::spawn(async move {

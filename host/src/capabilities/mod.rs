@@ -200,6 +200,16 @@ impl Capability {
         Self::ALL.iter().copied().find(|c| c.name() == name)
     }
 
+    /// The capability a component's import is of: `wasmbot:plugin/NAME@...`, and
+    /// `wasi:http/...` for `http`; `None` for what every plugin may import.
+    pub fn of_import(import: &str) -> Option<Self> {
+        if import.starts_with("wasi:http/") {
+            return Some(Capability::Http);
+        }
+        let interface = import.strip_prefix("wasmbot:plugin/")?;
+        Self::from_name(interface.split('@').next().unwrap_or_default())
+    }
+
     /// The known names, for error messages.
     pub fn names() -> String {
         let names: Vec<&str> = Self::ALL.iter().map(|c| c.name()).collect();

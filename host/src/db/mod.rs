@@ -291,7 +291,7 @@ fn create_sqlite_folder(url: &str) -> anyhow::Result<()> {
 }
 
 /// Milliseconds since the Unix epoch, as the tables store times.
-pub(crate) fn now_ms() -> i64 {
+pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |elapsed| {

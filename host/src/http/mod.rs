@@ -19,7 +19,10 @@ use axum::{
 use serde::{Deserialize, Serialize};
 use subtle::ConstantTimeEq;
 
-use crate::{api_error::ApiError, capabilities::config_store::ConfigStore, dispatch::Dispatcher};
+use crate::{
+    api_error::ApiError, capabilities::config_store::ConfigStore, dispatch::Dispatcher,
+    packages::Packages,
+};
 
 /// The `[admin]` section.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -57,17 +60,22 @@ fn protect(router: Router, token: &str) -> Router {
 }
 
 /// The whole host's routes, the one place they are merged: the operator's view, open; the
-/// admin API behind `token` (an empty token keeps it closed); and `platform_routes`, the
+/// admin API behind `token` (an empty token keeps it closed), with the packages' routes
+/// when `packages` is given; and `platform_routes`, the
 /// connected platforms' own (Discord's interactions, WhatsApp's webhooks), open, since the
 /// platforms prove their calls with their own signatures, not the operator's token.
 pub fn host_router(
     dispatcher: Arc<Dispatcher>,
     token: &str,
+    packages: Option<Arc<Packages>>,
     platform_routes: impl IntoIterator<Item = Router>,
 ) -> Router {
     let mut admin = ops::admin(Arc::clone(&dispatcher));
     if let Some(store) = &dispatcher.registry().runtime().backends().config_store {
         admin = admin.merge(admin_routes(Arc::clone(store)));
+    }
+    if let Some(packages) = packages {
+        admin = admin.merge(crate::packages::admin::router(packages));
     }
     let host = ops::public(dispatcher).merge(protect(admin, token));
     platform_routes

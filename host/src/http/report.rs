@@ -378,6 +378,28 @@ impl Report {
                 .with_label_values(&[plugin, "peak"])
                 .set(report.peak_memory_bytes as f64);
         }
+        // What serves now: a package's digest and source, or a file's content hash.
+        let info = gauge(
+            "wasmbot_plugin_info",
+            "The plugins loaded, with their version, digest and where they came from.",
+            &["plugin", "version", "digest", "source"],
+        )?;
+        for plugin in dispatcher.registry().snapshot().plugins() {
+            let (digest, source) = match plugin.package() {
+                Some(package) => (package.digest.clone(), package.source.clone()),
+                None => (
+                    format!("sha256:{}", plugin.digest()),
+                    plugin.source().display().to_string(),
+                ),
+            };
+            info.with_label_values(&[
+                plugin.name(),
+                plugin.manifest().version.as_str(),
+                digest.as_str(),
+                source.as_str(),
+            ])
+            .set(1.0);
+        }
         let latency = dispatcher.registry().latency().clone();
         registry.register(Box::new(latency))?;
 

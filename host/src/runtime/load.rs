@@ -13,7 +13,7 @@ use crate::{
         metrics::MetricSpec,
         storage::{Migration, MigrationError},
     },
-    runtime::{Failure, InstanceData, Plugin, PluginPolicy, PluginStats, Runtime},
+    runtime::{Failure, InstanceData, Packaged, Plugin, PluginPolicy, PluginStats, Runtime},
 };
 
 /// Why a file was not loaded as a plugin.
@@ -120,13 +120,15 @@ pub enum LoadError {
 
 impl Runtime {
     /// Loads one plugin from its bytes (whose content hash is `digest`); `source` names it
-    /// in logs.
+    /// in logs. A packaged plugin is granted what its approval says, not the operator's
+    /// `grants`.
     pub(crate) async fn load(
         self: &Arc<Self>,
         source: &Path,
         wasm: Vec<u8>,
         digest: String,
         stats: impl FnOnce(&str) -> Arc<PluginStats>,
+        package: Option<Packaged>,
     ) -> Result<Plugin, LoadError> {
         check_header(&wasm)?;
         let runtime = Arc::clone(self);
@@ -137,7 +139,8 @@ impl Runtime {
         .await
         .map_err(|join| LoadError::Compile(join.to_string()))?
         .map_err(|error| compile_error(format!("{error:#}")))?;
-        check_contract(&component, &self.engine)?;
+        let contract = check_contract(&component, &self.engine)?;
+        let imports = imported_capabilities(&component, &self.engine);
         let pre = self.prelink(&component)?;
         let (manifest, registrations) = self.describe(&pre).await?;
         let handle = component
@@ -145,13 +148,16 @@ impl Runtime {
             .ok_or_else(|| LoadError::Exports("no `handle` export".into()))?;
         check_manifest(&manifest)?;
 
-        let policy = self
+        let mut policy = self
             .policies
             .of(&manifest.name)
             .map_err(|error| LoadError::Policy {
                 plugin: manifest.name.clone(),
                 error: format!("{error:#}"),
             })?;
+        if let Some(package) = &package {
+            policy = policy.approved(&package.asks);
+        }
         if !policy.enabled {
             return Err(LoadError::Disabled(manifest.name));
         }
@@ -186,6 +192,9 @@ impl Runtime {
             handle,
             source: source.to_owned(),
             digest,
+            imports,
+            contract,
+            package,
             stats,
             config_fields,
             migrations,
@@ -310,9 +319,14 @@ fn compile_error(error: String) -> LoadError {
 
 /// The contract version each `wasmbot:plugin` import asks for must be one this host links:
 /// said plainly, before the linker reports a missing function of a version it never had.
-fn check_contract(component: &Component, engine: &wasmtime::Engine) -> Result<(), LoadError> {
+/// The newest of them is the one it was built against.
+fn check_contract(
+    component: &Component,
+    engine: &wasmtime::Engine,
+) -> Result<Option<semver::Version>, LoadError> {
     let prefix = format!("{}/", bindings::CONTRACT_PACKAGE);
     let component_type = component.component_type();
+    let mut newest: Option<semver::Version> = None;
     for (name, _) in component_type.imports(engine) {
         let Some((_, wanted)) = name
             .strip_prefix(&prefix)
@@ -320,13 +334,32 @@ fn check_contract(component: &Component, engine: &wasmtime::Engine) -> Result<()
         else {
             continue;
         };
-        if !semver::Version::parse(wanted).is_ok_and(|version| bindings::accepts(&version)) {
-            return Err(LoadError::Contract {
-                wanted: wanted.to_owned(),
-            });
+        match semver::Version::parse(wanted) {
+            Ok(version) if bindings::accepts(&version) => {
+                if newest.as_ref().is_none_or(|newest| version > *newest) {
+                    newest = Some(version);
+                }
+            }
+            _ => {
+                return Err(LoadError::Contract {
+                    wanted: wanted.to_owned(),
+                });
+            }
         }
     }
-    Ok(())
+    Ok(newest)
+}
+
+/// The capabilities whose interfaces the component imports, whatever its manifest says.
+fn imported_capabilities(component: &Component, engine: &wasmtime::Engine) -> Vec<Capability> {
+    let mut imports: Vec<Capability> = component
+        .component_type()
+        .imports(engine)
+        .filter_map(|(name, _)| Capability::of_import(name))
+        .collect();
+    imports.sort();
+    imports.dedup();
+    imports
 }
 
 /// The preamble of a component is `\0asm` and layer 1; a core module's is layer 0.

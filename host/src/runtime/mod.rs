@@ -24,8 +24,8 @@ pub use failure::Failure;
 pub use instance::InstanceData;
 use instance::{CpuClock, MemoryCap, WasiPool};
 pub use load::LoadError;
-pub use plugin::Plugin;
-pub use policy::{PluginPolicy, Policies, RuntimeConfig};
+pub use plugin::{Packaged, Plugin};
+pub use policy::{Asks, PluginPolicy, Policies, RuntimeConfig};
 pub use registry::Registry;
 pub use stats::PluginStats;
 

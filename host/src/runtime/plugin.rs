@@ -18,8 +18,19 @@ use crate::{
         metrics::MetricSpec,
         storage::Migration,
     },
-    runtime::{Failure, InstanceData, LoadError, PluginPolicy, PluginStats, Runtime, output},
+    runtime::{Asks, Failure, InstanceData, LoadError, PluginPolicy, PluginStats, Runtime, output},
 };
+
+/// What a plugin installed from a package carries of it.
+#[derive(Debug, Clone)]
+pub struct Packaged {
+    /// What its approval grants.
+    pub asks: Asks,
+    /// The package's digest (its OCI manifest's).
+    pub digest: String,
+    /// Where it came from: an index, a reference, `file`.
+    pub source: String,
+}
 
 /// The `handle` export's signature.
 type HandleFn<'a> = TypedFunc<(&'a Event,), (Result<Vec<Action>, PluginError>,)>;
@@ -37,6 +48,11 @@ pub struct Plugin {
     pub(super) handle: ComponentExportIndex,
     pub(super) source: PathBuf,
     pub(super) digest: String,
+    /// The capabilities whose interfaces it imports.
+    pub(super) imports: Vec<Capability>,
+    /// The newest `wasmbot:plugin` version it imports.
+    pub(super) contract: Option<semver::Version>,
+    pub(super) package: Option<Packaged>,
     pub(super) stats: Arc<PluginStats>,
     /// The settings it declared, registered in the config store when it is installed.
     pub(super) config_fields: Vec<(ScopeKind, Document)>,
@@ -69,6 +85,25 @@ impl Plugin {
     /// The content hash of its `.wasm`.
     pub fn digest(&self) -> &str {
         &self.digest
+    }
+
+    /// The capabilities whose interfaces the component imports (its manifest may say less).
+    pub fn imports(&self) -> &[Capability] {
+        &self.imports
+    }
+
+    /// The contract version it was built against: the newest `wasmbot:plugin` version it
+    /// imports (the host's own when it imports none).
+    pub fn contract(&self) -> String {
+        self.contract.as_ref().map_or_else(
+            || crate::bindings::CONTRACT_VERSION.to_owned(),
+            |v| v.to_string(),
+        )
+    }
+
+    /// The package it was installed from, if it was.
+    pub fn package(&self) -> Option<&Packaged> {
+        self.package.as_ref()
     }
 
     /// Its counters, shared by all its versions.

@@ -91,7 +91,62 @@ impl Default for PluginPolicy {
     }
 }
 
+/// What a packaged plugin asks for, and once the operator approves it, what it is granted.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Asks {
+    /// Capabilities.
+    pub capabilities: Vec<String>,
+    /// Hosts its `http` capability may reach.
+    pub http_hosts: Vec<String>,
+}
+
+impl Asks {
+    /// What `self` asks for beyond `approved`: nothing means an update may apply unasked.
+    pub fn beyond(&self, approved: &Asks) -> Asks {
+        let new = |asked: &[String], had: &[String]| {
+            asked.iter().filter(|a| !had.contains(a)).cloned().collect()
+        };
+        Asks {
+            capabilities: new(&self.capabilities, &approved.capabilities),
+            http_hosts: new(&self.http_hosts, &approved.http_hosts),
+        }
+    }
+
+    /// Whether it asks for nothing.
+    pub fn is_empty(&self) -> bool {
+        self.capabilities.is_empty() && self.http_hosts.is_empty()
+    }
+}
+
+impl std::fmt::Display for Asks {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let list = |items: &[String]| match items.is_empty() {
+            true => "none".to_owned(),
+            false => items.join(", "),
+        };
+        write!(
+            f,
+            "capabilities: {}; HTTP hosts: {}",
+            list(&self.capabilities),
+            list(&self.http_hosts)
+        )
+    }
+}
+
 impl PluginPolicy {
+    /// The operator's policy with an approval's grants: exactly the approved capabilities,
+    /// and the approved hosts added to `http_allow`.
+    pub fn approved(mut self, asks: &Asks) -> Self {
+        self.grants = asks.capabilities.clone();
+        let allow = &mut self.capabilities.http.http_allow;
+        for host in &asks.http_hosts {
+            if !allow.contains(host) {
+                allow.push(host.clone());
+            }
+        }
+        self
+    }
+
     /// CPU time one event may use.
     pub fn cpu_budget(&self) -> Duration {
         Duration::from_millis(self.cpu_ms)

@@ -15,7 +15,7 @@ use tokio::sync::broadcast;
 
 use crate::{
     bindings::types::{CommandSpec, EventType},
-    runtime::{LoadError, Plugin, PluginStats, Runtime, cache::digest},
+    runtime::{LoadError, Packaged, Plugin, PluginStats, Runtime, cache::digest},
 };
 
 /// The plugins loaded at one moment.
@@ -76,7 +76,7 @@ impl Snapshot {
         // A file that is gone (renamed to the new one) does not hold its plugin.
         if let Some(existing) = self.plugins.get(plugin.name())
             && existing.source() != plugin.source()
-            && existing.source().exists()
+            && holds(existing.source())
         {
             return Err(LoadError::Duplicate {
                 plugin: plugin.name().to_owned(),
@@ -303,8 +303,15 @@ impl Registry {
         }
         let plugin = self
             .runtime
-            .load(path, wasm, digest, |name| self.stats(name))
+            .load(path, wasm, digest, |name| self.stats(name), None)
             .await?;
+        self.swap_in(plugin).await
+    }
+
+    /// Makes `plugin` serve in place of its previous version, if any: events in flight
+    /// finish on the version they started on.
+    async fn swap_in(&self, plugin: Plugin) -> Result<Change, LoadError> {
+        let path = plugin.source().to_owned();
         let _change = self.changes.lock().await;
         let mut next = Snapshot::clone(&self.current.load());
         // The watcher and the start-up scan can load the same bytes at once: the second
@@ -318,7 +325,7 @@ impl Registry {
             });
         }
         // The file may have held another plugin before: that one goes.
-        let previous_owner = next.files.get(path).cloned();
+        let previous_owner = next.files.get(&path).cloned();
         if let Some(owner) = previous_owner.filter(|owner| owner != plugin.name()) {
             next.remove(&owner);
             self.forget_config(&owner);
@@ -342,6 +349,47 @@ impl Registry {
                 version: new,
             },
         })
+    }
+
+    /// Compiles and checks a packaged plugin, granted what its package asks for, without
+    /// making it serve: what an install verifies before it records anything.
+    pub async fn prepare_package(
+        &self,
+        name: &str,
+        wasm: Vec<u8>,
+        package: Packaged,
+    ) -> Result<Plugin, LoadError> {
+        let digest = digest(&wasm);
+        let source = package_source(name);
+        self.runtime
+            .load(
+                &source,
+                wasm,
+                digest,
+                |name| self.stats(name),
+                Some(package),
+            )
+            .await
+    }
+
+    /// Whether `plugin` could serve beside the others: its name and commands are free.
+    pub fn conflicts(&self, plugin: &Plugin) -> Result<(), LoadError> {
+        self.snapshot().check_conflicts(plugin)
+    }
+
+    /// Makes a prepared packaged plugin serve (replacing its previous version).
+    pub async fn install_package(&self, plugin: Plugin) -> Result<Change, LoadError> {
+        let change = self.swap_in(plugin).await?;
+        if !matches!(change, Change::Unchanged { .. }) {
+            tracing::info!("{change}");
+            self.announce(change.clone());
+        }
+        Ok(change)
+    }
+
+    /// Unloads the packaged plugin `name`, if it serves.
+    pub async fn remove_package(&self, name: &str) -> Option<Change> {
+        self.unload_file(&package_source(name)).await
     }
 
     /// What the backends keep of an unloaded plugin goes with it: its settings fields,
@@ -382,6 +430,22 @@ fn latency_histogram() -> prometheus::HistogramVec {
         // The name, help and label above are valid: this cannot happen.
         Err(error) => unreachable!("latency histogram: {error}"),
     }
+}
+
+/// Where a packaged plugin says it was loaded from: not a file (its bytes are in the
+/// database), and never one of the plugins folder.
+pub fn package_source(name: &str) -> PathBuf {
+    PathBuf::from(format!("{PACKAGE_SOURCE}{name}"))
+}
+
+const PACKAGE_SOURCE: &str = "package:";
+
+/// Whether a plugin's source still provides it: its file exists, or it is a package.
+fn holds(source: &Path) -> bool {
+    source
+        .to_str()
+        .is_some_and(|s| s.starts_with(PACKAGE_SOURCE))
+        || source.exists()
 }
 
 /// Plugins are the `*.wasm` files of the folder; anything else there is ignored.
