@@ -393,3 +393,158 @@ async fn a_discord_bot_reports_discord_alone_and_not_ready_while_its_gateway_ref
     );
     assert!(output.status.success(), "{stderr}");
 }
+
+#[path = "../../tests/src/oci_registry.rs"]
+mod oci_registry;
+
+/// The publisher's and the operator's commands as they are typed: a key, a package, its
+/// signature, a registry push, an index; then, against a running bot, search, install
+/// (pending: no terminal to approve on), list, approve, and the plugin answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plugin_is_published_and_installed_with_the_cli() {
+    use std::io::Read;
+
+    let registry = oci_registry::OciRegistry::start().await;
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let built = PluginBuild::new(&root)
+        .profile("plugin")
+        .package("greeter")
+        .run()
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    let admin = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        listener.local_addr().unwrap().to_string()
+    };
+    let cli = move |args: Vec<String>| {
+        tokio::task::spawn_blocking(move || {
+            let output = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+                .args(&args)
+                .env("WASMBOT_RUNTIME__CACHE_DIR", "")
+                .env_remove("DATABASE_URL")
+                .env_remove("REDIS_URL")
+                .stdin(Stdio::null())
+                .output()
+                .unwrap();
+            let text = String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr);
+            assert!(output.status.success(), "wasmbot {args:?}: {text}");
+            text
+        })
+    };
+    let args = |line: &str| line.split(' ').map(str::to_owned).collect::<Vec<_>>();
+    let repo = format!("{}/plugins/greeter", registry.address());
+
+    cli(args(&format!("key generate {}", path("alice"))))
+        .await
+        .unwrap();
+    let wasm = built[0].display().to_string();
+    let text = cli(args(&format!(
+        "plugin package {wasm} -o {}",
+        path("greeter.tar")
+    )))
+    .await
+    .unwrap();
+    assert!(text.contains("greeter 1.0.0 packaged"), "{text}");
+    assert!(text.contains("capabilities: log"), "{text}");
+    let sign = format!(
+        "plugin sign {} --key {}",
+        path("greeter.tar"),
+        path("alice.key")
+    );
+    cli(args(&sign)).await.unwrap();
+    let publish = format!("plugin publish {} {repo} --insecure", path("greeter.tar"));
+    let text = cli(args(&publish)).await.unwrap();
+    assert!(text.contains(&format!("to {repo}: sha256:")), "{text}");
+    let index = format!(
+        "index build {repo}:1.0.0 --key {} -o {} --insecure",
+        path("alice.key"),
+        path("index.json")
+    );
+    let text = cli(args(&index)).await.unwrap();
+    assert!(text.contains("1 plugin(s), signed"), "{text}");
+
+    let public = std::fs::read_to_string(path("alice.pub")).unwrap();
+    let config = format!(
+        "[admin]\nlisten = \"{admin}\"\ntoken = \"secret\"\n\
+         [runtime]\ncache_dir = \"\"\nhot_reload = false\n\
+         [database]\nurl = \"sqlite://{}?mode=rwc\"\n\
+         [packages]\ninsecure_registries = [\"{}\"]\n\
+         [[packages.keys]]\nkey = '''{public}'''\nplugins = [\"greeter\"]\n\
+         [[packages.indexes]]\nname = \"community\"\nurl = \"{}\"\nkey = '''{public}'''\n",
+        path("bot.db"),
+        registry.address(),
+        path("index.json"),
+    );
+    std::fs::write(path("wasmbot.toml"), config).unwrap();
+    std::fs::create_dir(path("plugins")).unwrap();
+    let mut bot = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
+        .args([
+            "--config",
+            &path("wasmbot.toml"),
+            "--plugins-dir",
+            &path("plugins"),
+        ])
+        .env_remove("DATABASE_URL")
+        .env_remove("REDIS_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let health = format!("http://{admin}/healthz");
+    for _ in 0..200 {
+        if reqwest::get(&health).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    let operator = |line: &str| {
+        let mut all = vec!["--config".to_owned(), path("wasmbot.toml")];
+        all.extend(args(line));
+        cli(all)
+    };
+    let text = operator("plugin search greet").await.unwrap();
+    assert!(
+        text.contains("greeter 1.0.0 (community): Says hello"),
+        "{text}"
+    );
+    let text = operator("plugin install greeter").await.unwrap();
+    assert!(text.contains("waiting for approval"), "{text}");
+    assert!(text.contains("left pending"), "{text}");
+    let text = operator("plugin list").await.unwrap();
+    assert!(
+        text.contains("pending approval: 1.0.0 asks for capabilities: log"),
+        "{text}"
+    );
+    let text = operator("plugin approve greeter").await.unwrap();
+    assert!(text.contains("greeter 1.0.0 (sha256:"), "{text}");
+    let text = operator("plugin list").await.unwrap();
+    assert!(text.contains("from community, signed by"), "{text}");
+
+    bot.stdin
+        .take()
+        .unwrap()
+        .write_all(b"!greet\n/quit\n")
+        .unwrap();
+    let status = bot.wait().unwrap();
+    let mut stdout = String::new();
+    bot.stdout
+        .take()
+        .unwrap()
+        .read_to_string(&mut stdout)
+        .unwrap();
+    let mut stderr = String::new();
+    bot.stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stdout.contains("hello from greeter 1.0.0"),
+        "{stdout}\n{stderr}"
+    );
+    assert!(stderr.contains("package serving"), "{stderr}");
+}
