@@ -244,6 +244,12 @@ async fn published_indexed_installed_updated_with_consent_pinned_rolled_back_and
     );
     assert!(line.contains("source=\"community\""), "{line}");
 
+    // Unpinned, `update` goes back to 2.0.0: approved before, it asks nothing anew.
+    packages.pin("greeter", false).await.unwrap();
+    let update = packages.update(None, false).await.unwrap();
+    assert_eq!(update[0].status, "updated to 2.0.0", "{update:?}");
+    assert_eq!(greet(&host).await, ["hello from greeter 2.0.0"]);
+
     packages.remove("greeter").await.unwrap();
     assert!(greet(&host).await.is_empty());
     assert!(packages.list().await.unwrap().is_empty());
@@ -505,14 +511,7 @@ async fn two_hosts_on_one_database_and_redis_serve_one_install() {
     let archive = package(&a.0, "greeter", &[], &publisher).await.to_archive();
     a.1.install_archive(&archive, false, true).await.unwrap();
     assert_eq!(greet(&a.0).await, ["hello from greeter 1.0.0"]);
-    until(|| {
-        b.0.dispatcher()
-            .registry()
-            .snapshot()
-            .plugin("greeter")
-            .is_some()
-    })
-    .await;
+    until(|| serving(&b.0).is_some()).await;
     assert_eq!(
         greet(&b.0).await,
         ["hello from greeter 1.0.0"],
@@ -523,35 +522,20 @@ async fn two_hosts_on_one_database_and_redis_serve_one_install() {
         .await
         .to_archive();
     a.1.install_archive(&newer, false, false).await.unwrap();
-    until(|| {
-        b.0.dispatcher()
-            .registry()
-            .snapshot()
-            .plugin("greeter")
-            .is_some_and(|p| p.manifest().version == "1.1.0")
-    })
-    .await;
+    until(|| serving(&b.0).as_deref() == Some("1.1.0")).await;
     b.1.rollback("greeter").await.unwrap();
-    until(|| {
-        a.0.dispatcher()
-            .registry()
-            .snapshot()
-            .plugin("greeter")
-            .is_some_and(|p| p.manifest().version == "1.0.0")
-    })
-    .await;
+    until(|| serving(&a.0).as_deref() == Some("1.0.0")).await;
     a.1.remove("greeter").await.unwrap();
-    until(|| {
-        b.0.dispatcher()
-            .registry()
-            .snapshot()
-            .plugin("greeter")
-            .is_none()
-    })
-    .await;
+    until(|| serving(&b.0).is_none()).await;
     for (_, packages) in &hosts {
         packages.stop();
     }
+}
+
+/// The version of greeter `host` serves.
+fn serving(host: &TestHost) -> Option<String> {
+    let snapshot = host.dispatcher().registry().snapshot();
+    Some(snapshot.plugin("greeter")?.manifest().version.clone())
 }
 
 /// Waits (up to 20 s) until `done` holds.

@@ -11,7 +11,7 @@ use wasmbot::{
     config::Config,
     http::client::Admin,
     packages::{self, Index, Package, Registries},
-    runtime::Registry,
+    runtime::{Asks, Registry},
 };
 
 #[derive(Subcommand)]
@@ -172,7 +172,11 @@ pub async fn plugin(
             write(&statement, &package.statement().to_bytes())?;
             println!("{} {} packaged: {}", meta.name, meta.version, out.display());
             println!("  digest {} (unsigned)", package.digest());
-            println!("  asks for: {}", asks(&meta.capabilities, &meta.http_hosts));
+            let asks = Asks {
+                capabilities: meta.capabilities.clone(),
+                http_hosts: meta.http_hosts.clone(),
+            };
+            println!("  asks for: {asks}");
             println!(
                 "  sign it: wasmbot plugin sign {} --key KEY (or minisign -Sm {})",
                 out.display(),
@@ -296,11 +300,12 @@ pub async fn plugin(
                     ""
                 };
                 println!("{}: {serving}{pinned}", text(&listed["plugin"]));
-                if let Some([pending, new]) = listed["pending"].as_array().map(Vec::as_slice) {
+                let pending = &listed["pending"];
+                if !pending.is_null() {
                     println!(
                         "  pending approval: {} asks for {}",
-                        text(&pending["version"]),
-                        asks_value(new)
+                        text(&pending["version"]["version"]),
+                        asks_value(&pending["new_asks"])
                     );
                 }
             }
@@ -417,25 +422,9 @@ fn print_outcome(outcome: &Value) {
 }
 
 fn asks_value(value: &Value) -> String {
-    let list = |v: &Value| {
-        array(v)
-            .iter()
-            .map(|s| text(s).to_owned())
-            .collect::<Vec<_>>()
-    };
-    asks(&list(&value["capabilities"]), &list(&value["http_hosts"]))
-}
-
-fn asks(capabilities: &[String], hosts: &[String]) -> String {
-    let list = |items: &[String]| match items.is_empty() {
-        true => "none".to_owned(),
-        false => items.join(", "),
-    };
-    format!(
-        "capabilities: {}; HTTP hosts: {}",
-        list(capabilities),
-        list(hosts)
-    )
+    serde_json::from_value::<Asks>(value.clone())
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// Asks on the terminal; no terminal (a script) is a no.

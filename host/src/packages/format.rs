@@ -424,7 +424,8 @@ impl Package {
 
     /// Reads an OCI image-layout archive holding one package.
     pub fn from_archive(bytes: &[u8]) -> Result<Self, PackageError> {
-        let malformed = |e: std::io::Error| PackageError::Malformed(format!("the archive: {e}"));
+        let malformed =
+            |e: std::io::Error| PackageError::Malformed(format!("not a tar archive: {e}"));
         let mut files = BTreeMap::new();
         let mut archive = tar::Archive::new(Cursor::new(bytes));
         for entry in archive.entries().map_err(malformed)? {

@@ -102,29 +102,26 @@ impl Index {
             http_hosts: plugin.http_hosts.clone(),
             contract: plugin.contract.clone(),
         };
-        let entry = match self.plugins.iter_mut().position(|p| p.name == plugin.name) {
-            Some(index) => &mut self.plugins[index],
-            None => {
-                self.plugins.push(IndexedPlugin {
-                    name: plugin.name.clone(),
-                    description: String::new(),
-                    versions: Vec::new(),
-                });
-                self.plugins.sort_by(|a, b| a.name.cmp(&b.name));
-                let index = self.plugins.iter().position(|p| p.name == plugin.name);
-                &mut self.plugins[index.unwrap_or_default()]
-            }
-        };
-        entry.versions.retain(|v| v.version != version.version);
-        entry.versions.push(version);
-        entry.versions.sort_by_key(|v| semver_of(&v.version));
-        if entry
-            .versions
-            .last()
-            .is_some_and(|v| v.version == plugin.version)
-        {
-            entry.description = plugin.description.clone();
+        if !self.plugins.iter().any(|p| p.name == plugin.name) {
+            self.plugins.push(IndexedPlugin {
+                name: plugin.name.clone(),
+                description: String::new(),
+                versions: Vec::new(),
+            });
         }
+        for entry in self.plugins.iter_mut().filter(|p| p.name == plugin.name) {
+            entry.versions.retain(|v| v.version != version.version);
+            entry.versions.push(version.clone());
+            entry.versions.sort_by_key(|v| semver_of(&v.version));
+            if entry
+                .versions
+                .last()
+                .is_some_and(|v| v.version == plugin.version)
+            {
+                entry.description = plugin.description.clone();
+            }
+        }
+        self.plugins.sort_by(|a, b| a.name.cmp(&b.name));
     }
 
     /// The document's bytes, as signed.

@@ -85,12 +85,21 @@ pub struct Listed {
     pub plugin: String,
     /// The serving version (none before a first approval).
     pub active: Option<VersionRecord>,
-    /// The version waiting for approval, and what it asks for beyond the serving one.
-    pub pending: Option<(VersionRecord, Asks)>,
+    /// The version waiting for approval.
+    pub pending: Option<Pending>,
     /// Whether `update` leaves it.
     pub pinned: bool,
     /// Every version kept, the newest first.
     pub versions: Vec<String>,
+}
+
+/// A version waiting for the operator's approval.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Pending {
+    /// The version.
+    pub version: VersionRecord,
+    /// What it asks for beyond what the serving version was granted.
+    pub new_asks: Asks,
 }
 
 /// Why an operation on a package was refused: one line naming the package and the reason.
@@ -350,7 +359,15 @@ impl Packages {
             Some(active) => verified.asks.beyond(&active.asks),
             None => verified.asks.clone(),
         };
-        let applies = approve || (active.is_some() && new_asks.is_empty());
+        // A version the operator approved before (rolled back from, say) needs no new
+        // approval: grants are recorded with the digest.
+        let approved_before = self
+            .store
+            .version(&meta.name, package.digest())
+            .await
+            .map_err(|e| refuse(e.into()))?
+            .is_some_and(|v| v.approved);
+        let applies = approve || approved_before || (active.is_some() && new_asks.is_empty());
         let record = VersionRecord {
             name: meta.name.clone(),
             digest: package.digest().to_owned(),
@@ -500,15 +517,7 @@ impl Packages {
                 Reason::Conflict("nothing waits for approval".into()),
             ));
         }
-        let record = logged(self.switch_to(name, &row.pending, &row.active).await)?;
-        Ok(Outcome {
-            plugin: record.name,
-            version: record.version,
-            digest: record.digest,
-            state: State::Active,
-            asks: record.asks,
-            new_asks: Asks::default(),
-        })
+        logged(self.switch_to(name, &row.pending, &row.active).await)
     }
 
     /// Serves the version installed before the serving one again.
@@ -531,15 +540,7 @@ impl Packages {
                     Reason::Conflict("no earlier version to roll back to".into()),
                 )
             })?;
-        let record = logged(self.switch_to(name, &target.digest, &row.active).await)?;
-        Ok(Outcome {
-            plugin: record.name,
-            version: record.version,
-            digest: record.digest,
-            state: State::Active,
-            asks: record.asks,
-            new_asks: Asks::default(),
-        })
+        logged(self.switch_to(name, &target.digest, &row.active).await)
     }
 
     /// Makes the recorded version `digest` of `name` serve (approving it).
@@ -548,7 +549,7 @@ impl Packages {
         name: &str,
         digest: &str,
         previous: &str,
-    ) -> Result<VersionRecord, Refusal> {
+    ) -> Result<Outcome, Refusal> {
         let (record, verified) = self
             .reload(name, digest)
             .await
@@ -560,7 +561,14 @@ impl Packages {
         self.activate(&record, verified.plugin, previous)
             .await
             .map_err(|reason| refusal(&describe(name, &record.version, digest), reason))?;
-        Ok(record)
+        Ok(Outcome {
+            plugin: record.name,
+            version: record.version,
+            digest: record.digest,
+            state: State::Active,
+            asks: record.asks,
+            new_asks: Asks::default(),
+        })
     }
 
     /// A recorded version, verified again from its archive.
@@ -756,8 +764,11 @@ impl Packages {
             let active = find(&row.active);
             let pending = find(&row.pending).map(|pending| {
                 let approved = active.as_ref().map(|a| a.asks.clone()).unwrap_or_default();
-                let beyond = pending.asks.beyond(&approved);
-                (pending, beyond)
+                let new_asks = pending.asks.beyond(&approved);
+                Pending {
+                    version: pending,
+                    new_asks,
+                }
             });
             listed.push(Listed {
                 plugin: row.name.clone(),

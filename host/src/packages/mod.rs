@@ -33,7 +33,7 @@ pub use format::{
 };
 pub use index::{Index, IndexError, IndexSource, IndexedPlugin, IndexedVersion};
 pub use installer::{
-    Install, Listed, Outcome, Packages, Reason, Refusal, State, UpdateReport, manifest_of,
+    Install, Listed, Outcome, Packages, Pending, Reason, Refusal, State, UpdateReport, manifest_of,
 };
 pub use oci::{FetchError, Registries};
 pub use publish::{build_index, package};

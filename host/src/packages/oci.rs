@@ -143,8 +143,15 @@ fn registry_error(
     reference: &Reference,
     error: oci_client::errors::OciDistributionError,
 ) -> FetchError {
+    // reqwest's own words ("error sending request") hide the cause: the whole chain.
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text = format!("{text}: {cause}");
+        source = cause.source();
+    }
     FetchError::Registry {
         registry: reference.registry().to_owned(),
-        error: format!("{reference}: {error}"),
+        error: text,
     }
 }
