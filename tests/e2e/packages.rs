@@ -485,14 +485,17 @@ async fn a_tag_moved_after_pinning_does_not_move_the_plugin() {
     assert_eq!(greet(&host).await, ["hello from greeter 1.1.0"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn two_hosts_on_one_database_and_redis_serve_one_install() {
-    use wasmbot_tests::{fresh_postgres, redis_url};
-    let registry = OciRegistry::start().await;
-    let publisher = Publisher::new();
-    let mut config = config(&registry, vec![publisher.trusted(&["greeter"])], None);
-    config.database.url = fresh_postgres("packages").await;
-    config.redis.url = redis_url();
+/// Two hosts on one fresh Postgres database, with `redis` (pub/sub) or without (each reads
+/// the record every second), each with its packages service started.
+async fn two_hosts(
+    registry: &OciRegistry,
+    publisher: &Publisher,
+    redis: Option<String>,
+) -> Vec<(TestHost, Arc<Packages>)> {
+    let mut config = config(registry, vec![publisher.trusted(&["greeter"])], None);
+    config.database.url = wasmbot_tests::fresh_postgres("packages").await;
+    config.redis.url = redis.unwrap_or_default();
+    config.packages.poll_secs = 1;
     let mut hosts = Vec::new();
     for _ in 0..2 {
         let store = Arc::new(config.open_store().await.unwrap());
@@ -505,6 +508,14 @@ async fn two_hosts_on_one_database_and_redis_serve_one_install() {
         packages.start().await;
         hosts.push((host, packages));
     }
+    hosts
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_hosts_on_one_database_and_redis_serve_one_install() {
+    let registry = OciRegistry::start().await;
+    let publisher = Publisher::new();
+    let hosts = two_hosts(&registry, &publisher, Some(wasmbot_tests::redis_url())).await;
     let (a, b) = (&hosts[0], &hosts[1]);
     let archive = package(&a.0, "greeter", &[], &publisher).await.to_archive();
     a.1.install_archive(&archive, false, true).await.unwrap();
@@ -523,6 +534,23 @@ async fn two_hosts_on_one_database_and_redis_serve_one_install() {
     until(|| serving(&b.0).as_deref() == Some("1.1.0")).await;
     b.1.rollback("greeter").await.unwrap();
     until(|| serving(&a.0).as_deref() == Some("1.0.0")).await;
+    a.1.remove("greeter").await.unwrap();
+    until(|| serving(&b.0).is_none()).await;
+    for (_, packages) in &hosts {
+        packages.stop();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_redis_a_host_follows_the_install_record_by_polling() {
+    let registry = OciRegistry::start().await;
+    let publisher = Publisher::new();
+    let hosts = two_hosts(&registry, &publisher, None).await;
+    let (a, b) = (&hosts[0], &hosts[1]);
+    let archive = package(&a.0, "greeter", &[], &publisher).await.to_archive();
+    a.1.install_archive(&archive, false, true).await.unwrap();
+    until(|| serving(&b.0).as_deref() == Some("1.0.0")).await;
+    assert_eq!(greet(&b.0).await, ["hello from greeter 1.0.0"]);
     a.1.remove("greeter").await.unwrap();
     until(|| serving(&b.0).is_none()).await;
     for (_, packages) in &hosts {
