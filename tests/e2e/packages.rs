@@ -281,6 +281,11 @@ async fn bad_packages_are_refused_with_one_line_and_the_running_version_is_untou
         Ok(outcome) => panic!("installed: {outcome:?}"),
         Err(refusal) => refusal,
     };
+    // An archive installed signed-only and approved: refused, or the test fails.
+    let refuse_archive = |packages: &Arc<Packages>, archive: &[u8]| {
+        let (packages, archive) = (Arc::clone(packages), archive.to_vec());
+        async move { refused(packages.install_archive(&archive, false, true).await) }
+    };
     let newer = package(&host, "greeter-1-1", &[], &publisher).await;
 
     // Unsigned, without the flag.
@@ -291,11 +296,7 @@ async fn bad_packages_are_refused_with_one_line_and_the_running_version_is_untou
     )
     .await
     .unwrap();
-    let r = refused(
-        packages
-            .install_archive(&unsigned.to_archive(), false, true)
-            .await,
-    );
+    let r = refuse_archive(&packages, &unsigned.to_archive()).await;
     assert!(
         matches!(
             r.reason,
@@ -308,7 +309,7 @@ async fn bad_packages_are_refused_with_one_line_and_the_running_version_is_untou
     let wasm = newer.wasm();
     let at = archive.windows(wasm.len()).position(|w| w == wasm).unwrap();
     archive[at + wasm.len() / 2] ^= 0xff;
-    let r = refused(packages.install_archive(&archive, false, true).await);
+    let r = refuse_archive(&packages, &archive).await;
     assert!(
         r.to_string()
             .contains("digest mismatch for the application/wasm blob"),
@@ -316,32 +317,20 @@ async fn bad_packages_are_refused_with_one_line_and_the_running_version_is_untou
     );
     // Signed by a key nobody trusts; by a key trusted for other names; a signature of
     // another package.
-    let r = refused(
-        packages
-            .install_archive(&stranger.sign(&unsigned).to_archive(), false, true)
-            .await,
-    );
+    let r = refuse_archive(&packages, &stranger.sign(&unsigned).to_archive()).await;
     assert!(r.to_string().contains("which is not a trusted key"), "{r}");
-    let r = refused(
-        packages
-            .install_archive(&limited.sign(&unsigned).to_archive(), false, true)
-            .await,
-    );
+    let r = refuse_archive(&packages, &limited.sign(&unsigned).to_archive()).await;
     assert!(
         r.to_string()
             .contains("is trusted, but not to sign \"greeter\""),
         "{r}"
     );
     let other_signature = good.signature().unwrap().to_owned();
-    let r = refused(
-        packages
-            .install_archive(
-                &unsigned.signed(other_signature).unwrap().to_archive(),
-                false,
-                true,
-            )
-            .await,
-    );
+    let r = refuse_archive(
+        &packages,
+        &unsigned.signed(other_signature).unwrap().to_archive(),
+    )
+    .await;
     assert!(r.to_string().contains("does not match the package"), "{r}");
     // A component importing a capability its manifest does not declare (ping v2 calls
     // `log` without asking for it).
@@ -357,11 +346,7 @@ async fn bad_packages_are_refused_with_one_line_and_the_running_version_is_untou
     };
     let sneaky =
         publisher.sign(&Package::build(std::fs::read(plugin("ping-v2")).unwrap(), sneaky).unwrap());
-    let r = refused(
-        packages
-            .install_archive(&sneaky.to_archive(), false, true)
-            .await,
-    );
+    let r = refuse_archive(&packages, &sneaky.to_archive()).await;
     assert!(
         r.to_string().contains("imports log without declaring it"),
         "{r}"
@@ -370,22 +355,14 @@ async fn bad_packages_are_refused_with_one_line_and_the_running_version_is_untou
     let mut future = newer.plugin().clone();
     future.contract = "0.9.0".into();
     let future = publisher.sign(&Package::build(newer.wasm().to_vec(), future).unwrap());
-    let r = refused(
-        packages
-            .install_archive(&future.to_archive(), false, true)
-            .await,
-    );
+    let r = refuse_archive(&packages, &future.to_archive()).await;
     assert!(
         r.to_string().contains("built against wasmbot:plugin@0.9.0"),
         "{r}"
     );
     // A name a plugin loaded from the folder has.
     let echo = package(&host, "echo", &[], &publisher).await;
-    let r = refused(
-        packages
-            .install_archive(&echo.to_archive(), false, true)
-            .await,
-    );
+    let r = refuse_archive(&packages, &echo.to_archive()).await;
     assert!(matches!(r.reason, Reason::Clash(_)), "{r}");
     // An index whose signature does not match it.
     let registries = Registries::new(&[registry.address()]);

@@ -210,11 +210,6 @@ impl Packages {
         })
     }
 
-    /// The registry it installs into.
-    pub fn registry(&self) -> &Arc<Registry> {
-        &self.registry
-    }
-
     /// Installs from an index or a registry.
     pub async fn install(&self, request: &Install) -> Result<Outcome, Refusal> {
         let _op = self.ops.lock().await;

@@ -160,12 +160,23 @@ impl PackageStore {
 
     /// Every installed plugin.
     pub async fn installs(&self) -> Result<Vec<InstallRow>, DbError> {
+        self.install_rows(None).await
+    }
+
+    /// The install row of `name`.
+    pub async fn install(&self, name: &str) -> Result<Option<InstallRow>, DbError> {
+        Ok(self.install_rows(Some(name)).await?.pop())
+    }
+
+    async fn install_rows(&self, name: Option<&str>) -> Result<Vec<InstallRow>, DbError> {
         let rows = self
             .db
             .run("package installs", || {
                 sqlx::query(
-                    "SELECT name, active, pending, pinned, revision FROM plugin_installs ORDER BY name",
+                    "SELECT name, active, pending, pinned, revision FROM plugin_installs \
+                     WHERE $1 = '' OR name = $1 ORDER BY name",
                 )
+                .bind(name.unwrap_or_default())
                 .fetch_all(self.db.pool())
             })
             .await?;
@@ -179,15 +190,6 @@ impl PackageStore {
                 revision: row.get(4),
             })
             .collect())
-    }
-
-    /// The install row of `name`.
-    pub async fn install(&self, name: &str) -> Result<Option<InstallRow>, DbError> {
-        Ok(self
-            .installs()
-            .await?
-            .into_iter()
-            .find(|row| row.name == name))
     }
 
     /// Every version of `name`, the newest install first.
