@@ -5,7 +5,11 @@
 //! timed by the plugin, with the clock's own cost and the store's native read beside it;
 //! (b) 100 000 `!ping` messages from 1 000 guilds through the dispatcher, the guild prefix
 //! read through the store, against the naive path (every read goes to the database: a zero
-//! time to live makes each message one upsert); (c) 1 000 concurrent misses on one key.
+//! time to live makes each message one upsert); (c) 1 000 concurrent misses on one key;
+//! (d) what the guild-switch check adds to one event: reading the guild's `switches`
+//! through the store (an L1 hit) and checking a plugin and a command against them, beside
+//! the prefix read every message already made, and the database queries it made (target:
+//! none).
 
 mod common;
 
@@ -154,6 +158,66 @@ async fn plugin_reads(db: &Database, probe: &Path, run_id: &str) {
     println!();
 }
 
+/// Each of `count` calls of `what`, timed, in nanoseconds.
+async fn timed<F: std::future::Future<Output = bool>>(
+    count: usize,
+    what: impl Fn() -> F,
+) -> Vec<u64> {
+    let mut nanos = Vec::with_capacity(count);
+    for _ in 0..count {
+        let started = Instant::now();
+        std::hint::black_box(what().await);
+        nanos.push(started.elapsed().as_nanos() as u64);
+    }
+    nanos
+}
+
+async fn switch_check(db: &Database, run_id: &str) {
+    use wasmbot::capabilities::config_store::host_settings::{
+        self, HOST, PREFIX, SWITCHES, Switches,
+    };
+    const EVENTS: usize = 200_000;
+    let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
+    host_settings::register(&store, "!");
+    let scope = Scope::Guild(format!("{run_id}-switched"));
+    // A guild that switched a plugin off and a command off in a channel.
+    let switched = serde_json::json!({
+        "plugins": { "dice": false, "poll": true },
+        "commands": ["roll", "remind@general"],
+    });
+    store
+        .set(HOST, &scope, SWITCHES, switched)
+        .await
+        .expect("switches written");
+    let switch = || async {
+        let value = store.get(HOST, &scope, SWITCHES).await.expect("read");
+        let switches = Switches::parse(&value).unwrap_or_default();
+        switches.plugin_on("ping", true) && switches.command_on("ping", "general")
+    };
+    let prefix = || async { store.get(HOST, &scope, PREFIX).await.is_ok() };
+    timed(EVENTS, switch).await; // Warm: the one miss.
+    let before = config_statements(db).await;
+    let checks = timed(EVENTS, switch).await;
+    let prefixes = timed(EVENTS, prefix).await;
+    let queries = config_statements(db).await - before;
+    let (check50, check99) = common::percentiles(checks);
+    let (prefix50, prefix99) = common::percentiles(prefixes);
+    println!("| per event | p50 | p99 |");
+    println!("|---|---|---|");
+    println!(
+        "| guild-switch check (read `switches`, check a plugin and a command) | {check50:.2} µs | {check99:.2} µs |"
+    );
+    println!(
+        "| the prefix read every message already makes (baseline) | {prefix50:.2} µs | {prefix99:.2} µs |"
+    );
+    println!();
+    println!(
+        "Database queries during {} switch checks: {queries} (target 0)",
+        EVENTS * 2
+    );
+    println!();
+}
+
 async fn concurrent_misses(db: &Database, run_id: &str) {
     let store = Arc::new(ConfigStore::new(db.clone(), StoreConfig::default()));
     let mut defaults = Document::new();
@@ -201,6 +265,7 @@ fn main() {
         }
         let run_id = format!("bench-{}", std::process::id());
         plugin_reads(&db, &probe, &run_id).await;
+        switch_check(&db, &run_id).await;
         println!("| path | messages | guilds | database queries | messages/s |");
         println!("|---|---|---|---|---|");
         run(

@@ -39,9 +39,12 @@ fn event(n: u64) -> Event {
             id: "you".into(),
             name: "you".into(),
             is_bot: false,
-            roles: vec![],
+            roles: Vec::new(),
+            locale: None,
         },
         timestamp_ms: 0,
+        received_ms: 0,
+        guild_locale: None,
         kind: EventKind::Command(Command {
             name: "echo".into(),
             args: vec![],

@@ -22,6 +22,7 @@ use crate::{
         counters::CountersConfig,
         metrics::MetricsConfig,
         rate_limit::{RateLimitConfig, RateLimiter},
+        schedule::ScheduleConfig,
         state::StateConfig,
     },
     db::DatabaseConfig,
@@ -54,6 +55,8 @@ pub struct Config {
     pub counters: CountersConfig,
     /// Conversation state.
     pub state: StateConfig,
+    /// Plugins' timers.
+    pub schedule: ScheduleConfig,
     /// The operator's rate limits, and how limits are counted.
     pub rate_limits: RateLimitConfig,
     /// The memory limit and its watch; `MEMORY_LIMIT` overrides the limit.
@@ -154,6 +157,7 @@ impl Config {
                 rate_limits: &self.rate_limits,
                 metrics: &self.metrics,
                 memory: &self.memory,
+                schedule: &self.schedule,
             },
         )
     }
@@ -165,6 +169,14 @@ impl Config {
             host_settings::register(store, &self.bot.prefix);
         }
         Runtime::new(self.runtime.clone(), self.policies(), backends)
+    }
+
+    /// The plugin registry of a host on `runtime`: the host's own commands (help, the guild
+    /// admins') are kept from plugins.
+    pub fn registry(&self, runtime: Arc<Runtime>) -> Arc<Registry> {
+        let registry = Registry::new(runtime);
+        registry.reserve(self.bot.host_commands());
+        registry
     }
 
     /// The dispatcher over `registry`, with the operator's rate limits counted in a limiter
@@ -231,6 +243,7 @@ impl Config {
         );
         self.rate_limits.validate()?;
         self.packages.validate()?;
+        self.schedule.validate()?;
         self.discord.validate()?;
         self.whatsapp.validate()?;
         self.memory.validate()?;
@@ -301,7 +314,8 @@ mod tests {
                 "rate-limit",
                 "queue",
                 "metrics",
-                "messaging"
+                "messaging",
+                "schedule"
             ]
         );
         let storage = policy.capabilities.storage.limits();

@@ -17,6 +17,7 @@ use wasmbot::{
     capabilities::{Backends, config_store::Scope},
     config::Config,
     db::{Database, redact},
+    dispatch::timers::Firing,
     http::{client, host_router, serve},
     platforms::{
         console::{self, ConsoleOutlet},
@@ -132,7 +133,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Commands::Index { command } => packages::index(&config, command).await,
         Commands::Check { files } => {
             let runtime = config.build_runtime(Backends::default())?;
-            check(&Registry::new(runtime), &files).await
+            check(&config.registry(runtime), &files).await
         }
         _ => run_bot(config).await,
     }
@@ -142,7 +143,7 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     let store = Arc::new(config.open_store().await?);
     let backends = config.backends(Arc::clone(&store))?;
     backends.start();
-    let registry = Registry::new(config.build_runtime(backends.clone())?);
+    let registry = config.registry(config.build_runtime(backends.clone())?);
     let dir = &config.runtime.plugins_dir;
     std::fs::create_dir_all(dir)
         .with_context(|| format!("creating the plugins folder {}", dir.display()))?;
@@ -179,6 +180,7 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
         dispatcher = dispatcher.with_outlet(whatsapp.outlet.clone());
     }
     let dispatcher = Arc::new(dispatcher);
+    let firing = Firing::start(&dispatcher);
     if config.admin.token.is_empty() {
         tracing::info!("admin API closed: set admin.token to open it");
     }
@@ -235,6 +237,9 @@ async fn run_bot(config: Arc<Config>) -> anyhow::Result<()> {
     // Whatever the way out: no new events, those in flight finish, pending writes are
     // written, the pool is closed.
     let grace = std::time::Duration::from_millis(config.runtime.shutdown_grace_ms);
+    if let Some(firing) = firing {
+        firing.stop(grace).await;
+    }
     if let Some(whatsapp) = whatsapp {
         whatsapp.stop(grace).await;
     }

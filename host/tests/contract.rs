@@ -104,6 +104,19 @@ fn the_legacy_plugin_is_built_against_the_released_0_1_0() {
     );
 }
 
+/// The host's 0.1 bindings (and the `legacy-0-1-4` test plugin) are generated from the copy of
+/// 0.1.4 in `wit/released/0.1/`: it must be exactly what was released as 0.1.4.
+#[test]
+fn the_copy_of_0_1_the_host_adapts_is_the_released_0_1_4() {
+    let released = fs::read_to_string(root().join("wit/released/0.1.4.sig")).unwrap();
+    assert_eq!(
+        Signature::of_wit(&root().join("wit/released/0.1"))
+            .unwrap()
+            .render(),
+        released
+    );
+}
+
 // The checker's own tests edit the legacy plugin's copy of 0.1.0 and check it against the
 // released 0.1.0: both are frozen, so these tests never trip over the contract's own growth.
 

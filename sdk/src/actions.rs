@@ -1,8 +1,8 @@
 //! Building the actions a handler returns.
 
 use crate::{
-    Action, Button, ButtonStyle, ChannelRef, Destination, Embed, Menu, MenuOption, Outgoing,
-    Platform, React, Send,
+    Action, AllowedMentions, Button, ButtonStyle, ChannelRef, Destination, Embed, Menu, MenuOption,
+    Outgoing, Platform, React, Send,
 };
 
 impl Action {
@@ -62,7 +62,8 @@ impl Action {
 }
 
 impl Outgoing {
-    /// A plain text message.
+    /// A plain text message, which notifies nobody: a mention or `@everyone` in the text
+    /// shows as one but pings no one unless a `mention_*` builder allows it.
     pub fn text(text: impl Into<String>) -> Self {
         Self {
             text: text.into(),
@@ -72,7 +73,34 @@ impl Outgoing {
             media: Vec::new(),
             template: None,
             ephemeral: false,
+            mentions: AllowedMentions::default(),
         }
+    }
+
+    /// Lets the message notify the user `id` where its text mentions them (on Discord,
+    /// `<@id>`: the text must hold the mention too).
+    pub fn mention_user(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        if !self.mentions.users.contains(&id) {
+            self.mentions.users.push(id);
+        }
+        self
+    }
+
+    /// Lets the message notify the role `id` where its text mentions it (on Discord,
+    /// `<@&id>`).
+    pub fn mention_role(mut self, id: impl Into<String>) -> Self {
+        let id = id.into();
+        if !self.mentions.roles.contains(&id) {
+            self.mentions.roles.push(id);
+        }
+        self
+    }
+
+    /// Lets `@everyone` and `@here` in the text notify everyone they name.
+    pub fn mention_everyone(mut self) -> Self {
+        self.mentions.everyone = true;
+        self
     }
 
     /// Adds a button; a click comes back to this plugin as an interaction with `id`.
@@ -128,6 +156,17 @@ impl Outgoing {
     pub fn ephemeral(mut self) -> Self {
         self.ephemeral = true;
         self
+    }
+}
+
+/// Nobody: what every message starts with.
+impl Default for AllowedMentions {
+    fn default() -> Self {
+        Self {
+            users: Vec::new(),
+            roles: Vec::new(),
+            everyone: false,
+        }
     }
 }
 

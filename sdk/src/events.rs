@@ -1,6 +1,7 @@
-//! Reading events: the command and its typed arguments, the text, the interaction.
+//! Reading events: the command and its typed arguments, the text, the interaction, the
+//! timer.
 
-use crate::{Command, Event, EventKind, Interaction, Message, Value};
+use crate::{Command, Event, EventKind, Interaction, Message, Timer, Value};
 
 impl Event {
     /// The command, when this event is one of the plugin's commands.
@@ -25,6 +26,23 @@ impl Event {
             EventKind::Interaction(interaction) => Some(interaction),
             _ => None,
         }
+    }
+
+    /// The timer, when this event is one the plugin set ([`crate::schedule`]) come due.
+    pub fn timer(&self) -> Option<&Timer> {
+        match &self.kind {
+            EventKind::Timer(timer) => Some(timer),
+            _ => None,
+        }
+    }
+
+    /// The language to answer in, where the platform says (`en-US`, `pt-BR`): the user's,
+    /// else the guild's. Discord's interactions carry them; messages and WhatsApp do not.
+    pub fn locale(&self) -> Option<&str> {
+        self.author
+            .locale
+            .as_deref()
+            .or(self.guild_locale.as_deref())
     }
 
     /// The text the user wrote: a message's text or a command's arguments as typed.

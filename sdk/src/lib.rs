@@ -39,7 +39,7 @@
 
 #![warn(missing_docs)]
 
-/// The bindings generated from the plugin contract, `wasmbot:plugin@0.1.4`.
+/// The bindings generated from the plugin contract, `wasmbot:plugin@0.2.0`.
 ///
 /// The ergonomic layer re-exports what plugin authors need; reach in here for the rest.
 #[allow(missing_docs, clippy::all)]
@@ -69,17 +69,20 @@ pub mod messaging;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
+pub mod schedule;
 pub mod state;
 pub mod storage;
 #[cfg(all(feature = "testing", not(target_arch = "wasm32")))]
 pub mod testing;
+pub mod time;
 
 pub use bindings::wasmbot::plugin::types::{
-    Action, Argument, Attachment, Button, ButtonStyle, ChannelRef, Choice, Command, CommandSource,
-    CommandSpec, Contact, Delivery, DeliveryState, Destination, Edit, Embed, EmbedField, Event,
-    EventKind, EventType, Interaction, Location, Manifest, Media, MediaKind, MediaSource, Menu,
-    MenuOption, Message, OptionKind, OptionSpec, Outgoing, Platform, PluginError, React, Reaction,
-    Send, Template, User, UserRef, Value,
+    Action, AllowedMentions, Argument, Attachment, Button, ButtonStyle, ChannelRef, Choice,
+    Command, CommandSource, CommandSpec, Contact, Cooldown, CooldownScope, Delivery, DeliveryState,
+    Destination, Edit, Embed, EmbedField, Event, EventKind, EventType, Interaction, Localization,
+    Location, Manifest, Media, MediaKind, MediaSource, Menu, MenuOption, Message, OptionKind,
+    OptionSpec, Outgoing, Platform, PluginError, React, Reaction, Send, Template, Timer, User,
+    UserRef, Value,
 };
 
 /// What a handler returns: the actions to carry out, or why it could not.
@@ -120,8 +123,8 @@ pub mod prelude {
     pub use crate::config::{Scope, ScopeKind};
     pub use crate::log;
     pub use crate::{
-        Action, Button, ButtonStyle, Command, CommandSpec, Event, EventKind, EventType, Handled,
-        Manifest, Menu, MenuOption, OptionKind, OptionSpec, Outgoing, Plugin, PluginError, Value,
-        export_plugin,
+        Action, Button, ButtonStyle, Command, CommandSpec, CooldownScope, Event, EventKind,
+        EventType, Handled, Manifest, Menu, MenuOption, OptionKind, OptionSpec, Outgoing, Platform,
+        Plugin, PluginError, Timer, Value, export_plugin,
     };
 }

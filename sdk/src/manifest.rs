@@ -1,9 +1,15 @@
 //! Builders for the manifest a plugin declares.
 
-use crate::{Choice, CommandSpec, EventType, Manifest, OptionKind, OptionSpec};
+use std::time::Duration;
+
+use crate::{
+    Choice, CommandSpec, Cooldown, CooldownScope, EventType, Localization, Manifest, OptionKind,
+    OptionSpec,
+};
 
 impl Manifest {
-    /// A manifest with a name (lowercase letters, digits and '-') and a semantic version.
+    /// A manifest with a name (lowercase letters, digits and '-') and a semantic version,
+    /// on by default in every guild ([`Manifest::enabled_by_default`]).
     pub fn new(name: impl Into<String>, version: impl Into<String>) -> Self {
         Self {
             name: name.into(),
@@ -12,7 +18,16 @@ impl Manifest {
             commands: Vec::new(),
             events: Vec::new(),
             capabilities: Vec::new(),
+            enabled_by_default: true,
         }
+    }
+
+    /// Whether a guild whose admins have not turned the plugin on or off gets it (`true`
+    /// unless said otherwise). Say `false` for a plugin a guild should opt into: one that
+    /// posts on its own, say. The operator's `[plugins.NAME] guild_default` overrides it.
+    pub fn enabled_by_default(mut self, enabled: bool) -> Self {
+        self.enabled_by_default = enabled;
+        self
     }
 
     /// One line saying what the plugin does.
@@ -52,6 +67,8 @@ impl CommandSpec {
             options: Vec::new(),
             permissions: Vec::new(),
             staff_only: false,
+            cooldown: None,
+            localizations: Vec::new(),
         }
     }
 
@@ -76,6 +93,39 @@ impl CommandSpec {
     /// Restricts the command to the guild's staff roles.
     pub fn staff_only(mut self) -> Self {
         self.staff_only = true;
+        self
+    }
+
+    /// At most `limit` uses per `window` for each user, channel, guild or the whole bot
+    /// (`per`); the host refuses the rest before the plugin runs. The window is counted in
+    /// whole milliseconds; a limit or a window of 0 makes the host refuse the plugin.
+    pub fn cooldown(mut self, per: CooldownScope, limit: u32, window: Duration) -> Self {
+        self.cooldown = Some(Cooldown {
+            per,
+            limit,
+            window_ms: u64::try_from(window.as_millis()).unwrap_or(u64::MAX),
+        });
+        self
+    }
+
+    /// The command's description, and optionally its name, in the language `locale` (one
+    /// of Discord's locales: `de`, `pt-BR`, `es-ES`...). Discord shows them to users of
+    /// that language, as `help` does; `None` keeps the command's own name. Saying a locale
+    /// again replaces it.
+    pub fn localized(
+        mut self,
+        locale: impl Into<String>,
+        name: Option<&str>,
+        description: impl Into<String>,
+    ) -> Self {
+        let localization = Localization {
+            locale: locale.into(),
+            name: name.map(str::to_owned),
+            description: description.into(),
+        };
+        self.localizations
+            .retain(|known| known.locale != localization.locale);
+        self.localizations.push(localization);
         self
     }
 }

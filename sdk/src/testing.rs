@@ -29,17 +29,18 @@ pub use wasmbot::{
     dispatch::Outcome,
 };
 use wasmbot::{
-    bindings::types::{Event, Platform},
+    bindings::types::{Event, EventKind, Platform},
     capabilities::counters::WriteBehind,
-    dispatch::{Dispatcher, Outlet, SendFailure},
+    dispatch::{Dispatcher, Outlet, SendFailure, timers::Firing},
     platforms::console,
-    runtime::Registry,
 };
 
 /// An in-process host with some plugins loaded, recording what they send.
 pub struct TestHost {
     dispatcher: Arc<Dispatcher>,
     outlet: Arc<Recorder>,
+    /// Fires the plugins' timers while the host lives.
+    _firing: Option<Firing>,
     /// The private SQLite database's folder, removed with the host.
     _database: Option<tempfile::TempDir>,
 }
@@ -74,7 +75,7 @@ impl TestHost {
         files: &[PathBuf],
     ) -> anyhow::Result<Self> {
         let backends = config.backends(store)?;
-        let registry = Registry::new(config.build_runtime(backends)?);
+        let registry = config.registry(config.build_runtime(backends)?);
         for file in files {
             registry
                 .load_file(file)
@@ -83,9 +84,11 @@ impl TestHost {
         }
         let outlet = Arc::new(Recorder::default());
         let dispatcher = Arc::new(config.dispatcher(registry).with_outlet(outlet.clone()));
+        let firing = Firing::start(&dispatcher);
         Ok(Self {
             dispatcher,
             outlet,
+            _firing: firing,
             _database: None,
         })
     }
@@ -139,6 +142,33 @@ impl TestHost {
         texts(&self.event(event).await.1)
     }
 
+    /// Waits, at most `within`, until the plugins' timers have delivered `count` replies and
+    /// sends in all; returns those delivered so far, each with the timer event it answered.
+    pub async fn timer_actions(
+        &self,
+        count: usize,
+        within: std::time::Duration,
+    ) -> Vec<(Event, Action)> {
+        let deadline = tokio::time::Instant::now() + within;
+        loop {
+            let notified = self.outlet.fired.notified();
+            let fired = self.outlet.timers();
+            if fired.len() >= count || tokio::time::Instant::now() >= deadline {
+                return fired;
+            }
+            let _ = tokio::time::timeout_at(deadline, notified).await;
+        }
+    }
+
+    /// How many replies and sends the plugins' timers have delivered so far.
+    pub fn timers_fired(&self) -> usize {
+        self.outlet
+            .timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .len()
+    }
+
     /// Dispatches any event; returns what each plugin made of it and the actions delivered
     /// in answer to it (other events' actions are not mixed in, however many run at once).
     pub async fn event(&self, event: Event) -> (Vec<Outcome>, Vec<Action>) {
@@ -164,9 +194,19 @@ pub fn texts(actions: &[Action]) -> Vec<String> {
 #[derive(Default)]
 struct Recorder {
     actions: Mutex<HashMap<String, Vec<Action>>>,
+    /// What timer events were answered with, in order.
+    timers: Mutex<Vec<(Event, Action)>>,
+    fired: tokio::sync::Notify,
 }
 
 impl Recorder {
+    fn timers(&self) -> Vec<(Event, Action)> {
+        self.timers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
     fn take(&self, event_id: &str) -> Vec<Action> {
         let mut actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
         actions.remove(event_id).unwrap_or_default()
@@ -184,6 +224,12 @@ impl Outlet for Recorder {
         _plugin: &'a str,
         action: Action,
     ) -> BoxFuture<'a, Result<(), SendFailure>> {
+        if let EventKind::Timer(_) = origin.kind {
+            let mut timers = self.timers.lock().unwrap_or_else(|e| e.into_inner());
+            timers.push((origin.clone(), action));
+            self.fired.notify_waiters();
+            return Box::pin(async { Ok(()) });
+        }
         let mut actions = self.actions.lock().unwrap_or_else(|e| e.into_inner());
         actions.entry(origin.id.clone()).or_default().push(action);
         Box::pin(async { Ok(()) })

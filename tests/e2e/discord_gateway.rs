@@ -403,8 +403,11 @@ fn message_event(
             name: "user".into(),
             is_bot: false,
             roles: Vec::new(),
+            locale: None,
         },
         timestamp_ms: 0,
+        received_ms: 0,
+        guild_locale: None,
         kind: EventKind::Message(Message {
             id: "1".into(),
             text: text.into(),
@@ -779,5 +782,88 @@ async fn readiness_drops_while_the_gateway_refuses_and_comes_back_when_it_accept
     let before = fake.sent_count();
     fake.message(guild, channel, user, "!ping");
     fake.wait_for(before, posted(channel, "pong")).await;
+    host.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn help_follows_the_members_roles_the_guilds_switches_and_the_users_locale() {
+    const MANAGE_MESSAGES: u64 = 1 << 13;
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["ping", "guild-probe"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, owner, member) = (fake.id(), fake.id(), fake.id(), fake.id());
+    let (tidiers, fans) = (fake.id(), fake.id());
+    fake.guild_create(
+        guild,
+        owner,
+        &[(tidiers, MANAGE_MESSAGES), (fans, 0)],
+        channel,
+    );
+    let ask = async |author: u64, roles: &[u64], text: &str| {
+        let before = fake.sent_count();
+        fake.message_from(guild, channel, &user_json(author, false), roles, text);
+        let sent = fake
+            .wait_for(before, |sent| {
+                sent.method == "POST" && sent.path.ends_with("/messages")
+            })
+            .await;
+        sent.content().to_owned()
+    };
+
+    // Registered with Discord: the host's /help, and the plugins' localized commands.
+    wait_until("commands registered", || fake.command_writes() > 0).await;
+    let registered = |name: &str| fake.commands("").into_iter().find(|c| c["name"] == name);
+    assert!(registered("help").is_some());
+    let hola = registered("hola").expect("hola registered");
+    assert_eq!(
+        hola["description_localizations"],
+        json!({ "es-ES": "Saludar", "pt-BR": "Dizer olá" })
+    );
+    assert_eq!(hola["name_localizations"], json!({ "es-ES": "hola" }));
+
+    // A member without Manage Server may not switch plugins; the owner may.
+    let refused = ask(member, &[fans], "!plugin enable guild-probe").await;
+    assert!(
+        refused.contains("Manage Server permission or a staff role"),
+        "{refused}"
+    );
+    let done = ask(owner, &[], "!plugin enable guild-probe").await;
+    assert_eq!(done, "guild-probe is on in this server.");
+
+    let help = ask(member, &[fans], "!help").await;
+    assert!(
+        help.contains("`!daily`") && help.contains("`!ping`"),
+        "{help}"
+    );
+    assert!(!help.contains("`!tidy`"), "a fan cannot tidy: {help}");
+    assert!(!help.contains("`!staff`"), "{help}");
+    assert!(!help.contains("`!plugin "), "{help}");
+    let help = ask(member, &[tidiers], "!help").await;
+    assert!(help.contains("`!tidy`"), "{help}");
+
+    // /help in the user's language, seen by the asker only.
+    let before = fake.sent_count();
+    let id = fake.slash_in("es-ES", guild, channel, member, 0, "help", json!([]));
+    let callback = format!("/interactions/{id}/token-{id}/callback");
+    let answer = fake.wait_for(before, |sent| sent.path == callback).await;
+    let text = answer.body["data"]["content"].as_str().unwrap_or_default();
+    assert!(text.contains("`!hola` Saludar"), "{text}");
+    assert_eq!(answer.body["data"]["flags"], json!(64), "ephemeral");
+
+    // Switched off: gone from help, and a slash invocation says so.
+    assert_eq!(
+        ask(owner, &[], "!plugin disable guild-probe").await,
+        "guild-probe is off in this server."
+    );
+    assert!(!ask(member, &[fans], "!help").await.contains("`!daily`"));
+    let before = fake.sent_count();
+    let id = fake.slash(guild, channel, member, 0, "daily", json!([]));
+    let callback = format!("/interactions/{id}/token-{id}/callback");
+    let answer = fake.wait_for(before, |sent| sent.path == callback).await;
+    assert_eq!(
+        answer.body["data"]["content"],
+        json!("`/daily` is switched off here.")
+    );
     host.stop().await;
 }

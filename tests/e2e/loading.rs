@@ -46,7 +46,7 @@ async fn a_folder_of_good_and_bad_files_loads_the_good_and_names_the_bad() {
         ("unknown-capability.wasm", "unknown capability \"teleport\""),
         (
             "other-world.wasm",
-            "built against wasmbot:plugin@9.9.9, and this host links wasmbot:plugin@0.1.0 to 0.1.4",
+            "built against wasmbot:plugin@9.9.9, and this host links wasmbot:plugin@0.1.0 to 0.2.0",
         ),
         ("async-abi.wasm", "uses the component model's async ABI"),
     ] {

@@ -282,12 +282,32 @@ async fn the_settings_plugin_changes_what_every_host_does_on_the_next_message() 
 }
 
 #[tokio::test]
-async fn a_plugin_built_against_contract_0_1_0_still_loads_and_answers() {
+async fn plugins_built_against_contract_0_1_0_and_0_1_4_still_load_and_answer() {
     let (logs, _guard) = Logs::capture();
-    let host = TestHost::load(&[plugin("legacy")]).await.unwrap();
+    let host = TestHost::load(&[plugin("legacy"), plugin("legacy-0-1-4"), plugin("ping")])
+        .await
+        .unwrap();
+    let snapshot = host.dispatcher().registry().snapshot();
+    let contract = |name: &str| match snapshot.plugin(name) {
+        Some(plugin) => plugin.contract(),
+        None => panic!("{name} is not loaded"),
+    };
+    assert_eq!(contract("legacy"), "0.1.0");
+    assert_eq!(contract("legacy-0-1-4"), "0.1.4");
+    assert_eq!(contract("ping"), wasmbot::bindings::CONTRACT_VERSION);
     assert_eq!(host.say("!old").await, vec!["still here (0.1.0)"]);
     assert_eq!(
         logs.lines_with(&["legacy", "answering from 0.1.0"]).len(),
         1
     );
+    // 0.1.4's messaging (adapted) acts mid-handler; its state (served by 0.2's) is kept.
+    assert_eq!(
+        host.say("!old14").await,
+        vec!["working on it (0.1.4)", "still here (0.1.4), call 1"]
+    );
+    assert_eq!(
+        host.say("!old14").await,
+        vec!["working on it (0.1.4)", "still here (0.1.4), call 2"]
+    );
+    assert!(host.say("!ping").await[0].starts_with("pong"));
 }

@@ -155,3 +155,89 @@ async fn an_event_no_plugin_handles_leaves_a_debug_line_naming_it() {
     assert_eq!(host.say("!ping").await.len(), 1);
     assert_eq!(unheard().len(), 2, "a handled command leaves no such line");
 }
+
+/// The id in `Reminder `ID`: ...`.
+fn reminder_id(answer: &str) -> String {
+    let after = answer.split("Reminder `").nth(1).unwrap_or_default();
+    after.split('`').next().unwrap_or_default().to_owned()
+}
+
+/// A console line typed by `user`; the texts answered.
+async fn say_as(host: &TestHost, user: &str, line: &str) -> Vec<String> {
+    let mut event = wasmbot::platforms::console::event_for_line(host.dispatcher(), line)
+        .unwrap_or_else(|| panic!("{line} makes no event"));
+    event.author.id = user.to_owned();
+    texts(&host.event(event).await.1)
+}
+
+#[tokio::test]
+async fn remind_reminds_lists_and_cancels_only_its_owners_reminders() {
+    let host = TestHost::load(&[plugin("remind")]).await.unwrap();
+    let set = host.say("!remind 1s stretch").await;
+    assert!(set[0].starts_with("⏰ In 1s ("), "{set:?}");
+    let fired = host
+        .timer_actions(1, std::time::Duration::from_secs(20))
+        .await;
+    assert_eq!(texts(&[fired[0].1.clone()]), ["⏰ Reminder: stretch"]);
+
+    let later = host.say("!remind 1h30m water the plants").await;
+    let id = reminder_id(&later[0]);
+    assert_eq!(id.len(), 8, "{later:?}");
+    let listed = host.say("!reminders").await;
+    assert!(listed[0].contains(&format!("`{id}`")), "{listed:?}");
+    assert!(listed[0].contains("water the plants"), "{listed:?}");
+    assert_eq!(
+        say_as(&host, "someone-else", &format!("!remind cancel {id}")).await,
+        [format!(
+            "Reminder `{id}` is someone else's: only they can cancel it."
+        )]
+    );
+    assert_eq!(
+        say_as(&host, "someone-else", "!reminders").await,
+        ["You have no reminders here; `!remind 10m stretch` sets one."]
+    );
+    assert_eq!(
+        host.say(&format!("!remind cancel {id}")).await,
+        [format!("Reminder `{id}` cancelled.")]
+    );
+    assert!(host.say("!reminders").await[0].starts_with("You have no reminders"));
+    // Bad input is refused with the reason.
+    assert!(host.say("!remind 0s now").await[0].contains("some time ahead"));
+    let garbage = host.say("!remind soon tea").await;
+    assert!(!garbage[0].starts_with('⏰'), "{garbage:?}");
+}
+
+#[tokio::test]
+async fn a_poll_counts_one_vote_each_and_posts_the_tally_when_it_closes() {
+    let host = TestHost::load(&[plugin("poll")]).await.unwrap();
+    let opened = host.send("!poll 5s Lunch? | pizza | sushi").await;
+    let Some(Action::Reply(ballot)) = opened.first() else {
+        panic!("no ballot: {opened:?}");
+    };
+    assert!(ballot.text.contains("Lunch?"), "{}", ballot.text);
+    let ids: Vec<String> = ballot.buttons.iter().map(|b| b.id.clone()).collect();
+    assert_eq!(ids.len(), 2, "{ids:?}");
+    let press = |user: &'static str, id: String| {
+        let host = &host;
+        async move { say_as(host, user, &format!("/press {id}")).await }
+    };
+    assert_eq!(press("ana", ids[0].clone()).await, ["You voted for pizza."]);
+    assert_eq!(
+        press("ana", ids[1].clone()).await,
+        ["You changed your vote from pizza to sushi."]
+    );
+    assert_eq!(press("bo", ids[1].clone()).await, ["You voted for sushi."]);
+    assert_eq!(press("cy", ids[0].clone()).await, ["You voted for pizza."]);
+
+    let closed = host
+        .timer_actions(1, std::time::Duration::from_secs(30))
+        .await;
+    let tally = texts(&[closed[0].1.clone()]).join("");
+    assert!(tally.starts_with("📊 Closed: *Lunch?*"), "{tally}");
+    assert!(tally.contains("sushi: 2 votes (67%)"), "{tally}");
+    assert!(tally.contains("pizza: 1 vote (33%)"), "{tally}");
+    assert!(tally.contains("Winner: sushi"), "{tally}");
+    assert_eq!(press("dee", ids[0].clone()).await, ["This poll is closed."]);
+    // Bad input: a clear answer, no poll.
+    assert!(!host.say("!poll 5s Only one? | yes").await[0].starts_with("📊"));
+}

@@ -1134,3 +1134,47 @@ async fn workers_wait_for_their_marks_through_an_outage_and_go_on_after_it() {
     );
     host.stop().await;
 }
+
+#[tokio::test]
+async fn help_answers_the_word_and_a_reminder_comes_back_in_the_chat() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["ping", "remind"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    let user = "4915550009";
+    fake.deliver(&host.url, &text_webhook(user, "wamid.H1", "Ayuda"))
+        .await;
+    let sent = fake.wait_sent(1).await;
+    let help = sent[0].text();
+    assert!(
+        help.contains("`!ping`") && help.contains("`!remind"),
+        "{help}"
+    );
+    // No guild on WhatsApp: nothing to switch.
+    fake.deliver(
+        &host.url,
+        &text_webhook(user, "wamid.H2", "!plugin disable ping"),
+    )
+    .await;
+    let sent = fake.wait_sent(2).await;
+    assert!(
+        sent[1].text().contains("switched per server"),
+        "{}",
+        sent[1].text()
+    );
+
+    fake.deliver(
+        &host.url,
+        &text_webhook(user, "wamid.H3", "!remind 1s drink water"),
+    )
+    .await;
+    let sent = fake.wait_sent(3).await;
+    let set = sent[2].text();
+    assert!(
+        set.starts_with("⏰ In 1s") && set.contains("I'll remind you: drink water"),
+        "{set}"
+    );
+    let sent = fake.wait_sent(4).await;
+    assert_eq!(sent[3].text(), "⏰ Reminder: drink water");
+    assert_eq!(sent[3].to(), user);
+    host.stop().await;
+}

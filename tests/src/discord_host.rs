@@ -7,9 +7,8 @@ use serde_json::json;
 use wasmbot::{
     capabilities::config_store::ConfigStore,
     config::Config,
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, timers::Firing},
     platforms::discord::{Discord, gateway::Running},
-    runtime::Registry,
 };
 
 use crate::{
@@ -22,6 +21,7 @@ use crate::{
 pub struct Host {
     pub dispatcher: Arc<Dispatcher>,
     gateway: Option<Running>,
+    firing: Option<Firing>,
     store: Arc<ConfigStore>,
 }
 
@@ -32,7 +32,7 @@ impl Host {
         tweak(&mut config);
         let store = Arc::new(config.open_store().await.expect("config store"));
         let backends = config.backends(Arc::clone(&store)).expect("backends");
-        let registry = Registry::new(config.build_runtime(backends).expect("runtime"));
+        let registry = config.registry(config.build_runtime(backends).expect("runtime"));
         registry.load_dir(folder).await.expect("plugins");
         let discord = Discord::prepare(&config.discord, &registry)
             .await
@@ -44,9 +44,11 @@ impl Host {
                 .with_outlet(discord.outlet.clone()),
         );
         let gateway = discord.gateway.map(|g| g.start(Arc::clone(&dispatcher)));
+        let firing = Firing::start(&dispatcher);
         Self {
             dispatcher,
             gateway,
+            firing,
             store,
         }
     }
@@ -55,6 +57,9 @@ impl Host {
     pub async fn stop(mut self) {
         if let Some(gateway) = self.gateway.take() {
             gateway.stop().await;
+        }
+        if let Some(firing) = self.firing.take() {
+            firing.stop(std::time::Duration::from_secs(5)).await;
         }
         self.store.database().pool().close().await;
     }

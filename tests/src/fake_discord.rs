@@ -308,9 +308,25 @@ impl FakeDiscord {
         name: &str,
         options: Value,
     ) -> u64 {
+        self.slash_in("en-US", guild, channel, user, permissions, name, options)
+    }
+
+    /// [`FakeDiscord::slash`] from a user whose Discord speaks `locale` (`es-ES`).
+    #[allow(clippy::too_many_arguments)]
+    pub fn slash_in(
+        &self,
+        locale: &str,
+        guild: u64,
+        channel: u64,
+        user: u64,
+        permissions: u64,
+        name: &str,
+        options: Value,
+    ) -> u64 {
         let id = self.id();
         let mut data = self.interaction(id, guild, channel, user, permissions);
         data["type"] = json!(2);
+        data["locale"] = json!(locale);
         data["data"] =
             json!({ "id": self.id().to_string(), "name": name, "type": 1, "options": options });
         self.dispatch("INTERACTION_CREATE", Some(guild), data);

@@ -7,9 +7,8 @@ use std::{path::Path, sync::Arc};
 use wasmbot::{
     capabilities::{config_store::ConfigStore, counters::WriteBehind},
     config::Config,
-    dispatch::Dispatcher,
+    dispatch::{Dispatcher, timers::Firing},
     platforms::whatsapp::{Running, WhatsApp},
-    runtime::Registry,
 };
 
 use crate::{
@@ -27,6 +26,7 @@ pub struct Host {
     /// `http://127.0.0.1:port`: where the webhook and the admin API are.
     pub url: String,
     running: Option<Running>,
+    firing: Option<Firing>,
     http: tokio::task::JoinHandle<()>,
     store: Arc<ConfigStore>,
 }
@@ -36,6 +36,7 @@ impl Host {
     pub async fn start(fake: &FakeGraph, folder: &Path, tweak: impl FnOnce(&mut Config)) -> Self {
         let mut host = Self::serve(fake, folder, tweak).await;
         host.running = Some(host.whatsapp.start(Arc::clone(&host.dispatcher)));
+        host.firing = Firing::start(&host.dispatcher);
         host
     }
 
@@ -45,7 +46,7 @@ impl Host {
         tweak(&mut config);
         let store = Arc::new(config.open_store().await.expect("config store"));
         let backends = config.backends(Arc::clone(&store)).expect("backends");
-        let registry = Registry::new(config.build_runtime(backends).expect("runtime"));
+        let registry = config.registry(config.build_runtime(backends).expect("runtime"));
         registry.load_dir(folder).await.expect("plugins");
         let whatsapp = WhatsApp::prepare(&config.whatsapp, store.database())
             .expect("WhatsApp configuration")
@@ -73,6 +74,7 @@ impl Host {
             whatsapp,
             url,
             running: None,
+            firing: None,
             http,
             store,
         }
@@ -96,6 +98,9 @@ impl Host {
     /// Stops as on SIGTERM: the workers finish what they process and release the rest.
     pub async fn stop(mut self) {
         self.http.abort();
+        if let Some(firing) = self.firing.take() {
+            firing.stop(std::time::Duration::from_secs(5)).await;
+        }
         if let Some(running) = self.running.take() {
             running.stop(std::time::Duration::from_secs(5)).await;
         }
@@ -105,6 +110,7 @@ impl Host {
     /// Stops as in a crash: nothing is finished or released.
     pub async fn kill(mut self) {
         self.http.abort();
+        drop(self.firing.take());
         drop(self.running.take());
         self.store.database().pool().close().await;
     }

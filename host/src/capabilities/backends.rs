@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use futures::future::BoxFuture;
 
-use super::{Backends, config_store::ConfigStore, counters, metrics, rate_limit, state};
+use super::{Backends, config_store::ConfigStore, counters, metrics, rate_limit, schedule, state};
 use crate::telemetry::memory::{MemoryConfig, MemoryWatch, Relief};
 
 /// The lifecycle of a backend. The host calls each hook on every backend, in the order of
@@ -59,6 +59,8 @@ pub struct Sections<'a> {
     pub metrics: &'a metrics::MetricsConfig,
     /// `[memory]`.
     pub memory: &'a MemoryConfig,
+    /// `[schedule]`.
+    pub schedule: &'a schedule::ScheduleConfig,
 }
 
 impl Backends {

@@ -20,8 +20,10 @@ pub mod messaging;
 pub mod metrics;
 pub mod queue;
 pub mod rate_limit;
+pub mod schedule;
 pub mod state;
 pub mod storage;
+mod v0_1;
 
 use std::{
     fmt,
@@ -99,12 +101,12 @@ macro_rules! capabilities {
         }
 
         /// Links every capability's interfaces (and the WASI basics plugins are built
-        /// against) into `linker`.
+        /// against) into `linker`, and what plugins of older contracts import of them.
         pub fn link<T: HasContexts>(linker: &mut Linker<T>) -> wasmtime::Result<()> {
             wasmtime_wasi::p2::add_to_linker_async(linker)?;
             crate::bindings::types::add_to_linker::<T, HasSelf<Contexts>>(linker, |t| t.contexts())?;
             $($($module)::+::link(linker)?;)*
-            Ok(())
+            v0_1::link(linker)
         }
 
         /// The backends of the capabilities that keep state outside an instance, shared by
@@ -192,6 +194,8 @@ capabilities! {
     Http "http" by_name => http: http, policy http: http::Policy;
     /// `wasmbot:plugin/messaging`: actions carried out mid-handler; media downloads.
     Messaging "messaging" granted => messaging: messaging;
+    /// `wasmbot:plugin/schedule`: timers that call the plugin back later.
+    Schedule "schedule" granted => schedule: schedule, backend schedule: schedule::Timers;
 }
 
 impl Capability {

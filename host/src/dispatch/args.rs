@@ -130,6 +130,8 @@ mod tests {
             options,
             permissions: vec![],
             staff_only: false,
+            cooldown: None,
+            localizations: vec![],
         }
     }
 

@@ -3,6 +3,10 @@
 //! bot (a command, a click) hears about it once per window, not once per message; plain
 //! chat over a limit is dropped quietly. The console is exempt: its user is the operator.
 //! The limits count in a limiter of their own, so plugins' keys cannot crowd them out.
+//!
+//! Beside them, the cooldowns plugins declare on their commands (`CommandSpec::cooldown`),
+//! counted the same way (in the process, or in Redis across hosts) but on every platform,
+//! the console included, and whether or not the operator's limits are on.
 
 use std::{
     collections::BTreeMap,
@@ -11,7 +15,7 @@ use std::{
 };
 
 use crate::{
-    bindings::types::{Event, EventKind, Platform},
+    bindings::types::{CommandSpec, CooldownScope, Event, EventKind, Platform},
     capabilities::rate_limit::{Decision, LimitConfig, Per, Rate, RateLimitConfig, RateLimiter},
 };
 
@@ -38,7 +42,10 @@ pub enum Tell {
 
 /// The operator's limits over a [`RateLimiter`].
 pub struct Limits {
+    /// The operator's limits' limiter; none when they are off.
     limiter: Option<Arc<RateLimiter>>,
+    /// The same limiter for cooldowns, which apply whether the operator's limits are on.
+    cooldowns: Option<Arc<RateLimiter>>,
     config: RateLimitConfig,
     refused: Mutex<BTreeMap<String, u64>>,
 }
@@ -48,6 +55,7 @@ impl Limits {
     /// limited.
     pub fn new(limiter: Option<Arc<RateLimiter>>, config: RateLimitConfig) -> Self {
         Self {
+            cooldowns: limiter.clone(),
             limiter: limiter.filter(|_| config.enabled),
             config,
             refused: Mutex::new(BTreeMap::new()),
@@ -103,6 +111,33 @@ impl Limits {
         .await
     }
 
+    /// The cooldown `plugin` declared on the command, if any.
+    pub async fn admit_cooldown(
+        &self,
+        event: &Event,
+        plugin: &str,
+        spec: &CommandSpec,
+    ) -> Result<(), Refusal> {
+        let (Some(limiter), Some(cooldown)) = (&self.cooldowns, &spec.cooldown) else {
+            return Ok(());
+        };
+        let rate = Rate {
+            limit: cooldown.limit,
+            window: Duration::from_millis(cooldown.window_ms),
+        };
+        let per = match cooldown.per {
+            CooldownScope::User => Per::User,
+            CooldownScope::Channel => Per::Channel,
+            CooldownScope::Guild => Per::Guild,
+            CooldownScope::Global => Per::Global,
+        };
+        let rule = format!("cooldown {plugin} {}", spec.name);
+        let key = format!("cd:{plugin}:{}:{}", spec.name, whose(event, per));
+        let says = || format!("`{}` is cooling down", spec.name);
+        self.refuse(limiter, event, &rule, &key, rate, Tell::Once, says)
+            .await
+    }
+
     async fn apply(
         &self,
         event: &Event,
@@ -119,9 +154,26 @@ impl Limits {
             return Ok(());
         }
         let key = format!("op:{rule}:{}", whose(event, per));
+        self.refuse(limiter, event, rule, &key, rate, tell, says)
+            .await
+    }
+
+    /// Counts the event under `key`; over `rate`, the refusal, with a notice for the first
+    /// one of the window when the user is to be told.
+    #[allow(clippy::too_many_arguments)]
+    async fn refuse(
+        &self,
+        limiter: &RateLimiter,
+        event: &Event,
+        rule: &str,
+        key: &str,
+        rate: Rate,
+        tell: Tell,
+        says: impl FnOnce() -> String,
+    ) -> Result<(), Refusal> {
         // A host that tracks too many keys lets events through: the operator's limits
         // must not take the bot down.
-        let Ok(Decision::RetryAfter(retry_after)) = limiter.check(&key, rate).await else {
+        let Ok(Decision::RetryAfter(retry_after)) = limiter.check(key, rate).await else {
             return Ok(());
         };
         *self

@@ -5,7 +5,10 @@
 
 pub mod args;
 mod flight;
+pub mod guild_admin;
+pub mod help;
 pub mod limits;
+pub mod timers;
 
 use std::sync::{
     Arc,
@@ -20,7 +23,7 @@ pub use crate::capabilities::messaging::{MediaError, MediaFile, SendFailure};
 use crate::{
     bindings::types::{
         Action, Command, CommandSource, CommandSpec, Destination, Event, EventKind, EventType,
-        Outgoing, Platform, PluginError,
+        Interaction, Message, Outgoing, Platform, PluginError, Value,
     },
     capabilities::{
         Capability,
@@ -29,7 +32,10 @@ use crate::{
     },
     dispatch::limits::{Limits, Refusal, Tell},
     permissions::Permissions,
-    runtime::{Failure, Plugin, Registry, registry::Snapshot},
+    runtime::{
+        Failure, Plugin, Registry,
+        registry::{HostCommand, Snapshot},
+    },
 };
 
 /// The `[bot]` section: how the bot reads messages.
@@ -44,6 +50,15 @@ pub struct BotConfig {
     /// names no command: it gets the whole text as its arguments. Empty: such messages are
     /// plain messages.
     pub mention_command: String,
+    /// The host's help command (`!help`, `/help`), built from the manifests. Empty: no
+    /// help, and a plugin may declare `help` itself.
+    pub help_command: String,
+    /// Whole messages that ask for help where people talk to the bot alone (direct chats,
+    /// WhatsApp), in any case.
+    pub help_words: Vec<String>,
+    /// The guild admins' commands `plugins`, `plugin enable|disable` and `command
+    /// enable|disable`. False: none, and plugins may declare those names.
+    pub guild_commands: bool,
 }
 
 impl Default for BotConfig {
@@ -52,7 +67,80 @@ impl Default for BotConfig {
             prefix: "!".to_owned(),
             ignore_bots: true,
             mention_command: String::new(),
+            help_command: "help".to_owned(),
+            help_words: vec!["help".to_owned(), "ayuda".to_owned()],
+            guild_commands: true,
         }
+    }
+}
+
+impl BotConfig {
+    /// The commands the host answers itself, which no plugin may declare.
+    pub fn host_commands(&self) -> Vec<HostCommand> {
+        let mut commands = Vec::new();
+        if !self.help_command.is_empty() {
+            commands.push(HostCommand {
+                spec: help::spec(&self.help_command),
+                key: "bot.help_command",
+                slash: true,
+            });
+        }
+        if self.guild_commands {
+            commands.extend(guild_admin::specs().into_iter().map(|spec| HostCommand {
+                spec,
+                key: "bot.guild_commands",
+                slash: false,
+            }));
+        }
+        commands
+    }
+}
+
+/// Where an event happened, as routing sees it: the guild's settings and what the user may
+/// do there.
+pub(crate) struct Here<'a> {
+    event: &'a Event,
+    settings: &'a GuildSettings,
+    permissions: Option<Permissions>,
+    prefix: &'a str,
+}
+
+impl Here<'_> {
+    /// Whether the plugin is on here: outside a guild every plugin is; in one, as its
+    /// admins switched it, else its default.
+    fn plugin_on(&self, plugin: &Plugin) -> bool {
+        self.event.guild_id.is_none()
+            || (self.settings.switches).plugin_on(plugin.name(), plugin.on_by_default())
+    }
+
+    /// Whether the command is on in this guild and channel.
+    fn command_on(&self, spec: &CommandSpec) -> bool {
+        self.event.guild_id.is_none()
+            || (self.settings.switches).command_on(&spec.name, &self.event.channel_id)
+    }
+
+    /// Whether the user holds what the command requires.
+    fn may_run(&self, spec: &CommandSpec) -> bool {
+        authorize(
+            self.event,
+            spec,
+            &self.settings.staff_roles,
+            self.permissions,
+        )
+        .is_ok()
+    }
+
+    /// Whether the user may run one of the host's own commands.
+    fn may_run_host(&self, spec: &CommandSpec) -> bool {
+        spec.permissions.is_empty() || guild_admin::may_switch(self)
+    }
+
+    fn is_console(&self) -> bool {
+        self.event.platform == Platform::Console
+    }
+
+    fn is_staff(&self) -> bool {
+        (self.event.author.roles.iter()).any(|role| self.settings.staff_roles.contains(role))
     }
 }
 
@@ -227,16 +315,16 @@ impl Dispatcher {
         self
     }
 
-    /// The settings of the event's guild (prefix, staff roles), read through the config
-    /// store: a cache hit at steady state, no query per message. Outside a guild, or with
-    /// no store, the configured prefix and no staff.
+    /// The settings of the event's guild (prefix, staff roles, switches), read through the
+    /// config store: a cache hit at steady state, no query per event. Outside a guild, or
+    /// with no store, the configured prefix, no staff and nothing switched.
     async fn guild_settings(&self, event: &Event) -> GuildSettings {
         let store = &self.registry.runtime().backends().config_store;
         match (store, &event.guild_id) {
             (Some(store), Some(guild)) => GuildSettings::read(store, guild, &self.bot.prefix).await,
             _ => GuildSettings {
                 prefix: self.bot.prefix.clone(),
-                staff_roles: Vec::new(),
+                ..GuildSettings::default()
             },
         }
     }
@@ -264,18 +352,22 @@ impl Dispatcher {
 
     /// The command a message names, with its raw arguments; else, for a message addressed
     /// to the bot, the operator's `mention_command` with the whole text.
+    /// Commands switched off here are not found: the message is plain chat.
     fn route<'s, 't>(
         &self,
         snapshot: &'s Snapshot,
+        here: &Here<'_>,
         text: &'t str,
-        prefix: &str,
     ) -> Option<((&'s Arc<Plugin>, &'s CommandSpec), &'t str)> {
+        let on = |(plugin, spec): (&'s Arc<Plugin>, &'s CommandSpec)| {
+            (here.plugin_on(plugin) && here.command_on(spec)).then_some((plugin, spec))
+        };
         let named = self
-            .command_in(text, prefix)
-            .and_then(|(name, raw)| Some((snapshot.command(&name.to_lowercase())?, raw)));
+            .command_in(text, here.prefix)
+            .and_then(|(name, raw)| Some((on(snapshot.command(&name.to_lowercase())?)?, raw)));
         named.or_else(|| {
             let rest = self.after_mention(text)?;
-            let command = snapshot.command(&self.bot.mention_command)?;
+            let command = on(snapshot.command(&self.bot.mention_command)?)?;
             Some((command, rest))
         })
     }
@@ -314,12 +406,17 @@ impl Dispatcher {
         if event.id.is_empty() {
             event.id = self.next_event_id();
         }
+        if event.received_ms == 0 {
+            event.received_ms = u64::try_from(crate::db::now_ms()).unwrap_or_default();
+        }
+        let settings = self.guild_settings(&event).await;
+        // Help and the host's answers to slash commands name the prefix forms too.
         let prefix = match &event.kind {
-            EventKind::Message(_) => self.guild_settings(&event).await.prefix,
-            _ => String::new(),
+            EventKind::Message(_) | EventKind::Command(_) => settings.prefix.as_str(),
+            _ => "",
         };
         let tell = match &event.kind {
-            EventKind::Message(message) if self.command_in(&message.text, &prefix).is_some() => {
+            EventKind::Message(message) if self.command_in(&message.text, prefix).is_some() => {
                 Tell::Once
             }
             EventKind::Command(_) | EventKind::Interaction(_) => Tell::Once,
@@ -330,99 +427,227 @@ impl Dispatcher {
             return Vec::new();
         }
         let snapshot = self.registry.snapshot();
-        match &mut event.kind {
-            EventKind::Message(message) => {
-                let Some(((plugin, spec), raw)) = self.route(&snapshot, &message.text, &prefix)
-                else {
-                    let unheard = "no command matched and no plugin takes messages";
-                    return self.broadcast(&snapshot, &event, None, Some(unheard)).await;
-                };
-                let args = match args::parse(spec, &prefix, raw) {
-                    Ok(args) => args,
-                    Err(usage) => {
-                        self.host_reply(&event, usage).await;
-                        return Vec::new();
-                    }
-                };
-                let command = Command {
-                    name: spec.name.clone(),
-                    args,
-                    raw_args: raw.trim().to_owned(),
-                    source: CommandSource::Prefix(prefix.clone()),
-                    message_id: Some(message.id.clone()),
-                };
-                // The owner gets its command; plugins watching messages still see the text.
-                let as_command = Event {
-                    kind: EventKind::Command(command),
-                    ..event.clone()
-                };
-                let (mut outcomes, others) = tokio::join!(
-                    self.run_command(Arc::clone(plugin), spec, &as_command, permissions),
-                    self.broadcast(&snapshot, &event, Some(plugin.name()), None),
-                );
-                outcomes.extend(others);
-                outcomes
-            }
-            EventKind::Command(command) => {
-                let Some((plugin, spec)) = snapshot.command(&command.name) else {
-                    unhandled(&event, "no plugin provides this command");
-                    return Vec::new();
-                };
-                command.name = spec.name.clone();
-                self.run_command(Arc::clone(plugin), spec, &event, permissions)
-                    .await
-            }
+        let here = Here {
+            event: &event,
+            settings: &settings,
+            permissions,
+            prefix,
+        };
+        match &event.kind {
+            EventKind::Message(message) => self.message(&snapshot, &here, message).await,
+            EventKind::Command(command) => self.command(&snapshot, &here, command).await,
             EventKind::Interaction(interaction) => {
-                let Some((owner, id)) = interaction.custom_id.split_once(ID_SEPARATOR) else {
-                    // Not one of ours (a platform-native control): for the subscribers.
-                    let unheard = "not a plugin's control and no plugin takes interactions";
-                    return self.broadcast(&snapshot, &event, None, Some(unheard)).await;
-                };
-                let Some(plugin) = snapshot.plugin(owner).cloned() else {
-                    tracing::info!(
-                        plugin = owner,
-                        "interaction for a plugin that is not loaded ignored"
-                    );
-                    return Vec::new();
-                };
-                interaction.custom_id = id.to_owned();
-                let admitted = self.limits.admit_plugin(&event, plugin.name(), Tell::Once);
-                if let Err(refusal) = admitted.await {
-                    self.rate_limited(&event, refusal).await;
-                    return Vec::new();
-                }
-                self.run(vec![plugin], &event).await
+                self.interaction(&snapshot, &here, interaction).await
             }
             _ => {
                 let unheard = "no plugin subscribes to this kind of event";
-                self.broadcast(&snapshot, &event, None, Some(unheard)).await
+                self.broadcast(&snapshot, &here, None, Some(unheard)).await
             }
         }
     }
 
-    /// Runs a command on its plugin, once the invoking user is allowed to use it.
+    /// A message: one of the host's commands, a plugin's command (its owner gets it, the
+    /// plugins watching messages still see the text), a help word in a direct chat, or
+    /// plain chat.
+    async fn message(
+        &self,
+        snapshot: &Snapshot,
+        here: &Here<'_>,
+        message: &Message,
+    ) -> Vec<Outcome> {
+        let event = here.event;
+        if let Some((name, raw)) = self.command_in(&message.text, here.prefix)
+            && let Some(host) = snapshot.host_command(&name.to_lowercase())
+        {
+            let answer = self
+                .host_command(snapshot, here, &host.spec.name, raw)
+                .await;
+            self.host_reply(event, answer).await;
+            return Vec::new();
+        }
+        if event.guild_id.is_none() && self.is_help_word(&message.text) {
+            let help = &self.bot.help_command;
+            let answer = help::answer(snapshot, here, help, "");
+            self.host_reply(event, answer).await;
+            return Vec::new();
+        }
+        let Some(((plugin, spec), raw)) = self.route(snapshot, here, &message.text) else {
+            let unheard = "no command matched and no plugin takes messages";
+            return self.broadcast(snapshot, here, None, Some(unheard)).await;
+        };
+        let args = match args::parse(spec, here.prefix, raw) {
+            Ok(args) => args,
+            Err(usage) => {
+                self.host_reply(event, usage).await;
+                return Vec::new();
+            }
+        };
+        let command = Command {
+            name: spec.name.clone(),
+            args,
+            raw_args: raw.trim().to_owned(),
+            source: CommandSource::Prefix(here.prefix.to_owned()),
+            message_id: Some(message.id.clone()),
+        };
+        let as_command = Event {
+            kind: EventKind::Command(command),
+            ..event.clone()
+        };
+        let (mut outcomes, others) = tokio::join!(
+            self.run_command(Arc::clone(plugin), spec, &as_command, here),
+            self.broadcast(snapshot, here, Some(plugin.name()), None),
+        );
+        outcomes.extend(others);
+        outcomes
+    }
+
+    /// A command the platform parsed (a slash command): the host's, or its plugin's when it
+    /// is on here.
+    async fn command(
+        &self,
+        snapshot: &Snapshot,
+        here: &Here<'_>,
+        command: &Command,
+    ) -> Vec<Outcome> {
+        let event = here.event;
+        if let Some(host) = snapshot.host_command(&command.name) {
+            // The host's commands take their text as one option.
+            let raw = match command.args.first().map(|arg| &arg.value) {
+                Some(Value::Text(text)) => text.as_str(),
+                _ => command.raw_args.as_str(),
+            };
+            let answer = self
+                .host_command(snapshot, here, &host.spec.name, raw)
+                .await;
+            self.host_reply(event, answer).await;
+            return Vec::new();
+        }
+        let Some((plugin, spec)) = snapshot.command(&command.name) else {
+            unhandled(event, "no plugin provides this command");
+            return Vec::new();
+        };
+        if !here.plugin_on(plugin) || !here.command_on(spec) {
+            // A slash command must be answered, or Discord shows a failure.
+            let text = format!("`/{}` is switched off here.", spec.name);
+            self.host_reply(event, text).await;
+            return Vec::new();
+        }
+        let mut named = event.clone();
+        if let EventKind::Command(command) = &mut named.kind {
+            command.name = spec.name.clone();
+        }
+        self.run_command(Arc::clone(plugin), spec, &named, here)
+            .await
+    }
+
+    /// A click: back to the plugin whose control it was, when it is on here; a control of
+    /// no plugin goes to the plugins taking interactions.
+    async fn interaction(
+        &self,
+        snapshot: &Snapshot,
+        here: &Here<'_>,
+        interaction: &Interaction,
+    ) -> Vec<Outcome> {
+        let event = here.event;
+        let Some((owner, id)) = interaction.custom_id.split_once(ID_SEPARATOR) else {
+            // Not one of ours (a platform-native control): for the subscribers.
+            let unheard = "not a plugin's control and no plugin takes interactions";
+            return self.broadcast(snapshot, here, None, Some(unheard)).await;
+        };
+        let Some(plugin) = snapshot.plugin(owner).cloned() else {
+            tracing::info!(
+                plugin = owner,
+                "interaction for a plugin that is not loaded ignored"
+            );
+            return Vec::new();
+        };
+        if !here.plugin_on(&plugin) {
+            unhandled(event, "its plugin is switched off here");
+            return Vec::new();
+        }
+        let mut clicked = event.clone();
+        if let EventKind::Interaction(interaction) = &mut clicked.kind {
+            interaction.custom_id = id.to_owned();
+        }
+        let admitted = self
+            .limits
+            .admit_plugin(&clicked, plugin.name(), Tell::Once);
+        if let Err(refusal) = admitted.await {
+            self.rate_limited(&clicked, refusal).await;
+            return Vec::new();
+        }
+        self.run(vec![plugin], &clicked).await
+    }
+
+    /// The answer to one of the host's own commands.
+    async fn host_command(
+        &self,
+        snapshot: &Snapshot,
+        here: &Here<'_>,
+        name: &str,
+        raw: &str,
+    ) -> String {
+        if name == self.bot.help_command {
+            return help::answer(snapshot, here, &self.bot.help_command, raw);
+        }
+        let store = self.registry.runtime().backends().config_store.as_deref();
+        guild_admin::run(store, snapshot, here, name, raw).await
+    }
+
+    /// Whether a whole message asks for help (`help`, `ayuda`).
+    fn is_help_word(&self, text: &str) -> bool {
+        let text = text.trim();
+        !self.bot.help_command.is_empty()
+            && self
+                .bot
+                .help_words
+                .iter()
+                .any(|word| word.eq_ignore_ascii_case(text))
+    }
+
+    /// Hands a due timer to the plugin that set it; its answer goes to the conversation the
+    /// timer was set in (the event's). A guild that switched the plugin off gets nothing.
+    pub async fn dispatch_timer(&self, plugin: Arc<Plugin>, event: Event) -> Vec<Outcome> {
+        let Some(_in_flight) = self.flight.enter() else {
+            return Vec::new();
+        };
+        let settings = self.guild_settings(&event).await;
+        let here = Here {
+            event: &event,
+            settings: &settings,
+            permissions: None,
+            prefix: &settings.prefix,
+        };
+        if !here.plugin_on(&plugin) {
+            tracing::debug!(plugin = plugin.name(), event = %event.id, "timer skipped: its plugin is switched off in this guild");
+            return Vec::new();
+        }
+        self.run(vec![plugin], &event).await
+    }
+
+    /// Runs a command on its plugin, once the invoking user is allowed to use it and it is
+    /// within its cooldown and the operator's limits.
     async fn run_command(
         &self,
         plugin: Arc<Plugin>,
         spec: &CommandSpec,
         event: &Event,
-        permissions: Option<Permissions>,
+        here: &Here<'_>,
     ) -> Vec<Outcome> {
-        if spec.staff_only || !spec.permissions.is_empty() {
-            let staff_roles = self.guild_settings(event).await.staff_roles;
-            if let Err(refusal) = authorize(event, spec, &staff_roles, permissions) {
-                self.host_reply(event, refusal).await;
-                return Vec::new();
-            }
+        if let Err(refusal) = authorize(event, spec, &here.settings.staff_roles, here.permissions) {
+            self.host_reply(event, refusal).await;
+            return Vec::new();
         }
-        let admitted = match self.limits.admit_command(event, &spec.name).await {
-            Ok(()) => {
-                let plugin = plugin.name();
-                self.limits.admit_plugin(event, plugin, Tell::Once).await
-            }
-            refused => refused,
+        let admitted = async {
+            self.limits
+                .admit_cooldown(event, plugin.name(), spec)
+                .await?;
+            self.limits.admit_command(event, &spec.name).await?;
+            self.limits
+                .admit_plugin(event, plugin.name(), Tell::Once)
+                .await
         };
-        if let Err(refusal) = admitted {
+        if let Err(refusal) = admitted.await {
             self.rate_limited(event, refusal).await;
             return Vec::new();
         }
@@ -442,15 +667,16 @@ impl Dispatcher {
         }
     }
 
-    /// Runs the plugins subscribed to the event's kind, but `except`. When none runs, the
-    /// event leaves a debug line saying `unheard` (none: another plugin has it).
+    /// Runs the plugins subscribed to the event's kind and on here, but `except`. When none
+    /// runs, the event leaves a debug line saying `unheard` (none: another plugin has it).
     async fn broadcast(
         &self,
         snapshot: &Snapshot,
-        event: &Event,
+        here: &Here<'_>,
         except: Option<&str>,
         unheard: Option<&str>,
     ) -> Vec<Outcome> {
+        let event = here.event;
         let Some(kind) = EventType::of(&event.kind) else {
             return Vec::new();
         };
@@ -458,7 +684,7 @@ impl Dispatcher {
         let mut over_limit = 0;
         for plugin in snapshot
             .subscribers(kind)
-            .filter(|plugin| Some(plugin.name()) != except)
+            .filter(|plugin| Some(plugin.name()) != except && here.plugin_on(plugin))
         {
             // Nobody asked these plugins: over their limit they skip the event quietly.
             let admitted = self.limits.admit_plugin(event, plugin.name(), Tell::Never);
@@ -631,6 +857,7 @@ mod tests {
             name: "u".into(),
             is_bot: false,
             roles: roles.iter().map(|r| r.to_string()).collect(),
+            locale: None,
         };
         let event = |platform, roles: &[&str]| Event {
             id: "e".into(),
@@ -639,6 +866,8 @@ mod tests {
             channel_id: "c".into(),
             author: user(roles),
             timestamp_ms: 0,
+            received_ms: 0,
+            guild_locale: None,
             kind: EventKind::MemberJoined,
         };
         let spec = |staff_only, permissions: &[&str]| CommandSpec {
@@ -648,6 +877,8 @@ mod tests {
             options: Vec::new(),
             permissions: permissions.iter().map(|p| p.to_string()).collect(),
             staff_only,
+            cooldown: None,
+            localizations: Vec::new(),
         };
         let staff = ["mods".to_owned()];
         let discord = |roles| event(Platform::Discord, roles);

@@ -616,9 +616,19 @@ impl Packages {
         }
         self.registry.remove_package(name).await;
         self.loaded_now(name, None);
+        // A removed plugin's timers go with it (an unloaded one keeps them).
+        let timers = &self.registry.runtime().backends().schedule;
+        let dropped = match timers {
+            Some(timers) => timers.drop_plugin(name).await.unwrap_or_else(|error| {
+                tracing::warn!(plugin = name, "its timers stay: {error}");
+                0
+            }),
+            None => 0,
+        };
         tracing::info!(
             category = "packages.removed",
             plugin = name,
+            timers_dropped = dropped,
             "package removed"
         );
         self.tell_others().await;

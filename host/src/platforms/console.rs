@@ -176,8 +176,11 @@ pub fn event_for_line(dispatcher: &Dispatcher, line: &str) -> Option<Event> {
             name: USER.to_owned(),
             is_bot: false,
             roles: Vec::new(),
+            locale: None,
         },
         timestamp_ms: now_ms(),
+        received_ms: now_ms(),
+        guild_locale: None,
         kind,
     })
 }

@@ -6,15 +6,18 @@ use std::{path::Path, sync::Arc};
 use wasmtime::component::Component;
 
 use crate::{
-    bindings::{self, PluginPre, types::Manifest},
+    bindings::{self, types::Manifest},
     capabilities::{
         self, Allowed, Capability, GrantError, Registrations,
         config_store::{Document, ScopeKind},
         metrics::MetricSpec,
         storage::{Migration, MigrationError},
     },
-    runtime::{Failure, InstanceData, Packaged, Plugin, PluginPolicy, PluginStats, Runtime},
+    runtime::{
+        Failure, InstanceData, Packaged, Plugin, PluginPolicy, PluginStats, Runtime, plugin::Abi,
+    },
 };
+use wasmtime::component::InstancePre;
 
 /// Why a file was not loaded as a plugin.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,16 @@ pub enum LoadError {
     /// changes.
     #[error("unchanged since it was refused")]
     StillRefused,
+    /// One of its commands is the host's own.
+    #[error(
+        "command {command:?} is the host's own: rename or switch off the host's ({key}) to let a plugin have it"
+    )]
+    CommandReserved {
+        /// The command (or alias).
+        command: String,
+        /// The configuration key that names or switches the host's.
+        key: String,
+    },
     /// Another plugin already provides one of its commands.
     #[error("command {command:?} is already provided by plugin {owner:?}")]
     CommandTaken {
@@ -141,8 +154,8 @@ impl Runtime {
         .map_err(|error| compile_error(format!("{error:#}")))?;
         let contract = check_contract(&component, &self.engine)?;
         let imports = imported_capabilities(&component, &self.engine);
-        let pre = self.prelink(&component)?;
-        let (manifest, registrations) = self.describe(&pre).await?;
+        let (pre, abi) = self.prelink(&component)?;
+        let (manifest, registrations) = self.describe(&pre, abi).await?;
         let handle = component
             .get_export_index(None, "handle")
             .ok_or_else(|| LoadError::Exports("no `handle` export".into()))?;
@@ -188,7 +201,8 @@ impl Runtime {
             manifest,
             policy,
             allowed,
-            pre: pre.instance_pre().clone(),
+            pre,
+            abi,
             handle,
             source: source.to_owned(),
             digest,
@@ -202,12 +216,23 @@ impl Runtime {
         })
     }
 
-    fn prelink(&self, component: &Component) -> Result<PluginPre<InstanceData>, LoadError> {
+    /// Links the component, and tells by its exports' types which contract it was built
+    /// against: the newest, or 0.1 (whose calls are adapted).
+    fn prelink(
+        &self,
+        component: &Component,
+    ) -> Result<(InstancePre<InstanceData>, Abi), LoadError> {
         let pre = self
             .linker
             .instantiate_pre(component)
             .map_err(|error| LoadError::Imports(format!("{error:#}")))?;
-        PluginPre::new(pre).map_err(|error| LoadError::Exports(format!("{error:#}")))
+        match bindings::PluginPre::new(pre.clone()) {
+            Ok(_) => Ok((pre, Abi::Newest)),
+            Err(newest) => match bindings::v0_1::PluginPre::new(pre.clone()) {
+                Ok(_) => Ok((pre, Abi::V0_1)),
+                Err(_) => Err(LoadError::Exports(format!("{newest:#}"))),
+            },
+        }
     }
 
     /// Calls `describe` on a fresh instance under the default budgets; no capability is
@@ -216,16 +241,26 @@ impl Runtime {
     /// here, so events can skip it.
     async fn describe(
         &self,
-        pre: &PluginPre<InstanceData>,
+        pre: &InstancePre<InstanceData>,
+        abi: Abi,
     ) -> Result<(Manifest, Registrations), LoadError> {
         let policy = &self.policies.defaults;
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy, None);
         store.data_mut().capabilities.describing();
         let _slot = self.slots.acquire().await;
         let call = async {
-            let instance = pre.instance_pre().instantiate_async(&mut store).await?;
-            let plugin = crate::bindings::Plugin::new(&mut store, &instance)?;
-            plugin.call_describe(&mut store).await
+            let instance = pre.instantiate_async(&mut store).await?;
+            match abi {
+                Abi::Newest => {
+                    let plugin = bindings::Plugin::new(&mut store, &instance)?;
+                    plugin.call_describe(&mut store).await
+                }
+                Abi::V0_1 => {
+                    let plugin = bindings::v0_1::Plugin::new(&mut store, &instance)?;
+                    let manifest = plugin.call_describe(&mut store).await?;
+                    Ok(bindings::v0_1::manifest(manifest))
+                }
+            }
         };
         match tokio::time::timeout(policy.wall_budget(), call).await {
             Ok(Ok(manifest)) => {
@@ -291,12 +326,12 @@ impl Runtime {
     /// Instantiates once under `policy`, to refuse at load what could never run.
     async fn trial(
         &self,
-        pre: &PluginPre<InstanceData>,
+        pre: &InstancePre<InstanceData>,
         policy: &PluginPolicy,
     ) -> Result<(), Failure> {
         let mut store = self.store(Arc::from("(loading)"), Allowed::default(), policy, None);
         let _slot = self.slots.acquire().await;
-        match pre.instance_pre().instantiate_async(&mut store).await {
+        match pre.instantiate_async(&mut store).await {
             Ok(_) => Ok(()),
             Err(error) => Err(Failure::of_instantiation(
                 error,
@@ -428,6 +463,45 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
                 crate::permissions::names()
             ));
         }
+        if let Some(cooldown) = &command.cooldown
+            && (cooldown.limit == 0 || cooldown.window_ms == 0)
+        {
+            return bad(format!(
+                "command {:?}: a cooldown needs a limit and a window of at least 1",
+                command.name
+            ));
+        }
+        let mut locales = std::collections::HashSet::new();
+        for localization in &command.localizations {
+            let locale = localization.locale.as_str();
+            if !LOCALES.contains(&locale) {
+                return bad(format!(
+                    "command {:?}: unknown locale {locale:?} (known: {})",
+                    command.name,
+                    LOCALES.join(", ")
+                ));
+            }
+            if !locales.insert(locale) {
+                return bad(format!(
+                    "command {:?}: locale {locale:?} is given twice",
+                    command.name
+                ));
+            }
+            if let Some(name) = &localization.name
+                && !is_name(name)
+            {
+                return bad(format!(
+                    "command {:?}: {locale} name {name:?}: use 1 to 32 lowercase letters, digits and '-'",
+                    command.name
+                ));
+            }
+            if localization.description.chars().count() > MAX_DESCRIPTION {
+                return bad(format!(
+                    "command {:?}: {locale} description over {MAX_DESCRIPTION} characters",
+                    command.name
+                ));
+            }
+        }
         let options = &command.options;
         let mut option_names = std::collections::HashSet::new();
         for (index, option) in options.iter().enumerate() {
@@ -468,6 +542,12 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
 const MAX_COMMANDS: usize = 100;
 const MAX_OPTIONS: usize = 25;
 const MAX_DESCRIPTION: usize = 100;
+/// The locales Discord localizes commands in (its list, which `help` follows too).
+const LOCALES: &[&str] = &[
+    "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl",
+    "no", "pl", "pt-BR", "ro", "fi", "sv-SE", "vi", "tr", "cs", "el", "bg", "ru", "uk", "hi", "th",
+    "zh-CN", "ja", "zh-TW", "ko",
+];
 
 fn is_name(name: &str) -> bool {
     (1..=32).contains(&name.len())
@@ -509,9 +589,12 @@ mod tests {
                 options: Vec::new(),
                 permissions: vec![permission.into()],
                 staff_only: false,
+                cooldown: None,
+                localizations: Vec::new(),
             }],
             events: Vec::new(),
             capabilities: Vec::new(),
+            enabled_by_default: true,
         };
         assert!(check_manifest(&manifest("ban-members")).is_ok());
         let error = check_manifest(&manifest("ban-everyone"))

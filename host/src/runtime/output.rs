@@ -112,6 +112,7 @@ mod tests {
             media: vec![],
             template: None,
             ephemeral: false,
+            mentions: Default::default(),
         })
     }
 

@@ -10,7 +10,10 @@ use std::{
 use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
 
 use crate::{
-    bindings::types::{Action, Event, Manifest, PluginError},
+    bindings::{
+        types::{Action, Event, Manifest, PluginError},
+        v0_1,
+    },
     capabilities::{
         Allowed, Capability,
         config_store::{Document, ScopeKind},
@@ -35,6 +38,19 @@ pub struct Packaged {
 /// The `handle` export's signature.
 type HandleFn<'a> = TypedFunc<(&'a Event,), (Result<Vec<Action>, PluginError>,)>;
 
+/// The `handle` export's signature in contract 0.1.
+type HandleFnV0_1<'a> =
+    TypedFunc<(&'a v0_1::Event,), (Result<Vec<v0_1::Action>, v0_1::PluginError>,)>;
+
+/// The contract whose exports a plugin has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Abi {
+    /// The newest.
+    Newest,
+    /// 0.1: its events and answers are adapted at each call.
+    V0_1,
+}
+
 /// One loaded version of a plugin. Events in flight keep their version alive (`Arc`), so a
 /// reload never cuts one short.
 pub struct Plugin {
@@ -44,6 +60,8 @@ pub struct Plugin {
     pub(super) policy: PluginPolicy,
     pub(super) allowed: Allowed,
     pub(super) pre: InstancePre<InstanceData>,
+    /// Which contract its exports are of.
+    pub(super) abi: Abi,
     /// The `handle` export, type-checked at load.
     pub(super) handle: ComponentExportIndex,
     pub(super) source: PathBuf,
@@ -75,6 +93,14 @@ impl Plugin {
     /// Its limits and grants.
     pub fn policy(&self) -> &PluginPolicy {
         &self.policy
+    }
+
+    /// Whether a guild that has not chosen has it on: the operator's `guild_default`, else
+    /// its manifest's.
+    pub fn on_by_default(&self) -> bool {
+        self.policy
+            .guild_default
+            .unwrap_or(self.manifest.enabled_by_default)
     }
 
     /// The file it was loaded from.
@@ -192,6 +218,9 @@ impl Plugin {
         if let Some(messenger) = messenger {
             store.data_mut().capabilities.messaging.attach(messenger);
         }
+        if self.allowed.contains(Capability::Schedule) {
+            store.data_mut().capabilities.schedule.set_origin(event);
+        }
         let Ok(_slot) = runtime.slots.acquire().await else {
             return (
                 Err(Failure::Instantiate("the runtime is shutting down".into())),
@@ -211,15 +240,28 @@ impl Plugin {
                     "the `handle` export is missing".into(),
                 ));
             };
-            // SAFETY: the export's type was checked against this signature when the
-            // component was loaded (`bindings::Plugin::new` in `describe`), and every
-            // instance of a component has the same export types.
-            let handle = unsafe { HandleFn::new_unchecked(func) };
-            handle
-                .call_async(&mut store, (event,))
-                .await
-                .map(|(result,)| result)
-                .map_err(|error| Failure::of_call(error, store.data(), self.policy.memory_mib))
+            // SAFETY: the export's type was checked against the signature of its contract
+            // when the component was loaded (`Plugin::new` of its bindings in `describe`),
+            // and every instance of a component has the same export types.
+            let called = match self.abi {
+                Abi::Newest => {
+                    let handle = unsafe { HandleFn::new_unchecked(func) };
+                    handle
+                        .call_async(&mut store, (event,))
+                        .await
+                        .map(|(result,)| result)
+                }
+                Abi::V0_1 => match v0_1::event(event) {
+                    Some(event) => {
+                        let handle = unsafe { HandleFnV0_1::new_unchecked(func) };
+                        let called = handle.call_async(&mut store, (&event,)).await;
+                        called.map(|(result,)| v0_1::outcome(result))
+                    }
+                    // Nothing it could have asked for.
+                    None => Ok(Ok(Vec::new())),
+                },
+            };
+            called.map_err(|error| Failure::of_call(error, store.data(), self.policy.memory_mib))
         };
         let outcome = match tokio::time::timeout(self.policy.wall_budget(), call).await {
             Err(_) => Err(Failure::WallClock(self.policy.wall_budget())),

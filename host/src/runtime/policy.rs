@@ -69,6 +69,9 @@ pub struct PluginPolicy {
     pub grants: Vec<String>,
     /// Set to false to keep the plugin's file in the folder without loading it.
     pub enabled: bool,
+    /// Whether a guild whose admins have not chosen gets the plugin on; unset: as its
+    /// manifest says (`enabled-by-default`).
+    pub guild_default: Option<bool>,
     /// Environment variables the plugin sees (an AI endpoint's URL, say). A value
     /// `$NAME` is the host's variable `NAME`, read at start-up, so secrets stay out of files.
     pub env: BTreeMap<String, String>,
@@ -85,6 +88,7 @@ impl Default for PluginPolicy {
             memory_mib: 64,
             grants: Capability::default_grants(),
             enabled: true,
+            guild_default: None,
             env: BTreeMap::new(),
             capabilities: capabilities::Policy::default(),
         }

@@ -24,6 +24,21 @@ pub struct Snapshot {
     plugins: BTreeMap<String, Arc<Plugin>>,
     files: HashMap<PathBuf, String>,
     commands: HashMap<String, (String, usize)>,
+    /// The commands the host answers itself, by name.
+    reserved: BTreeMap<String, HostCommand>,
+}
+
+/// A command the host answers itself (its help, the guild admins' commands): no plugin may
+/// declare its name.
+#[derive(Debug, Clone)]
+pub struct HostCommand {
+    /// Its declaration, as `help` shows it.
+    pub spec: CommandSpec,
+    /// The configuration key that names or switches it, for the refusal of a plugin that
+    /// wants its name.
+    pub key: &'static str,
+    /// Whether it is also a Discord slash command.
+    pub slash: bool,
 }
 
 impl Snapshot {
@@ -42,6 +57,16 @@ impl Snapshot {
         let (plugin, index) = self.commands.get(name)?;
         let plugin = self.plugins.get(plugin)?;
         Some((plugin, plugin.manifest().commands.get(*index)?))
+    }
+
+    /// The command the host answers itself under `name`, if any.
+    pub fn host_command(&self, name: &str) -> Option<&HostCommand> {
+        self.reserved.get(name)
+    }
+
+    /// The commands the host answers itself.
+    pub fn host_commands(&self) -> impl Iterator<Item = &HostCommand> {
+        self.reserved.values()
     }
 
     /// The plugins subscribed to an event type.
@@ -85,6 +110,12 @@ impl Snapshot {
         }
         for command in &plugin.manifest().commands {
             for name in command.names() {
+                if let Some(host) = self.reserved.get(name) {
+                    return Err(LoadError::CommandReserved {
+                        command: name.clone(),
+                        key: host.key.to_owned(),
+                    });
+                }
                 if let Some((owner, _)) = self.commands.get(name)
                     && owner != plugin.name()
                 {
@@ -370,6 +401,20 @@ impl Registry {
                 Some(package),
             )
             .await
+    }
+
+    /// Keeps command names for the host (its help, the guild admins' commands); plugins
+    /// loaded from now on may not declare them.
+    pub fn reserve(&self, commands: Vec<HostCommand>) {
+        let reserved: BTreeMap<String, HostCommand> = commands
+            .into_iter()
+            .map(|command| (command.spec.name.clone(), command))
+            .collect();
+        self.current.rcu(|current| {
+            let mut next = Snapshot::clone(current);
+            next.reserved.clone_from(&reserved);
+            next
+        });
     }
 
     /// Whether `plugin` could serve beside the others: its name and commands are free.

@@ -1,7 +1,7 @@
 //! The pieces a conversation is written with: flows, their triggers and steps, and the
 //! questions they ask.
 
-use std::{collections::BTreeMap, ops::Index};
+use std::{collections::BTreeMap, ops::Index, time::Duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -138,6 +138,8 @@ pub struct Ask {
     pub(super) attempts: u32,
     pub(super) give_up: Option<Outgoing>,
     pub(super) then: Option<String>,
+    pub(super) nudge: Option<(Duration, Outgoing)>,
+    pub(super) timers: Option<super::Timers>,
 }
 
 pub(super) enum AskKind {
@@ -183,6 +185,8 @@ impl Ask {
             attempts: 3,
             give_up: None,
             then: None,
+            nudge: None,
+            timers: None,
         }
     }
 
@@ -221,6 +225,24 @@ impl Ask {
     /// user over to a person.
     pub fn give_up_to(mut self, flow: impl Into<String>) -> Self {
         self.then = Some(flow.into());
+        self
+    }
+
+    /// When the user has not answered `delay` after the question (or after it was asked
+    /// again), sends `message` once, e.g. "Still there? Just type the number.". An answer,
+    /// a cancel or the end of the flow before then sends nothing.
+    ///
+    /// [`Flows::handle`] sets a timer for it (capability `schedule`, which the manifest
+    /// must ask for beside `state`); one that cannot be set (the capability withheld, which
+    /// the host logs; the host's limits; an outage) leaves the question without its nudge.
+    /// A nudge later than [`Flows::idle_timeout`] is never sent: the user is out of the
+    /// flow by then.
+    ///
+    /// [`Flows::handle`]: super::Flows::handle
+    /// [`Flows::idle_timeout`]: super::Flows::idle_timeout
+    pub fn nudge_after(mut self, delay: Duration, message: impl Into<Outgoing>) -> Self {
+        self.nudge = Some((delay, message.into()));
+        self.timers = Some(super::Timers::HOST);
         self
     }
 }

@@ -1,16 +1,33 @@
 //! The decision: definitions, where the user was, what they sent and when → where they are
 //! now and what to answer. Pure, so it is tested natively; the caller keeps the position.
 
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use super::{
     Flows,
     define::{Answers, Ask, AskKind, GIVE_UP, Match, Next, Step, Trigger, normalize},
 };
-use crate::{Event, EventKind, Outgoing, PluginError};
+use crate::{Event, EventKind, Outgoing, PluginError, Timer};
 
 /// Steps one event may run: more means a goto loop that never waits for the user.
 const MAX_STEPS: usize = 100;
+
+/// How a nudge timer's payload starts: the plugin's other timers are not the flows'.
+pub(super) const NUDGE: &str = "wasmbot-sdk/flow-nudge:";
+
+/// Whether `timer` is one the flows set to nudge a user ([`Ask::nudge_after`]), rather than
+/// one of the plugin's own.
+pub fn is_nudge(timer: &Timer) -> bool {
+    timer.payload.starts_with(NUDGE)
+}
+
+/// The payload of the timer that nudges the user at `position`: namespaced, and naming the
+/// question for whoever reads the host's timers.
+pub(super) fn nudge_payload(position: &Position) -> String {
+    format!("{NUDGE}{}/{}", position.flow, position.ask)
+}
 
 /// Where a user is in a conversation: what is kept between their messages.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -29,6 +46,11 @@ pub struct Position {
     /// When they were last heard from, in milliseconds since the Unix epoch (the event's
     /// time, so that hosts' clocks do not matter).
     pub last_ms: u64,
+    /// The id of the timer set to nudge them about this question ([`Ask::nudge_after`]),
+    /// until it fires: a timer of any other id is stale (set for an earlier question, or
+    /// an earlier asking of this one) and says nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nudge: Option<String>,
 }
 
 /// What an event did to a conversation.
@@ -38,6 +60,10 @@ pub struct Decision {
     pub replies: Vec<Outgoing>,
     /// Where the user is now; `None` when they are in no flow.
     pub position: Option<Position>,
+    /// After how long to nudge the user about the question `position` now waits on, when
+    /// its ask says so ([`Ask::nudge_after`]) and it was just asked: [`Flows::handle`] sets
+    /// the timer and keeps its id in [`Position::nudge`].
+    pub nudge: Option<Duration>,
 }
 
 /// What a user sent, as flows see it.
@@ -183,31 +209,36 @@ struct Run<'a> {
     flows: &'a Flows,
     event: &'a Event,
     replies: Vec<Outgoing>,
+    nudge: Option<Duration>,
 }
 
 impl Flows {
     /// Decides what `event` does to the conversation of a user who was at `saved`: the
     /// replies, and where they are now. Pure but for the plugin's own [`Flow::run`]
-    /// steps; "now" is the event's time. [`Flows::handle`] is this plus the state.
+    /// steps; "now" is the event's time. [`Flows::handle`] is this plus the state and the
+    /// nudge timers.
     ///
     /// [`Flow::run`]: super::Flow::run
     pub fn decide(&self, saved: Option<Position>, event: &Event) -> Result<Decision, PluginError> {
+        if let Some(timer) = event.timer() {
+            return Ok(self.nudged(saved, event, timer));
+        }
         let Some(input) = Input::of(event) else {
             return Ok(Decision {
                 replies: Vec::new(),
                 position: saved,
+                nudge: None,
             });
         };
         let mut run = Run {
             flows: self,
             event,
             replies: Vec::new(),
+            nudge: None,
         };
         let now = event.timestamp_ms;
         let saved = match (saved, &self.idle) {
-            (Some(position), Some((seconds, notice)))
-                if now.saturating_sub(position.last_ms) > u64::from(*seconds) * 1000 =>
-            {
+            (Some(position), Some((_, notice))) if self.idled(&position, now) => {
                 run.replies.push(notice.clone());
                 None
             }
@@ -222,17 +253,7 @@ impl Flows {
             run.replies.push(self.cancelled.clone());
             return Ok(run.finish(None));
         }
-        let waiting = self.flow_index(&position.flow).and_then(|index| {
-            let steps = &self.flows[index].steps;
-            let at = |step: usize| match steps.get(step) {
-                Some(Step::Ask(name, ask)) if *name == position.ask => Some((step, ask)),
-                _ => None,
-            };
-            // Saved by another version of the flow: the same ask, wherever it moved.
-            let (step, ask) = at(position.step).or_else(|| (0..steps.len()).find_map(at))?;
-            Some((index, step, ask))
-        });
-        let Some((flow, step, ask)) = waiting else {
+        let Some((flow, step, ask)) = self.waiting(&position) else {
             return run.start(&input);
         };
         let mut answers = position.answers.clone();
@@ -254,10 +275,13 @@ impl Flows {
         let attempts = position.attempts.saturating_add(1);
         if attempts < ask.attempts {
             run.replies.push(ask.again(reason, &answers));
+            // Asked again: a nudge counts from now, on a new timer.
+            run.nudge = ask.nudge.as_ref().map(|(delay, _)| *delay);
             return Ok(run.finish(Some(Position {
                 step,
                 attempts,
                 last_ms: now,
+                nudge: None,
                 ..position
             })));
         }
@@ -273,6 +297,55 @@ impl Flows {
                 Ok(run.finish(None))
             }
         }
+    }
+
+    /// What a nudge timer does: the ask's nudge, when the user still has not answered the
+    /// question it was set for; nothing otherwise.
+    fn nudged(&self, saved: Option<Position>, event: &Event, timer: &Timer) -> Decision {
+        let mut decision = Decision {
+            replies: Vec::new(),
+            position: saved,
+            nudge: None,
+        };
+        let Some(position) = decision.position.as_mut() else {
+            return decision;
+        };
+        if !is_nudge(timer) || position.nudge.as_deref() != Some(timer.id.as_str()) {
+            return decision;
+        }
+        position.nudge = None;
+        // A timer's event is stamped with when it was due; it may come much later.
+        let delivered = event.timestamp_ms.saturating_add(timer.late_ms);
+        if self.idled(position, delivered) {
+            return decision;
+        }
+        let nudge = self
+            .waiting(position)
+            .and_then(|(_, _, ask)| ask.nudge.as_ref());
+        if let Some((_, message)) = nudge {
+            decision.replies.push(message.clone());
+        }
+        decision
+    }
+
+    /// Whether the user at `position` has been silent past the idle timeout at `now`.
+    fn idled(&self, position: &Position, now: u64) -> bool {
+        self.idle.as_ref().is_some_and(|(seconds, _)| {
+            now.saturating_sub(position.last_ms) > u64::from(*seconds) * 1000
+        })
+    }
+
+    /// The flow, step and ask that `position` waits on: at its step, or, saved by another
+    /// version of the flow, the same ask wherever it moved; `None` when the ask is gone.
+    fn waiting(&self, position: &Position) -> Option<(usize, usize, &Ask)> {
+        let index = self.flow_index(&position.flow)?;
+        let steps = &self.flows[index].steps;
+        let at = |step: usize| match steps.get(step) {
+            Some(Step::Ask(name, ask)) if *name == position.ask => Some((step, &**ask)),
+            _ => None,
+        };
+        let (step, ask) = at(position.step).or_else(|| (0..steps.len()).find_map(at))?;
+        Some((index, step, ask))
     }
 
     fn flow_index(&self, name: &str) -> Option<usize> {
@@ -308,9 +381,12 @@ impl Flows {
 
 impl Run<'_> {
     fn finish(self, position: Option<Position>) -> Decision {
+        // A nudge only for a question still waiting.
+        let nudge = self.nudge.filter(|_| position.is_some());
         Decision {
             replies: self.replies,
             position,
+            nudge,
         }
     }
 
@@ -347,6 +423,7 @@ impl Run<'_> {
                         continue;
                     }
                     self.replies.push((ask.prompt)(&answers));
+                    self.nudge = ask.nudge.as_ref().map(|(delay, _)| *delay);
                     let waiting = Position {
                         flow: flows.flows[flow].name.clone(),
                         step: step - 1,
@@ -354,6 +431,7 @@ impl Run<'_> {
                         answers,
                         attempts: 0,
                         last_ms: self.event.timestamp_ms,
+                        nudge: None,
                     };
                     return Ok(self.finish(Some(waiting)));
                 }

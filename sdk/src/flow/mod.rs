@@ -75,6 +75,51 @@
 //! ([`Flows::cancel`]) get them out. A command or a click that answers nothing there may
 //! start another flow. After [`Flows::idle_timeout`] without a word, the next message is
 //! told so and then taken as if no flow were going on.
+//!
+//! A question can nudge a user who goes quiet ([`Ask::nudge_after`]): the flows set a
+//! timer (capability `schedule`) when they ask it, and when the timer fires they send the
+//! nudge only if the user is still on that question. Such a plugin asks for `schedule`
+//! beside `state` and hands its timer events to [`Flows::handle`] too:
+//!
+//! ```
+//! use std::time::Duration;
+//! use wasmbot_sdk::flow::{Ask, Flow, Flows, Trigger};
+//! use wasmbot_sdk::prelude::*;
+//!
+//! fn flows() -> Flows {
+//!     Flows::new().flow(
+//!         Flow::new("feedback")
+//!             .trigger(Trigger::command("feedback"))
+//!             .ask(
+//!                 "score",
+//!                 Ask::text("From 1 to 5, how did we do?").nudge_after(
+//!                     Duration::from_secs(600),
+//!                     "Still there? Just a number from 1 to 5.",
+//!                 ),
+//!             )
+//!             .end_with(|answers| Outgoing::text(format!("Thanks, {}!", &answers["score"]))),
+//!     )
+//! }
+//!
+//! struct Feedback;
+//!
+//! impl Plugin for Feedback {
+//!     fn manifest() -> Manifest {
+//!         Manifest::new("feedback", "0.1.0")
+//!             .command(CommandSpec::new("feedback", "Tell us how we did"))
+//!             .on(EventType::Message)
+//!             .capability("state")
+//!             .capability("schedule")
+//!     }
+//!
+//!     fn handle(event: Event) -> Handled {
+//!         // The plugin's own timers, if it had any, would be told apart by `flow::is_nudge`.
+//!         flows().handle(&event)
+//!     }
+//! }
+//!
+//! export_plugin!(Feedback);
+//! ```
 
 mod define;
 mod engine;
@@ -82,9 +127,15 @@ mod engine;
 mod tests;
 
 pub use define::{Answers, Ask, Flow, GIVE_UP, Next, Trigger};
-pub use engine::{Decision, Position};
+pub use engine::{Decision, Position, is_nudge};
 
-use crate::{Action, Event, Handled, Outgoing, state};
+use std::time::Duration;
+
+use crate::{
+    Action, Event, Handled, Outgoing, PluginError,
+    schedule::{self, ScheduleError},
+    state::{self, Conversation},
+};
 
 /// How long a position is kept after the idle timeout (or without one, after the user's
 /// last word): the next message within it hears that the flow timed out; after it, the
@@ -156,21 +207,125 @@ impl Flows {
 
     /// Handles an event: reads the user's position from the conversation state, decides
     /// ([`Flows::decide`]), keeps the new position and returns the replies. No replies when
-    /// the event is not for any flow, so the plugin can try something else.
+    /// the event is not for any flow, so the plugin can try something else: the plugin's
+    /// own timers ([`is_nudge`] is false for them) are left alone without a state read.
+    ///
+    /// A question with [`Ask::nudge_after`] gets its timer here; the timer of a question no
+    /// longer waiting is cancelled (were it left, it would fire and find nothing to say).
     pub fn handle(&self, event: &Event) -> Handled {
-        if engine::Input::of(event).is_none() {
+        let nudge = event.timer().is_some_and(is_nudge);
+        if engine::Input::of(event).is_none() && !nudge {
             return Ok(Vec::new());
         }
-        let conversation = event.conversation();
-        let saved: Option<Position> = state::get(&conversation)?;
-        let decision = self.decide(saved.clone(), event)?;
-        match (&decision.position, &saved) {
+        let mut host = Host {
+            conversation: event.conversation(),
+            timers: self.timers(),
+        };
+        self.handle_on(&mut host, event)
+    }
+
+    /// The host's timers, when a question nudges.
+    fn timers(&self) -> Option<Timers> {
+        let steps = self.flows.iter().flat_map(|flow| &flow.steps);
+        steps
+            .filter_map(|step| match step {
+                define::Step::Ask(_, ask) => ask.timers,
+                _ => None,
+            })
+            .next()
+    }
+
+    /// [`Flows::handle`] against `host`: the conversation state and the timers.
+    fn handle_on(&self, host: &mut impl Keeper, event: &Event) -> Handled {
+        let saved = host.load()?;
+        let Decision {
+            replies,
+            mut position,
+            nudge,
+        } = self.decide(saved.clone(), event)?;
+        if let (Some(delay), Some(waiting)) = (nudge, position.as_mut()) {
+            // Without its nudge the question still works: a timer that cannot be set (the
+            // capability withheld, which the host logs; its limits; an outage) is left out.
+            waiting.nudge = host.after(delay, &engine::nudge_payload(waiting)).ok();
+        }
+        match (&position, &saved) {
             (Some(now), before) if Some(now) != before.as_ref() => {
-                state::set(&conversation, now, self.ttl_seconds())?;
+                host.save(now, self.ttl_seconds())?;
             }
-            (None, Some(_)) => state::clear(&conversation)?,
+            (None, Some(_)) => host.clear()?,
             _ => {}
         }
-        Ok(decision.replies.into_iter().map(Action::Reply).collect())
+        let pending = saved.and_then(|before| before.nudge);
+        let kept = position.and_then(|now| now.nudge);
+        let fired = event.timer().map(|timer| &timer.id);
+        if let Some(stale) = pending
+            && Some(&stale) != kept.as_ref()
+            && Some(&stale) != fired
+        {
+            // Should the cancel fail, the timer fires, finds another id in the position (or
+            // none) and says nothing; cancelling keeps the plugin's timers, which the host
+            // counts against its limits, few.
+            let _ = host.cancel(&stale);
+        }
+        Ok(replies.into_iter().map(Action::Reply).collect())
+    }
+}
+
+/// The host calls nudges make. Only [`Ask::nudge_after`] takes them, so a plugin whose
+/// questions never nudge does not import `schedule`: a component importing a capability
+/// its manifest does not ask for is refused as a package.
+#[derive(Clone, Copy)]
+pub(crate) struct Timers {
+    after: fn(Duration, &str) -> Result<String, ScheduleError>,
+    cancel: fn(&str) -> Result<bool, ScheduleError>,
+}
+
+impl Timers {
+    const HOST: Timers = Timers {
+        after: schedule::after,
+        cancel: schedule::cancel,
+    };
+}
+
+/// What [`Flows::handle`] needs of the host, for one conversation: its state and the
+/// plugin's timers. The tests keep them in memory.
+trait Keeper {
+    fn load(&mut self) -> Result<Option<Position>, PluginError>;
+    fn save(&mut self, position: &Position, ttl_seconds: u32) -> Result<(), PluginError>;
+    fn clear(&mut self) -> Result<(), PluginError>;
+    fn after(&mut self, delay: Duration, payload: &str) -> Result<String, ScheduleError>;
+    fn cancel(&mut self, id: &str) -> Result<bool, ScheduleError>;
+}
+
+/// The host's capabilities, in one conversation.
+struct Host {
+    conversation: Conversation,
+    /// None when no question nudges: then no timer is set, and there is none to cancel
+    /// but one a version of the plugin that nudged left, which fires and says nothing.
+    timers: Option<Timers>,
+}
+
+impl Keeper for Host {
+    fn load(&mut self) -> Result<Option<Position>, PluginError> {
+        Ok(state::get(&self.conversation)?)
+    }
+
+    fn save(&mut self, position: &Position, ttl_seconds: u32) -> Result<(), PluginError> {
+        Ok(state::set(&self.conversation, position, ttl_seconds)?)
+    }
+
+    fn clear(&mut self) -> Result<(), PluginError> {
+        Ok(state::clear(&self.conversation)?)
+    }
+
+    fn after(&mut self, delay: Duration, payload: &str) -> Result<String, ScheduleError> {
+        match self.timers {
+            Some(timers) => (timers.after)(delay, payload),
+            None => Err(ScheduleError::Invalid("no question nudges".to_owned())),
+        }
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<bool, ScheduleError> {
+        self.timers.map_or(Ok(false), |timers| (timers.cancel)(id))
     }
 }

@@ -1,9 +1,10 @@
-//! The decision, natively: no host, no state; positions are passed along by hand.
+//! The decision, natively: no host, no state; positions are passed along by hand. The
+//! nudges' timers and state go through [`Flows::handle_on`] with a host kept in memory.
 
 use super::*;
 use crate::{
     Command, CommandSource, EventKind, Interaction, Menu, Message, Platform, PluginError, Reaction,
-    User,
+    Timer, User,
 };
 
 const T0: u64 = 1_700_000_000_000;
@@ -19,8 +20,11 @@ fn event(kind: EventKind, at_ms: u64) -> Event {
             name: "Ada".into(),
             is_bot: false,
             roles: Vec::new(),
+            locale: None,
         },
         timestamp_ms: at_ms,
+        received_ms: at_ms,
+        guild_locale: None,
         kind,
     }
 }
@@ -167,7 +171,8 @@ fn a_keyword_starts_a_flow_whose_says_come_before_its_question() {
             decision,
             Decision {
                 replies: vec![],
-                position: None
+                position: None,
+                nudge: None,
             },
             "{unrelated:?}"
         );
@@ -477,6 +482,7 @@ fn a_position_from_another_version_is_found_by_its_ask_or_dropped() {
         answers: Answers::default(),
         attempts: 0,
         last_ms: T0,
+        nudge: None,
     };
     let decision = flows
         .decide(Some(moved.clone()), &event(text("Ada"), T0 + 1))
@@ -520,6 +526,7 @@ fn a_position_is_kept_as_plain_json() {
         answers,
         attempts: 2,
         last_ms: T0,
+        nudge: None,
     };
     let json = serde_json::to_value(&position).unwrap();
     assert_eq!(
@@ -531,4 +538,324 @@ fn a_position_is_kept_as_plain_json() {
     );
     let back: Position = serde_json::from_value(json).unwrap();
     assert_eq!(back, position);
+
+    let nudged = Position {
+        nudge: Some("t1".into()),
+        ..position
+    };
+    let json = serde_json::to_value(&nudged).unwrap();
+    assert_eq!(json["nudge"], "t1");
+    let back: Position = serde_json::from_value(json).unwrap();
+    assert_eq!(back, nudged);
+}
+
+// Nudges.
+
+const NUDGE_S: u64 = 300;
+
+fn nudging() -> Flows {
+    Flows::new()
+        .flow(
+            Flow::new("order")
+                .trigger(Trigger::keywords(["order"]))
+                .ask(
+                    "count",
+                    Ask::text("How many?")
+                        .validate(quantity)
+                        .nudge_after(Duration::from_secs(NUDGE_S), "Still there? How many?"),
+                )
+                .ask("name", Ask::text("Your name?"))
+                .end_with(|a| Outgoing::text(format!("{} for {}", &a["count"], &a["name"]))),
+        )
+        .idle_timeout(600, "Timed out.")
+}
+
+fn timer(id: &str, payload: &str, due_ms: u64, late_ms: u64) -> EventKind {
+    EventKind::Timer(Timer {
+        id: id.into(),
+        payload: payload.into(),
+        due_ms,
+        late_ms,
+        repeats: false,
+    })
+}
+
+/// The host as [`Flows::handle`] sees it, in memory: one conversation's state, the timers
+/// set and cancelled.
+#[derive(Default)]
+struct Fake {
+    state: Option<Position>,
+    saves: usize,
+    /// Every timer set: its id, delay and payload.
+    set: Vec<(String, Duration, String)>,
+    cancelled: Vec<String>,
+    refuse: Option<ScheduleError>,
+}
+
+impl Keeper for Fake {
+    fn load(&mut self) -> Result<Option<Position>, PluginError> {
+        Ok(self.state.clone())
+    }
+
+    fn save(&mut self, position: &Position, ttl_seconds: u32) -> Result<(), PluginError> {
+        assert_eq!(ttl_seconds, 600 + 24 * 3600);
+        self.saves += 1;
+        self.state = Some(position.clone());
+        Ok(())
+    }
+
+    fn clear(&mut self) -> Result<(), PluginError> {
+        self.state = None;
+        Ok(())
+    }
+
+    fn after(&mut self, delay: Duration, payload: &str) -> Result<String, ScheduleError> {
+        if let Some(refusal) = self.refuse.clone() {
+            return Err(refusal);
+        }
+        let id = format!("t{}", self.set.len() + 1);
+        self.set.push((id.clone(), delay, payload.to_owned()));
+        Ok(id)
+    }
+
+    fn cancel(&mut self, id: &str) -> Result<bool, ScheduleError> {
+        self.cancelled.push(id.to_owned());
+        Ok(true)
+    }
+}
+
+/// A conversation through `handle_on`, a second between the user's messages.
+struct Bot {
+    flows: Flows,
+    host: Fake,
+    now: u64,
+    /// When each timer the host set is due, in the order they were set.
+    due: Vec<u64>,
+}
+
+impl Bot {
+    fn new() -> Self {
+        Self {
+            flows: nudging(),
+            host: Fake::default(),
+            now: T0,
+            due: Vec::new(),
+        }
+    }
+
+    /// Handles an event stamped `at_ms`, as the host would.
+    fn handle(&mut self, kind: EventKind, at_ms: u64) -> Vec<String> {
+        let mut event = event(kind, at_ms);
+        event.id = format!("e{at_ms}");
+        let actions = self.flows.handle_on(&mut self.host, &event).unwrap();
+        for (_, delay, _) in &self.host.set[self.due.len()..] {
+            self.due.push(at_ms + delay.as_millis() as u64);
+        }
+        actions
+            .into_iter()
+            .map(|action| match action {
+                Action::Reply(message) => message.text,
+                other => panic!("only replies are expected, not {other:?}"),
+            })
+            .collect()
+    }
+
+    fn send(&mut self, kind: EventKind) -> Vec<String> {
+        self.now += 1_000;
+        self.handle(kind, self.now)
+    }
+
+    fn say(&mut self, line: &str) -> Vec<String> {
+        self.send(text(line))
+    }
+
+    /// Delivers timer `id` as the host would, `late_ms` after it was due (the clock moves
+    /// on to then, unless it is past it already).
+    fn fire(&mut self, id: &str, late_ms: u64) -> Vec<String> {
+        let index = self.host.set.iter().position(|(set, _, _)| set == id);
+        let index = index.unwrap_or_else(|| panic!("timer {id} was never set"));
+        let (payload, due) = (self.host.set[index].2.clone(), self.due[index]);
+        self.now = self.now.max(due + late_ms);
+        // The host stamps a timer's event with its due time.
+        self.handle(timer(id, &payload, due, late_ms), due)
+    }
+
+    fn pending(&self) -> Option<&str> {
+        self.host.state.as_ref()?.nudge.as_deref()
+    }
+}
+
+#[test]
+fn asking_a_question_with_a_nudge_asks_for_its_timer() {
+    let flows = nudging();
+    let decision = flows.decide(None, &event(text("order"), T0)).unwrap();
+    assert_eq!(decision.nudge, Some(Duration::from_secs(NUDGE_S)));
+    let position = decision.position.unwrap();
+    assert_eq!(position.nudge, None, "no timer id until the host sets one");
+
+    let answered = flows
+        .decide(Some(position), &event(text("3"), T0 + 1))
+        .unwrap();
+    assert_eq!(answered.replies[0].text, "Your name?");
+    assert_eq!(answered.nudge, None, "the next question has no nudge");
+}
+
+#[test]
+fn a_quiet_user_is_nudged_once_and_can_still_answer() {
+    let mut bot = Bot::new();
+    assert_eq!(bot.say("order"), ["How many?"]);
+    assert_eq!(bot.host.set.len(), 1);
+    let (id, delay, payload) = bot.host.set[0].clone();
+    assert_eq!(delay, Duration::from_secs(NUDGE_S));
+    assert_eq!(payload, "wasmbot-sdk/flow-nudge:order/count");
+    assert_eq!(
+        bot.pending(),
+        Some(id.as_str()),
+        "its id is kept with the question"
+    );
+
+    assert_eq!(bot.fire(&id, 0), ["Still there? How many?"]);
+    assert_eq!(bot.pending(), None);
+    assert_eq!(
+        bot.host.state.as_ref().unwrap().ask,
+        "count",
+        "still waiting"
+    );
+    assert!(
+        bot.host.cancelled.is_empty(),
+        "a timer that fired is not cancelled"
+    );
+    assert!(bot.fire(&id, 0).is_empty(), "delivered twice: nudged once");
+
+    assert_eq!(bot.say("2"), ["Your name?"]);
+    assert_eq!(bot.say("Ada"), ["2 for Ada"]);
+    assert_eq!(bot.host.state, None);
+    assert!(bot.host.cancelled.is_empty());
+}
+
+#[test]
+fn an_answered_question_cancels_its_nudge_and_a_late_firing_says_nothing() {
+    let mut bot = Bot::new();
+    bot.say("order");
+    assert_eq!(bot.say("4"), ["Your name?"]);
+    assert_eq!(bot.host.cancelled, ["t1"]);
+    assert_eq!(bot.pending(), None);
+    // The cancel may lose a race with the firing.
+    assert!(bot.fire("t1", 0).is_empty());
+    assert_eq!(bot.host.state.as_ref().unwrap().ask, "name");
+}
+
+#[test]
+fn an_ended_or_cancelled_flow_is_not_nudged() {
+    let mut bot = Bot::new();
+    bot.say("order");
+    assert_eq!(bot.say("stop"), ["Cancelled."]);
+    assert_eq!(bot.host.cancelled, ["t1"]);
+    assert!(bot.fire("t1", 0).is_empty());
+    assert_eq!(bot.host.state, None, "no position is made up");
+
+    let mut bot = Bot::new();
+    bot.say("order");
+    for wrong in ["lots", "many"] {
+        bot.say(wrong);
+    }
+    assert_eq!(bot.say("none"), [GIVE_UP]);
+    assert_eq!(bot.host.state, None);
+    assert!(bot.fire("t3", 0).is_empty());
+}
+
+#[test]
+fn asking_again_counts_the_nudge_from_the_new_asking() {
+    let mut bot = Bot::new();
+    bot.say("order");
+    assert_eq!(bot.say("lots"), ["A number from 1 to 20, please."]);
+    assert_eq!(bot.host.set.len(), 2, "a new timer for the new asking");
+    assert_eq!(bot.host.cancelled, ["t1"]);
+    assert_eq!(bot.pending(), Some("t2"));
+    assert!(
+        bot.fire("t1", 0).is_empty(),
+        "the first asking's timer is stale"
+    );
+    assert_eq!(bot.fire("t2", 0), ["Still there? How many?"]);
+}
+
+#[test]
+fn a_nudge_that_comes_after_the_idle_timeout_says_nothing() {
+    let mut bot = Bot::new();
+    bot.say("order");
+    let saves = bot.host.saves;
+    // Due after five minutes, delivered six minutes later: the bot was down.
+    assert!(bot.fire("t1", 360_000).is_empty());
+    assert_eq!(bot.host.saves, saves + 1, "the fired timer is forgotten");
+    assert_eq!(bot.pending(), None);
+    assert_eq!(bot.say("3"), ["Timed out."]);
+}
+
+#[test]
+fn a_question_whose_nudge_cannot_be_set_is_still_asked() {
+    let mut bot = Bot::new();
+    bot.host.refuse = Some(ScheduleError::Denied("not granted".into()));
+    assert_eq!(bot.say("order"), ["How many?"]);
+    assert_eq!(bot.host.state.as_ref().unwrap().ask, "count");
+    assert_eq!(bot.pending(), None);
+
+    bot.host.refuse = Some(ScheduleError::TooMany("100 timers here".into()));
+    assert_eq!(bot.say("lots"), ["A number from 1 to 20, please."]);
+    assert_eq!(bot.pending(), None);
+    bot.host.refuse = None;
+    assert_eq!(bot.say("many"), ["A number from 1 to 20, please."]);
+    assert_eq!(bot.pending(), Some("t1"), "a later asking gets its nudge");
+    assert_eq!(bot.say("3"), ["Your name?"]);
+    assert_eq!(bot.host.cancelled, ["t1"]);
+}
+
+#[test]
+fn other_timers_are_not_the_flows_business() {
+    let mut bot = Bot::new();
+    bot.say("order");
+    let before = bot.host.state.clone();
+    let own = timer("t1", "{\"remind\":\"tea\"}", T0, 0);
+    assert!(
+        bot.send(own.clone()).is_empty(),
+        "the id matches, the payload is not a nudge"
+    );
+    assert_eq!(bot.host.state, before);
+
+    // Nothing but the timer is looked at: no host call is made (natively, one would panic).
+    assert_eq!(nudging().handle(&event(own, T0)), Ok(vec![]));
+    assert!(!is_nudge(&Timer {
+        id: "x".into(),
+        payload: "flow-nudge".into(),
+        due_ms: 0,
+        late_ms: 0,
+        repeats: false,
+    }));
+}
+
+#[test]
+fn a_nudge_for_a_question_no_longer_nudging_says_nothing() {
+    let mut bot = Bot::new();
+    bot.say("order");
+    bot.flows = shop();
+    let position = bot.host.state.clone().unwrap();
+    assert!(
+        bot.fire("t1", 0).is_empty(),
+        "this version's `count` has no nudge"
+    );
+    assert_eq!(
+        bot.host.state,
+        Some(Position {
+            nudge: None,
+            ..position
+        })
+    );
+}
+
+#[test]
+fn only_flows_whose_questions_nudge_reach_the_hosts_timers() {
+    assert!(nudging().timers().is_some());
+    assert!(
+        shop().timers().is_none(),
+        "so its plugin imports no `schedule`"
+    );
 }

@@ -98,10 +98,14 @@ impl Commands {
     }
 }
 
-/// The application commands for the loaded plugins, by name; an alias is not a slash
-/// command of its own (prefix commands have them).
+/// The application commands for the loaded plugins and the host's own slash commands
+/// (`help`), by name; an alias is not a slash command of its own (prefix commands have
+/// them).
 pub fn application_commands(snapshot: &Snapshot) -> Vec<Value> {
     let mut commands = BTreeMap::new();
+    for host in snapshot.host_commands().filter(|host| host.slash) {
+        commands.insert(host.spec.name.clone(), command(&host.spec));
+    }
     for plugin in snapshot.plugins() {
         for spec in &plugin.manifest().commands {
             // A name two plugins declare belongs to the one the dispatcher routes it to.
@@ -120,10 +124,28 @@ fn command(spec: &CommandSpec) -> Value {
         .iter()
         .filter_map(|name| permissions::bit(name))
         .fold(0u64, |bits, bit| bits | bit);
+    // Discord shows each user the name and description of their locale.
+    let names: serde_json::Map<String, Value> = spec
+        .localizations
+        .iter()
+        .filter_map(|l| Some((l.locale.clone(), json!(l.name.as_ref()?))))
+        .collect();
+    let descriptions: serde_json::Map<String, Value> = spec
+        .localizations
+        .iter()
+        .map(|l| {
+            (
+                l.locale.clone(),
+                json!(describe(&l.description, &spec.name)),
+            )
+        })
+        .collect();
     json!({
         "type": 1,
         "name": spec.name,
+        "name_localizations": names,
         "description": describe(&spec.description, &spec.name),
+        "description_localizations": descriptions,
         "options": spec.options.iter().map(option).collect::<Vec<_>>(),
         // Discord hides the command from members without them; the host checks again.
         "default_member_permissions": (permissions != 0).then(|| permissions.to_string()),
@@ -180,6 +202,8 @@ fn comparable(commands: &[Value]) -> BTreeMap<String, Value> {
         other => json!(other.to_string()),
     };
     let list = |value: &Value| value.as_array().cloned().unwrap_or_default();
+    // Discord says null for no localizations.
+    let map = |value: &Value| json!(value.as_object().cloned().unwrap_or_default());
     commands
         .iter()
         .map(|command| {
@@ -198,6 +222,8 @@ fn comparable(commands: &[Value]) -> BTreeMap<String, Value> {
             let name = command["name"].as_str().unwrap_or_default().to_owned();
             let shape = json!({
                 "description": command["description"],
+                "name_localizations": map(&command["name_localizations"]),
+                "description_localizations": map(&command["description_localizations"]),
                 "options": options,
                 "default_member_permissions": text(&command["default_member_permissions"]),
             });
@@ -214,6 +240,7 @@ mod tests {
     fn what_discord_adds_or_leaves_out_is_not_a_change() {
         let ours = vec![json!({
             "type": 1, "name": "roll", "description": "Roll dice",
+            "name_localizations": {}, "description_localizations": {},
             "options": [{ "type": 4, "name": "sides", "description": "sides",
                           "required": false, "choices": [] }],
             "default_member_permissions": null,
@@ -228,8 +255,11 @@ mod tests {
         let mut changed = theirs.clone();
         changed[0]["options"][0]["required"] = json!(true);
         assert_ne!(comparable(&ours), comparable(&changed));
-        let mut permission = theirs;
+        let mut permission = theirs.clone();
         permission[0]["default_member_permissions"] = json!("32");
         assert_ne!(comparable(&ours), comparable(&permission));
+        let mut localized = theirs;
+        localized[0]["description_localizations"] = json!({ "de": "Würfeln" });
+        assert_ne!(comparable(&ours), comparable(&localized));
     }
 }

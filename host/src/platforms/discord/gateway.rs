@@ -373,9 +373,12 @@ pub fn message_event(message: &DiscordMessage) -> Event {
             name: message.author.name.clone(),
             is_bot: message.author.bot || message.webhook_id.is_some(),
             roles,
+            locale: None,
         },
         // The snowflake holds the creation time to the millisecond; `timestamp` to the second.
         timestamp_ms: (message.id.get() >> 22) + DISCORD_EPOCH_MS,
+        received_ms: now_ms(),
+        guild_locale: None,
         kind: EventKind::Message(Message {
             id: message.id.to_string(),
             text: message.content.clone(),
@@ -437,8 +440,11 @@ fn reaction_event(reaction: &DiscordReaction, added: bool) -> Option<Event> {
             name,
             is_bot,
             roles,
+            locale: None,
         },
         timestamp_ms: now_ms(),
+        received_ms: now_ms(),
+        guild_locale: None,
         kind: EventKind::Reaction(Reaction {
             message_id: reaction.message_id.to_string(),
             emoji: reaction.emoji.to_string(),
@@ -458,8 +464,11 @@ fn member_event(guild: &GuildId, user: &DiscordUser, roles: Vec<String>, kind: E
             name: user.name.clone(),
             is_bot: user.bot,
             roles,
+            locale: None,
         },
         timestamp_ms: now_ms(),
+        received_ms: now_ms(),
+        guild_locale: None,
         kind,
     }
 }

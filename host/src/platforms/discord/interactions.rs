@@ -27,8 +27,8 @@ use serenity::all::{ApplicationId, Http};
 use super::wire;
 use crate::{
     bindings::types::{
-        Argument, Command, CommandSource, Event, EventKind, Interaction, Outgoing, Platform, User,
-        Value,
+        AllowedMentions, Argument, Command, CommandSource, Event, EventKind, Interaction, Outgoing,
+        Platform, User, Value,
     },
     dispatch::Dispatcher,
     permissions::Permissions,
@@ -305,6 +305,10 @@ pub struct RawInteraction {
     guild_id: Option<String>,
     #[serde(default, deserialize_with = "null_as_default")]
     channel_id: String,
+    /// The invoking user's language (`en-US`); every interaction but a ping has it.
+    locale: Option<String>,
+    /// The guild's preferred language, in a guild.
+    guild_locale: Option<String>,
     member: Option<RawMember>,
     user: Option<RawUser>,
     #[serde(default, deserialize_with = "null_as_default")]
@@ -418,6 +422,9 @@ fn component(interaction: &RawInteraction) -> EventKind {
 }
 
 fn event(interaction: &RawInteraction, kind: EventKind) -> Event {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |now| u64::try_from(now.as_millis()).unwrap_or(u64::MAX));
     let (user, roles) = match (&interaction.member, &interaction.user) {
         (Some(member), _) => (member.user.clone(), member.roles.clone()),
         (None, Some(user)) => (user.clone(), Vec::new()),
@@ -440,10 +447,11 @@ fn event(interaction: &RawInteraction, kind: EventKind) -> Event {
             name: user.username,
             is_bot: user.bot,
             roles,
+            locale: interaction.locale.clone(),
         },
-        timestamp_ms: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |now| u64::try_from(now.as_millis()).unwrap_or(u64::MAX)),
+        timestamp_ms: now,
+        received_ms: now,
+        guild_locale: interaction.guild_locale.clone(),
         kind,
     }
 }
@@ -459,7 +467,7 @@ fn answer(kind: u8, replies: Vec<Outgoing>) -> Json_ {
                 let done = json!({
                     "content": "Done.",
                     "flags": wire::EPHEMERAL,
-                    "allowed_mentions": wire::no_mentions(),
+                    "allowed_mentions": wire::mentions(&AllowedMentions::default()),
                 });
                 json!({ "type": CHANNEL_MESSAGE, "data": done })
             }
@@ -478,6 +486,9 @@ fn answer(kind: u8, replies: Vec<Outgoing>) -> Json_ {
         merged.media.extend(reply.media);
         merged.menu = merged.menu.or(reply.menu);
         merged.ephemeral |= reply.ephemeral;
+        merged.mentions.users.extend(reply.mentions.users);
+        merged.mentions.roles.extend(reply.mentions.roles);
+        merged.mentions.everyone |= reply.mentions.everyone;
     }
     let mut data = wire::message(&merged);
     if merged.ephemeral {

@@ -3,7 +3,7 @@
 
 use serde_json::{Value, json};
 
-use crate::bindings::types::{Button, ButtonStyle, Embed, Menu, Outgoing};
+use crate::bindings::types::{AllowedMentions, Button, ButtonStyle, Embed, Menu, Outgoing};
 
 /// Discord's `flags` bit for a message only its addressee sees (interaction answers only).
 pub const EPHEMERAL: u64 = 1 << 6;
@@ -14,13 +14,13 @@ const BUTTONS_PER_ROW: usize = 5;
 const MAX_ROWS: usize = 5;
 
 /// The message body for `message`: content, embeds, buttons (rows of five) and a select
-/// menu, mentioning no one (see [`no_mentions`]). What Discord cannot show (templates,
+/// menu, mentioning only whom the message allows (see [`mentions`]). What Discord cannot show (templates,
 /// media by platform id) is left out with a debug line; content over Discord's limit is
 /// cut rather than refused.
 pub fn message(message: &Outgoing) -> Value {
     let mut body = json!({
         "content": truncate(&message.text, MAX_CONTENT),
-        "allowed_mentions": no_mentions(),
+        "allowed_mentions": mentions(&message.mentions),
     });
     let embeds: Vec<Value> = message
         .embeds
@@ -43,12 +43,22 @@ pub fn message(message: &Outgoing) -> Value {
     body
 }
 
-/// Discord's `allowed_mentions` that pings no one: without it, Discord pings whatever the
-/// content names, and answers echo their users' text, so `@everyone`, `@here`, `<@&role>`
-/// or `<@user>` in a plugin's reply would ping them. Mentions stay visible as text. A
-/// reply may add `replied_user` (the asker only).
-pub fn no_mentions() -> Value {
-    json!({ "parse": [] })
+/// Discord's `allowed_mentions` for a message: only the users and roles it names (at most
+/// Discord's hundred each), and `@everyone` when it says so; nobody by default. Without
+/// it, Discord pings whatever the content names, and answers echo their users' text, so
+/// `@everyone`, `@here`, `<@&role>` or `<@user>` in a reply would ping them. Mentions stay
+/// visible as text. A reply may add `replied_user` (the asker only).
+pub fn mentions(allowed: &AllowedMentions) -> Value {
+    const MAX: usize = 100;
+    let parse: &[&str] = if allowed.everyone { &["everyone"] } else { &[] };
+    let mut value = json!({ "parse": parse });
+    if !allowed.users.is_empty() {
+        value["users"] = json!(allowed.users.iter().take(MAX).collect::<Vec<_>>());
+    }
+    if !allowed.roles.is_empty() {
+        value["roles"] = json!(allowed.roles.iter().take(MAX).collect::<Vec<_>>());
+    }
+    value
 }
 
 /// Action rows: the buttons five to a row, then the menu in a row of its own.

@@ -383,6 +383,8 @@ impl Item {
                     channel_id: status.recipient_id.clone(),
                     author: user(&status.recipient_id, ""),
                     timestamp_ms: millis(&status.timestamp, now_ms),
+                    received_ms: now_ms,
+                    guild_locale: None,
                     kind: EventKind::Delivery(Delivery {
                         message_id: status.id.clone(),
                         state,
@@ -400,6 +402,7 @@ fn user(id: &str, name: &str) -> User {
         name: if name.is_empty() { id } else { name }.to_owned(),
         is_bot: false,
         roles: Vec::new(),
+        locale: None,
     }
 }
 
@@ -494,6 +497,8 @@ impl Incoming {
             channel_id: self.from.clone(),
             author: user(&self.from, name),
             timestamp_ms: millis(&self.timestamp, now_ms),
+            received_ms: now_ms,
+            guild_locale: None,
             kind,
         }
     }

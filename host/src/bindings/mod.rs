@@ -1,6 +1,10 @@
-//! The host side of the plugin contract, generated from `wit/`.
+//! The host side of the plugin contract, generated from `wit/`: the newest version, the only
+//! one the rest of the host knows. Plugins built against an older major version are adapted
+//! to it where calls cross into them, one module per such version ([`v0_1`]).
 
 #![allow(missing_docs)]
+
+pub mod v0_1;
 
 wasmtime::component::bindgen!({
     world: "plugin",
@@ -15,6 +19,7 @@ wasmtime::component::bindgen!({
         "wasmbot:plugin/queue": async,
         "wasmbot:plugin/metrics": async,
         "wasmbot:plugin/messaging": async,
+        "wasmbot:plugin/schedule": async,
     },
     exports: { default: async },
     additional_derives: [PartialEq],
@@ -27,26 +32,33 @@ pub const CONTRACT_PACKAGE: &str = "wasmbot:plugin";
 /// The oldest contract version this host links.
 pub const CONTRACT_OLDEST: &str = "0.1.0";
 /// The newest: the `package` line of `wit/world.wit`.
-pub const CONTRACT_VERSION: &str = "0.1.4";
+pub const CONTRACT_VERSION: &str = "0.2.0";
 
-/// Whether a component built against contract `version` links here: a 0.1.x release only
-/// adds to the one before, so every 0.1.x up to this host's links against it.
+/// Each major version this host links, oldest and newest release: a release only adds to
+/// the one before in its series, so every release of a series links against its newest.
+const SERIES: [(&str, &str); 2] = [(CONTRACT_OLDEST, v0_1::NEWEST), ("0.2.0", CONTRACT_VERSION)];
+
+/// Whether a component built against contract `version` links here.
 pub fn accepts(version: &semver::Version) -> bool {
-    let (Ok(oldest), Ok(newest)) = (
-        semver::Version::parse(CONTRACT_OLDEST),
-        semver::Version::parse(CONTRACT_VERSION),
-    ) else {
-        return false;
-    };
-    (version.major, version.minor) == (newest.major, newest.minor)
-        && *version >= oldest
-        && *version <= newest
-        && version.pre.is_empty()
+    version.pre.is_empty()
+        && SERIES.iter().any(|(oldest, newest)| {
+            let (Ok(oldest), Ok(newest)) = (
+                semver::Version::parse(oldest),
+                semver::Version::parse(newest),
+            ) else {
+                return false;
+            };
+            (version.major, version.minor) == (newest.major, newest.minor)
+                && (oldest..=newest).contains(version)
+        })
 }
 
-use types::{CommandSpec, EventKind, EventType, Outgoing, Platform};
+use types::{AllowedMentions, CommandSpec, EventKind, EventType, Outgoing, Platform};
 
 impl Platform {
+    /// Every platform.
+    pub const ALL: [Platform; 3] = [Platform::Discord, Platform::Whatsapp, Platform::Console];
+
     /// The platform's name in logs and configuration.
     pub fn name(self) -> &'static str {
         match self {
@@ -54,6 +66,13 @@ impl Platform {
             Platform::Whatsapp => "whatsapp",
             Platform::Console => "console",
         }
+    }
+
+    /// The platform of that name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|platform| platform.name() == name)
     }
 }
 
@@ -75,6 +94,7 @@ impl EventType {
             EventKind::MemberLeft => EventType::MemberLeft,
             EventKind::Reaction(_) => EventType::Reaction,
             EventKind::Delivery(_) => EventType::Delivery,
+            EventKind::Timer(_) => return None,
         })
     }
 }
@@ -90,6 +110,18 @@ impl Outgoing {
             media: Vec::new(),
             template: None,
             ephemeral: false,
+            mentions: AllowedMentions::default(),
+        }
+    }
+}
+
+impl Default for AllowedMentions {
+    /// Nobody: the default of every message.
+    fn default() -> Self {
+        AllowedMentions {
+            users: Vec::new(),
+            roles: Vec::new(),
+            everyone: false,
         }
     }
 }
@@ -112,18 +144,18 @@ mod tests {
 
     #[test]
     fn the_contract_version_is_the_one_in_wit() {
-        let wit = include_str!("../../wit/world.wit");
+        let wit = include_str!("../../../wit/world.wit");
         let package = format!("package {CONTRACT_PACKAGE}@{CONTRACT_VERSION};");
         assert!(wit.lines().any(|line| line == package), "{package}");
     }
 
     #[test]
-    fn every_released_0_1_version_is_accepted_and_nothing_newer() {
+    fn every_released_version_is_accepted_and_nothing_newer() {
         let accepted = |v: &str| accepts(&semver::Version::parse(v).unwrap());
-        for version in ["0.1.0", "0.1.3", CONTRACT_VERSION] {
+        for version in ["0.1.0", "0.1.3", "0.1.4", "0.2.0", CONTRACT_VERSION] {
             assert!(accepted(version), "{version}");
         }
-        for version in ["0.1.99", "0.2.0", "1.0.0", "0.0.9", "0.1.4-rc.1"] {
+        for version in ["0.1.5", "0.2.99", "0.3.0", "1.0.0", "0.0.9", "0.2.0-rc.1"] {
             assert!(!accepted(version), "{version}");
         }
     }
