@@ -26,7 +26,7 @@ use crate::{
         state::StateConfig,
     },
     db::DatabaseConfig,
-    dispatch::{BotConfig, Dispatcher, limits::Limits},
+    dispatch::{BotConfig, Dispatcher, cooldowns::Cooldowns, limits::Limits},
     http::AdminConfig,
     packages::{PackageStore, Packages, PackagesConfig},
     platforms::{discord::DiscordConfig, whatsapp::WhatsAppConfig},
@@ -187,7 +187,12 @@ impl Config {
             let redis = store.redis().cloned();
             Arc::new(RateLimiter::configured(&self.rate_limits, redis))
         });
-        let limits = Limits::new(limiter, self.rate_limits.clone());
+        let redis = backends
+            .config_store
+            .as_ref()
+            .and_then(|s| s.redis().cloned());
+        let limits =
+            Limits::new(limiter, self.rate_limits.clone()).with_cooldowns(Cooldowns::new(redis));
         Dispatcher::new(registry, self.bot.clone(), limits)
     }
 
@@ -244,6 +249,11 @@ impl Config {
         self.rate_limits.validate()?;
         self.packages.validate()?;
         self.schedule.validate()?;
+        anyhow::ensure!(
+            self.schedule.claim_s.saturating_mul(1000) > self.plugin_defaults.wall_ms,
+            "schedule.claim_s must be longer than plugin_defaults.wall_ms, or a batch of timers \
+             could outlive its claim and be delivered twice"
+        );
         self.discord.validate()?;
         self.whatsapp.validate()?;
         self.memory.validate()?;

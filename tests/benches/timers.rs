@@ -1,14 +1,18 @@
 //! `cargo bench -p wasmbot-tests --bench timers`: timers fired from Postgres by two hosts.
 //!
-//! `TIMERS` (20 000) timers of the `schedule-probe` plugin are written straight into a
-//! database made for the run, all due `LEAD_MS` (2 000) ms ahead, in `GUILDS` (100) guilds;
-//! two hosts on that database (each with its own pool and its own firing loop, as two
-//! processes would have) deliver them; each delivery is the plugin's `timer` event and its
-//! reply. Reported: timers fired per second (from the due time to the last delivery), the
-//! delay from due time to delivery (p50 / p99, the host's receive time), how the firings
-//! split between the hosts, and that each fired exactly once. Beside it, from the same run,
-//! the physical limit: `pgbench -M prepared` with two clients on a one-row `UPDATE ...
-//! RETURNING` of a table shaped like `timers` (what claiming one timer at a time would cost).
+//! Two hosts on one database made for the run (each with its own pool and its own firing
+//! loop, as two processes would have) deliver timers of the `schedule-probe` plugin written
+//! straight into the database; each delivery is the plugin's `timer` event and its reply.
+//!
+//! 1. Throughput: `TIMERS` (20 000) timers all due at once, `LEAD_MS` (2 000) ms ahead, in
+//!    `GUILDS` (100) guilds: timers fired per second (from the due time to the last
+//!    delivery), how the firings split between the hosts, and that each fired once.
+//! 2. Delay: `SPREAD` (2 000) timers due evenly over 10 s: the delay from due time to
+//!    delivery (p50 / p99, the host's receive time), when no backlog holds them up.
+//!
+//! Beside it, from the same run, the physical limit: `pgbench -M prepared` with two clients
+//! on a one-row `UPDATE ... RETURNING` of a table shaped like `timers` (what claiming one
+//! timer at a time would cost).
 
 use std::{
     collections::HashSet,
@@ -48,8 +52,9 @@ async fn host(url: &str) -> TestHost {
         .expect("host")
 }
 
-/// Writes `count` due timers in batches of one statement each.
-async fn write_timers(url: &str, count: u64, guilds: u64, due_ms: i64) {
+/// Writes `count` timers, the `n`th due at `due_ms + n * step_ms`, in batches of one
+/// statement each.
+async fn write_timers(url: &str, count: u64, guilds: u64, due_ms: i64, step_ms: f64) {
     use sqlx::ConnectOptions;
     let options: sqlx::postgres::PgConnectOptions = url.parse().expect("url");
     let mut connection = options.connect().await.expect("connect");
@@ -58,13 +63,16 @@ async fn write_timers(url: &str, count: u64, guilds: u64, due_ms: i64) {
         let end = (start + BATCH).min(count);
         let sql = "INSERT INTO timers (id, plugin, platform, guild_id, channel_id, user_id, \
                    user_name, payload, due_ms, created_ms) \
-                   SELECT 'b' || n, 'schedule-probe', 'console', 'g' || (n % $1), 'c', 'u', \
-                   'u', 'bench', $2, $2 FROM generate_series($3::bigint, $4::bigint) AS n";
+                   SELECT $5 || n, 'schedule-probe', 'console', 'g' || (n % $1), 'c', 'u', \
+                   'u', 'bench', $2 + (n * $6)::bigint, $2 \
+                   FROM generate_series($3::bigint, $4::bigint) AS n";
         sqlx::query(sql)
             .bind(guilds as i64)
             .bind(due_ms)
             .bind(start as i64)
             .bind(end as i64 - 1)
+            .bind(format!("b{due_ms}-"))
+            .bind(step_ms)
             .execute(&mut connection)
             .await
             .expect("insert timers");
@@ -75,6 +83,8 @@ async fn write_timers(url: &str, count: u64, guilds: u64, due_ms: i64) {
 /// seconds: transactions per second.
 fn pgbench_claims(url: &str) -> Option<f64> {
     use std::io::Write;
+    // sqlx's own parameters are not libpq's.
+    let url = url.split('?').next().unwrap_or(url);
     let mut setup = tempfile::NamedTempFile::new().ok()?;
     writeln!(
         setup,
@@ -115,6 +125,49 @@ fn pgbench_claims(url: &str) -> Option<f64> {
     tps
 }
 
+/// Waits until the two hosts delivered `count` timers in all (at most five minutes); their
+/// timer events, host A's first.
+async fn wait_for(
+    a: &TestHost,
+    b: &TestHost,
+    count: usize,
+) -> Vec<wasmbot::bindings::types::Event> {
+    let started = Instant::now();
+    while a.timers_fired() + b.timers_fired() < count
+        && started.elapsed() < Duration::from_secs(300)
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let (on_a, on_b) = (
+        a.timer_actions(0, Duration::ZERO).await,
+        b.timer_actions(0, Duration::ZERO).await,
+    );
+    let mut events: Vec<_> = on_a
+        .into_iter()
+        .chain(on_b)
+        .map(|(event, _)| event)
+        .collect();
+    events.sort_by_key(|event| event.received_ms);
+    events
+}
+
+/// Distinct timers, those delivered twice, each delay (ms) and the last delivery's time.
+fn tally(events: &[wasmbot::bindings::types::Event]) -> (usize, usize, Vec<u64>, u64) {
+    let mut ids = HashSet::new();
+    let (mut twice, mut last, mut delays) = (0, 0, Vec::new());
+    for event in events {
+        let EventKind::Timer(timer) = &event.kind else {
+            continue;
+        };
+        if !ids.insert(timer.id.clone()) {
+            twice += 1;
+        }
+        delays.push(event.received_ms.saturating_sub(timer.due_ms));
+        last = last.max(event.received_ms);
+    }
+    (ids.len(), twice, delays, last)
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -128,55 +181,32 @@ fn main() {
         let url = fresh_postgres("bench_timers").await;
         let (a, b) = (host(&url).await, host(&url).await);
         let due = now_ms() + lead;
-        write_timers(&url, timers, guilds, due).await;
-        let started = Instant::now();
-        let patience = Duration::from_secs(300);
-        loop {
-            let fired = a.timers_fired() + b.timers_fired();
-            if fired as u64 >= timers || started.elapsed() > patience {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(5)).await;
-        }
-        let (on_a, on_b) = (
-            a.timer_actions(0, Duration::ZERO).await,
-            b.timer_actions(0, Duration::ZERO).await,
-        );
-        let mut ids = HashSet::new();
-        let mut delays = Vec::new();
-        let mut last = 0;
-        let mut twice = 0;
-        for (event, _) in on_a.iter().chain(&on_b) {
-            let EventKind::Timer(timer) = &event.kind else {
-                continue;
-            };
-            if !ids.insert(timer.id.clone()) {
-                twice += 1;
-            }
-            delays.push(event.received_ms.saturating_sub(timer.due_ms));
-            last = last.max(event.received_ms);
-        }
-        delays.sort_unstable();
+        write_timers(&url, timers, guilds, due, 0.0).await;
+        let fired = wait_for(&a, &b, timers as usize).await;
+        let (ids, twice, _, last) = tally(&fired);
         let span_ms = (last as i64 - due).max(1) as f64;
-        let rate = ids.len() as f64 / (span_ms / 1e3);
+        let rate = ids as f64 / (span_ms / 1e3);
+        let on_a = a.timers_fired();
+        let spread = env_or("SPREAD", 2_000);
+        let due = now_ms() + lead;
+        write_timers(&url, spread, guilds, due, 10_000.0 / spread as f64).await;
+        let all = wait_for(&a, &b, (timers + spread) as usize).await;
+        let (_, _, mut spread_delays, _) = tally(&all[fired.len()..]);
+        spread_delays.sort_unstable();
         println!("## Timers fired from Postgres by two hosts ({timers} timers, {guilds} guilds)");
         println!();
         println!("| measured | figure |");
         println!("|---|---|");
-        println!("| timers fired per second (due time to last delivery) | {rate:.0} |");
+        println!("| timers fired per second, {timers} due at once (due time to last delivery) | {rate:.0} |");
         println!(
-            "| delay from due time to delivery, p50 / p99 | {} ms / {} ms |",
-            percentile(&delays, 0.50),
-            percentile(&delays, 0.99)
+            "| delivered by host A / host B | {on_a} / {} |",
+            timers as usize - on_a.min(timers as usize)
         );
+        println!("| distinct timers delivered / delivered twice | {ids} / {twice} |");
         println!(
-            "| delivered by host A / host B | {} / {} |",
-            on_a.len(),
-            on_b.len()
-        );
-        println!(
-            "| distinct timers delivered / delivered twice | {} / {twice} |",
-            ids.len()
+            "| delay from due time to delivery, {spread} timers over 10 s, p50 / p99 | {} ms / {} ms |",
+            percentile(&spread_delays, 0.50),
+            percentile(&spread_delays, 0.99)
         );
         match pgbench_claims(&url) {
             Some(tps) => println!(

@@ -867,3 +867,49 @@ async fn help_follows_the_members_roles_the_guilds_switches_and_the_users_locale
     );
     host.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reminder_pings_only_its_author_and_a_poll_closes_with_its_tally() {
+    let fake = FakeDiscord::start().await;
+    let folder = plugins(&["remind", "poll"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    fake.wait_connected(1).await;
+    let (guild, channel, user) = (fake.id(), fake.id(), fake.id());
+
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!remind 1s stretch @everyone");
+    fake.wait_for(before, posted(channel, "⏰ In 1s")).await;
+    let reminder = fake.wait_for(before, posted(channel, "⏰ stretch")).await;
+    assert_eq!(
+        reminder.content(),
+        format!("<@{user}> ⏰ stretch @everyone"),
+        "in the channel it was set in, naming its author"
+    );
+    let allowed = &reminder.body["allowed_mentions"];
+    assert_eq!(allowed["users"], json!([user.to_string()]), "{allowed}");
+    assert_eq!(allowed["parse"], json!([]), "no @everyone: {allowed}");
+
+    let before = fake.sent_count();
+    fake.message(guild, channel, user, "!poll 5s Lunch? | pizza | sushi");
+    let ballot = fake.wait_for(before, posted(channel, "Lunch?")).await;
+    let button = ballot.body["components"][0]["components"][0]["custom_id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(button.starts_with("poll/vote:"), "{:#?}", ballot.body);
+    let before = fake.sent_count();
+    let click = fake.click(guild, channel, user, fake.id(), &button);
+    let callback = format!("/interactions/{click}/token-{click}/callback");
+    let answer = fake.wait_for(before, |sent| sent.path == callback).await;
+    assert_eq!(
+        answer.body["data"]["content"],
+        json!("You voted for pizza.")
+    );
+    let tally = fake.wait_for(before, posted(channel, "📊 Closed")).await;
+    assert!(
+        tally.content().contains("pizza: 1 vote (100%)"),
+        "{}",
+        tally.content()
+    );
+    host.stop().await;
+}

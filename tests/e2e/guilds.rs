@@ -232,8 +232,12 @@ async fn a_cooldown_refuses_the_use_past_its_limit_once_with_a_notice() {
     event.author.id = "someone-else".into();
     let (_, actions) = host.event(event).await;
     assert_eq!(wasmbot_sdk::testing::texts(&actions), ["daily ok"]);
-    // The window passes: allowed again.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // The window opened with the first use holds two uses, however they are spread: past
+    // half of it (where a smoothed rate would let one more through), still refused.
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    assert_eq!(say(&host, &guild, "!daily").await, "");
+    // The window closes: allowed again, and a new window opens.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(say(&host, &guild, "!daily").await, "daily ok");
 }
 

@@ -283,3 +283,74 @@ async fn limits_and_bad_times_are_refused_and_nothing_is_written() {
     let listed = say(&host, &guild, "ana", "!timers").await;
     assert_eq!(listed.matches('@').count(), 2, "{listed}");
 }
+
+#[tokio::test]
+async fn a_timer_in_a_guild_that_switched_its_plugin_off_does_not_fire() {
+    let folder = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/timers.db?mode=rwc", folder.path().display());
+    let host = host(&url).await;
+    let (off, on) = (unique("g"), unique("g"));
+    id(&say(&host, &off, "ana", "!after 500 muted").await);
+    id(&say(&host, &on, "ana", "!after 800 heard").await);
+    assert_eq!(
+        say(&host, &off, "ana", "!plugin disable schedule-probe").await,
+        "schedule-probe is off in this server."
+    );
+    let fired = host.timer_actions(1, PATIENCE).await;
+    // Past both due times: only the guild that kept the plugin on heard it.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let fired: Vec<String> = fired
+        .into_iter()
+        .chain(host.timer_actions(0, Duration::ZERO).await)
+        .map(|(event, _)| event.guild_id.unwrap_or_default())
+        .collect();
+    assert!(fired.iter().all(|guild| *guild == on), "{fired:?}");
+    // The skipped one-shot timer is gone, not waiting for the plugin to be on again.
+    say(&host, &off, "ana", "!plugin enable schedule-probe").await;
+    assert_eq!(say(&host, &off, "ana", "!timers").await, "ok:");
+}
+
+#[tokio::test]
+async fn an_unloaded_plugin_keeps_its_timers_and_gets_them_late_when_it_is_back() {
+    let folder = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/timers.db?mode=rwc", folder.path().display());
+    let host = host(&url).await;
+    let guild = unique("g");
+    let timer = id(&say(&host, &guild, "ana", "!after 300 kept").await);
+    let registry = host.dispatcher().registry();
+    registry
+        .unload_file(&plugin("schedule-probe"))
+        .await
+        .expect("the probe was loaded");
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert_eq!(host.timer_actions(0, Duration::ZERO).await.len(), 0);
+    registry
+        .load_file(&plugin("schedule-probe"))
+        .await
+        .expect("the probe loads again");
+    // Postponed by one poll period (a second here), then delivered, late.
+    let fired = host.timer_actions(1, PATIENCE).await;
+    assert_eq!(fired.len(), 1);
+    let EventKind::Timer(due) = &fired[0].0.kind else {
+        panic!("not a timer event");
+    };
+    assert_eq!(due.id, timer);
+    assert!(due.late_ms >= 1000, "late by {} ms only", due.late_ms);
+}
+
+#[tokio::test]
+async fn timers_per_plugin_are_bounded_across_guilds() {
+    let folder = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}/timers.db?mode=rwc", folder.path().display());
+    let mut config = schedule_config(&url);
+    config.schedule.max_per_plugin = 3;
+    let host = host_on(config).await;
+    for n in 0..3 {
+        id(&say(&host, &unique("g"), "ana", &format!("!after 600000 t{n}")).await);
+    }
+    let refused = say(&host, &unique("g"), "ana", "!after 600000 t3").await;
+    assert_eq!(
+        refused,
+        "err:too-many:the plugin has 3 timers; the limit is 3"
+    );
+}

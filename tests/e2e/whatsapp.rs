@@ -1178,3 +1178,33 @@ async fn help_answers_the_word_and_a_reminder_comes_back_in_the_chat() {
     assert_eq!(sent[3].to(), user);
     host.stop().await;
 }
+
+#[tokio::test]
+async fn a_poll_of_four_answers_is_a_list_on_whatsapp_and_closes_with_its_tally() {
+    let fake = FakeGraph::start().await;
+    let folder = plugins(&["poll"]);
+    let host = Host::start(&fake, folder.path(), |_| {}).await;
+    let user = "4915550010";
+    let ask = "!poll 5s Where? | park | beach | museum | cafe";
+    fake.deliver(&host.url, &text_webhook(user, "wamid.P1", ask))
+        .await;
+    let sent = fake.wait_sent(1).await;
+    let interactive = &sent[0].body["interactive"];
+    assert_eq!(interactive["type"], "list", "{:#?}", sent[0].body);
+    let row = interactive["action"]["sections"][0]["rows"][2]["id"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    let vote = notification(vec![messages_value(
+        user,
+        "Ada",
+        vec![list_reply(user, "wamid.P2", &row)],
+    )]);
+    fake.deliver(&host.url, &vote).await;
+    let sent = fake.wait_sent(2).await;
+    assert_eq!(sent[1].text(), "You voted for museum.");
+    let sent = fake.wait_sent(3).await;
+    let tally = sent[2].text();
+    assert!(tally.contains("museum: 1 vote (100%)"), "{tally}");
+    host.stop().await;
+}

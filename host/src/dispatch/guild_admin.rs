@@ -5,7 +5,7 @@
 //! invalidation), and reading it is a cache hit per event.
 
 use crate::{
-    bindings::types::{CommandSpec, OptionKind, OptionSpec},
+    bindings::types::{CommandSpec, OptionKind, OptionSpec, Platform},
     capabilities::config_store::{
         ConfigStore, Scope,
         host_settings::{HOST, SWITCHES, Switches},
@@ -123,7 +123,7 @@ pub(super) async fn run(
                 return format!("There is no command `{prefix}{command}` here.");
             };
             let channel = match rest.first() {
-                Some(channel) => match channel_id(channel) {
+                Some(channel) => match channel_id(channel, here.event.platform) {
                     Some(id) => Some(id),
                     None => return format!("`{channel}` is not a channel."),
                 },
@@ -198,19 +198,24 @@ fn state(on: bool) -> &'static str {
     if on { "on" } else { "off" }
 }
 
-/// A channel as typed: a mention `<#123>`, `#name` or a bare id.
-fn channel_id(text: &str) -> Option<String> {
-    let id = text
+/// A channel as typed: a mention `<#123>` or a bare id; where channels have names beside
+/// ids (Discord), only those, since `#general` would match no event's channel.
+fn channel_id(text: &str, platform: Platform) -> Option<String> {
+    let mention = text
         .strip_prefix("<#")
-        .and_then(|rest| rest.strip_suffix('>'))
-        .or_else(|| text.strip_prefix('#'))
-        .unwrap_or(text);
-    let plain = !id.is_empty()
-        && id.len() <= 64
-        && id
+        .and_then(|rest| rest.strip_suffix('>'));
+    let id = match (mention, platform) {
+        (Some(id), _) => id,
+        (None, Platform::Discord) => text,
+        (None, _) => text.strip_prefix('#').unwrap_or(text),
+    };
+    let plain = match platform {
+        Platform::Discord => id.bytes().all(|b| b.is_ascii_digit()),
+        _ => id
             .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
-    plain.then(|| id.to_owned())
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+    };
+    (plain && (1..=64).contains(&id.len())).then(|| id.to_owned())
 }
 
 #[cfg(test)]
@@ -219,11 +224,15 @@ mod tests {
 
     #[test]
     fn channels_are_mentions_or_ids() {
-        assert_eq!(channel_id("<#123>").as_deref(), Some("123"));
-        assert_eq!(channel_id("general").as_deref(), Some("general"));
-        assert_eq!(channel_id("#general").as_deref(), Some("general"));
-        assert_eq!(channel_id("<#>"), None);
-        assert_eq!(channel_id("a b"), None);
+        let discord = |text| channel_id(text, Platform::Discord);
+        assert_eq!(discord("<#123>").as_deref(), Some("123"));
+        assert_eq!(discord("123").as_deref(), Some("123"));
+        assert_eq!(discord("#general"), None);
+        assert_eq!(discord("<#>"), None);
+        let console = |text| channel_id(text, Platform::Console);
+        assert_eq!(console("general").as_deref(), Some("general"));
+        assert_eq!(console("#general").as_deref(), Some("general"));
+        assert_eq!(console("a b"), None);
         assert_eq!(action_of("Disable"), Some(false));
         assert_eq!(action_of("toggle"), None);
     }

@@ -39,7 +39,7 @@ pub(super) fn answer(snapshot: &Snapshot, here: &Here<'_>, help: &str, asked: &s
     let asked = asked.trim();
     let page = match asked {
         "" => Some(1),
-        number => number.parse::<usize>().ok(),
+        number => number.parse::<usize>().ok().map(|page| page.max(1)),
     };
     match page {
         Some(page) => listing(snapshot, here, help, page),
@@ -108,7 +108,8 @@ fn listing(snapshot: &Snapshot, here: &Here<'_>, help: &str, page: usize) -> Str
         (of > 1).then(|| format!("Page {n} of {of}: `{prefix}{help} {}` for the next.", n + 1))
     };
     // Room for the footer on every page.
-    let pages = paginate(&blocks, page_size(here.event.platform) - 80);
+    let footer_room = 60 + 2 * (prefix.len() + help.len());
+    let pages = paginate(&blocks, page_size(here.event.platform) - footer_room);
     let count = pages.len().max(1);
     let Some(body) = pages.get(page.saturating_sub(1)) else {
         return format!("There are {count} page(s) of help; `{prefix}{help}` shows the first.");

@@ -4,9 +4,9 @@
 //! chat over a limit is dropped quietly. The console is exempt: its user is the operator.
 //! The limits count in a limiter of their own, so plugins' keys cannot crowd them out.
 //!
-//! Beside them, the cooldowns plugins declare on their commands (`CommandSpec::cooldown`),
-//! counted the same way (in the process, or in Redis across hosts) but on every platform,
-//! the console included, and whether or not the operator's limits are on.
+//! Beside them, the cooldowns plugins declare on their commands (`CommandSpec::cooldown`,
+//! counted in [`Cooldowns`]), on every platform, the console included, and whether or not
+//! the operator's limits are on.
 
 use std::{
     collections::BTreeMap,
@@ -17,6 +17,7 @@ use std::{
 use crate::{
     bindings::types::{CommandSpec, CooldownScope, Event, EventKind, Platform},
     capabilities::rate_limit::{Decision, LimitConfig, Per, Rate, RateLimitConfig, RateLimiter},
+    dispatch::cooldowns::{Cooldowns, Use},
 };
 
 /// An event over a limit.
@@ -44,8 +45,8 @@ pub enum Tell {
 pub struct Limits {
     /// The operator's limits' limiter; none when they are off.
     limiter: Option<Arc<RateLimiter>>,
-    /// The same limiter for cooldowns, which apply whether the operator's limits are on.
-    cooldowns: Option<Arc<RateLimiter>>,
+    /// The plugins' cooldowns, which apply whether the operator's limits are on.
+    cooldowns: Cooldowns,
     config: RateLimitConfig,
     refused: Mutex<BTreeMap<String, u64>>,
 }
@@ -55,11 +56,18 @@ impl Limits {
     /// limited.
     pub fn new(limiter: Option<Arc<RateLimiter>>, config: RateLimitConfig) -> Self {
         Self {
-            cooldowns: limiter.clone(),
+            cooldowns: Cooldowns::new(None),
             limiter: limiter.filter(|_| config.enabled),
             config,
             refused: Mutex::new(BTreeMap::new()),
         }
+    }
+
+    /// The plugins' cooldowns counted by `cooldowns` (across hosts when it counts in Redis)
+    /// rather than in this process alone.
+    pub fn with_cooldowns(mut self, cooldowns: Cooldowns) -> Self {
+        self.cooldowns = cooldowns;
+        self
     }
 
     /// Events refused so far, by rule.
@@ -111,19 +119,16 @@ impl Limits {
         .await
     }
 
-    /// The cooldown `plugin` declared on the command, if any.
+    /// The cooldown `plugin` declared on the command, if any: the first use past it in a
+    /// window is told when to try again, the next ones are dropped quietly.
     pub async fn admit_cooldown(
         &self,
         event: &Event,
         plugin: &str,
         spec: &CommandSpec,
     ) -> Result<(), Refusal> {
-        let (Some(limiter), Some(cooldown)) = (&self.cooldowns, &spec.cooldown) else {
+        let Some(cooldown) = &spec.cooldown else {
             return Ok(());
-        };
-        let rate = Rate {
-            limit: cooldown.limit,
-            window: Duration::from_millis(cooldown.window_ms),
         };
         let per = match cooldown.per {
             CooldownScope::User => Per::User,
@@ -131,11 +136,37 @@ impl Limits {
             CooldownScope::Guild => Per::Guild,
             CooldownScope::Global => Per::Global,
         };
+        let key = format!("{plugin}:{}:{}", spec.name, whose(event, per));
+        let window = Duration::from_millis(cooldown.window_ms);
+        let Use::Refused { retry_after, first } =
+            self.cooldowns.take(&key, cooldown.limit, window).await
+        else {
+            return Ok(());
+        };
         let rule = format!("cooldown {plugin} {}", spec.name);
-        let key = format!("cd:{plugin}:{}:{}", spec.name, whose(event, per));
-        let says = || format!("`{}` is cooling down", spec.name);
-        self.refuse(limiter, event, &rule, &key, rate, Tell::Once, says)
-            .await
+        self.count_refusal(&rule);
+        let seconds = retry_after.as_secs_f64().ceil().max(1.0);
+        Err(Refusal {
+            rule,
+            retry_after,
+            notice: first.then(|| {
+                format!(
+                    "`{}` is cooling down; please wait {seconds} s. (Limit: {} per {} s.)",
+                    spec.name,
+                    cooldown.limit,
+                    window.as_secs_f64()
+                )
+            }),
+        })
+    }
+
+    fn count_refusal(&self, rule: &str) {
+        *self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(rule.to_owned())
+            .or_default() += 1;
     }
 
     async fn apply(
@@ -154,34 +185,12 @@ impl Limits {
             return Ok(());
         }
         let key = format!("op:{rule}:{}", whose(event, per));
-        self.refuse(limiter, event, rule, &key, rate, tell, says)
-            .await
-    }
-
-    /// Counts the event under `key`; over `rate`, the refusal, with a notice for the first
-    /// one of the window when the user is to be told.
-    #[allow(clippy::too_many_arguments)]
-    async fn refuse(
-        &self,
-        limiter: &RateLimiter,
-        event: &Event,
-        rule: &str,
-        key: &str,
-        rate: Rate,
-        tell: Tell,
-        says: impl FnOnce() -> String,
-    ) -> Result<(), Refusal> {
         // A host that tracks too many keys lets events through: the operator's limits
         // must not take the bot down.
-        let Ok(Decision::RetryAfter(retry_after)) = limiter.check(key, rate).await else {
+        let Ok(Decision::RetryAfter(retry_after)) = limiter.check(&key, rate).await else {
             return Ok(());
         };
-        *self
-            .refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .entry(rule.to_owned())
-            .or_default() += 1;
+        self.count_refusal(rule);
         // One notice per user and window: a rate of one per window on the notices
         // themselves, per user even where the limit counts a whole guild.
         let once = Rate {

@@ -4,6 +4,7 @@
 //! plugin that sent the buttons.
 
 pub mod args;
+pub mod cooldowns;
 mod flight;
 pub mod guild_admin;
 pub mod help;
@@ -446,9 +447,10 @@ impl Dispatcher {
         }
     }
 
-    /// A message: one of the host's commands, a plugin's command (its owner gets it, the
-    /// plugins watching messages still see the text), a help word in a direct chat, or
-    /// plain chat.
+    /// A message: one of the host's commands (after the prefix only: a mention of the bot
+    /// is for `mention_command`), a plugin's command (its owner gets it), a help word in a
+    /// direct chat, or plain chat. The plugins watching messages see the text of commands
+    /// too.
     async fn message(
         &self,
         snapshot: &Snapshot,
@@ -456,14 +458,17 @@ impl Dispatcher {
         message: &Message,
     ) -> Vec<Outcome> {
         let event = here.event;
-        if let Some((name, raw)) = self.command_in(&message.text, here.prefix)
+        if let Some((name, raw)) = split_command(&message.text, here.prefix)
             && let Some(host) = snapshot.host_command(&name.to_lowercase())
         {
-            let answer = self
-                .host_command(snapshot, here, &host.spec.name, raw)
-                .await;
-            self.host_reply(event, answer).await;
-            return Vec::new();
+            let answer = async {
+                let answer = self
+                    .host_command(snapshot, here, &host.spec.name, raw)
+                    .await;
+                self.host_reply(event, answer).await;
+            };
+            let (_, watchers) = tokio::join!(answer, self.broadcast(snapshot, here, None, None));
+            return watchers;
         }
         if event.guild_id.is_none() && self.is_help_word(&message.text) {
             let help = &self.bot.help_command;
@@ -607,10 +612,10 @@ impl Dispatcher {
 
     /// Hands a due timer to the plugin that set it; its answer goes to the conversation the
     /// timer was set in (the event's). A guild that switched the plugin off gets nothing.
-    pub async fn dispatch_timer(&self, plugin: Arc<Plugin>, event: Event) -> Vec<Outcome> {
-        let Some(_in_flight) = self.flight.enter() else {
-            return Vec::new();
-        };
+    /// None when the host no longer takes events (it is shutting down): the timer is left
+    /// for another host.
+    pub async fn dispatch_timer(&self, plugin: Arc<Plugin>, event: Event) -> Option<Vec<Outcome>> {
+        let _in_flight = self.flight.enter()?;
         let settings = self.guild_settings(&event).await;
         let here = Here {
             event: &event,
@@ -620,9 +625,9 @@ impl Dispatcher {
         };
         if !here.plugin_on(&plugin) {
             tracing::debug!(plugin = plugin.name(), event = %event.id, "timer skipped: its plugin is switched off in this guild");
-            return Vec::new();
+            return Some(Vec::new());
         }
-        self.run(vec![plugin], &event).await
+        Some(self.run(vec![plugin], &event).await)
     }
 
     /// Runs a command on its plugin, once the invoking user is allowed to use it and it is

@@ -1,32 +1,29 @@
-//! Firing timers: each host claims the due ones (no two hosts the same), hands each to its
-//! plugin as a `timer` event in the conversation it was set in, then records it delivered.
-//! The loop sleeps until the soonest timer, woken early by a timer this host sets and
-//! looking again every `schedule.poll_s` for those other hosts set.
+//! Firing timers: each host claims the due timers it can deliver (of the plugins loaded on
+//! it, on the platforms it is connected to; no two hosts the same), hands each to its
+//! plugin as a `timer` event in the conversation it was set in, and records the batch
+//! delivered. The loop sleeps until the soonest timer, woken early by a timer this host
+//! sets or a plugin loaded, and looks again every `schedule.poll_s` for those other hosts
+//! set.
 
-use std::{
-    collections::HashSet,
-    sync::{Arc, Mutex},
-    time::Duration,
-};
+use std::{sync::Arc, time::Duration};
 
 use futures::{StreamExt, stream};
+use tokio::sync::watch;
 
 use crate::{
     bindings::types::{Event, EventKind, Platform, Timer as TimerEvent, User},
-    capabilities::schedule::{Timer, Timers},
-    db::now_ms,
+    capabilities::schedule::{Served, Timer, Timers},
+    db::{DbError, now_ms},
     dispatch::Dispatcher,
 };
 
-/// Timers delivered at once by one host.
-const CONCURRENCY: usize = 64;
 /// How long a failing database is left alone before the next try.
 const BACKOFF: Duration = Duration::from_secs(5);
 
 /// The running loop of one host; stopping it frees the timers it holds for other hosts.
 pub struct Firing {
     timers: Arc<Timers>,
-    stop: tokio::sync::watch::Sender<bool>,
+    stop: watch::Sender<bool>,
     task: Option<tokio::task::JoinHandle<()>>,
 }
 
@@ -48,13 +45,13 @@ impl Firing {
             .backends()
             .schedule
             .clone()?;
-        let (stop, stopping) = tokio::sync::watch::channel(false);
+        let (stop, stopping) = watch::channel(false);
         let looping = Loop {
             dispatcher: Arc::clone(dispatcher),
             timers: Arc::clone(&timers),
-            absent: Mutex::new(HashSet::new()),
+            stopping,
         };
-        let task = tokio::spawn(looping.run(stopping));
+        let task = tokio::spawn(looping.run());
         Some(Self {
             timers,
             stop,
@@ -62,13 +59,15 @@ impl Firing {
         })
     }
 
-    /// Stops firing once the timers being delivered are (waiting at most `grace`); what this
-    /// host still holds is freed for the others.
+    /// Stops firing once the batch being delivered is recorded (waiting at most `grace`);
+    /// what this host still holds is freed for the others.
     pub async fn stop(mut self, grace: Duration) {
         let _ = self.stop.send(true);
         if let Some(task) = self.task.take() {
             let abort = task.abort_handle();
             if tokio::time::timeout(grace, task).await.is_err() {
+                // Handlers outlived the grace: their timers are freed below, and another
+                // host delivers them again.
                 abort.abort();
             }
         }
@@ -81,15 +80,15 @@ impl Firing {
 struct Loop {
     dispatcher: Arc<Dispatcher>,
     timers: Arc<Timers>,
-    /// Plugins whose timers came due while they were not loaded, said once each.
-    absent: Mutex<HashSet<String>>,
+    stopping: watch::Receiver<bool>,
 }
 
 impl Loop {
-    async fn run(self, mut stopping: tokio::sync::watch::Receiver<bool>) {
+    async fn run(mut self) {
         let poll = Duration::from_secs(self.timers.config().poll_s);
+        let mut loaded = self.dispatcher.registry().changes();
         let mut failing = false;
-        while !*stopping.borrow() {
+        while !self.stopped() {
             let wait = match self.round().await {
                 Ok(wait) => {
                     if std::mem::take(&mut failing) {
@@ -109,60 +108,75 @@ impl Loop {
             tokio::select! {
                 () = tokio::time::sleep(wait) => {}
                 () = self.timers.added() => {}
-                _ = stopping.changed() => {}
+                // A plugin loaded may have timers waiting for it.
+                _ = loaded.recv() => {}
+                _ = self.stopping.changed() => {}
             }
         }
     }
 
-    /// Fires what is due; returns how long until the next timer.
-    async fn round(&self) -> Result<Duration, crate::db::DbError> {
-        loop {
+    fn stopped(&self) -> bool {
+        *self.stopping.borrow()
+    }
+
+    /// What this host can deliver now.
+    fn served(&self) -> Served {
+        let snapshot = self.dispatcher.registry().snapshot();
+        Served {
+            plugins: snapshot.plugins().map(|p| p.name().to_owned()).collect(),
+            platforms: (self.dispatcher.platforms().into_iter())
+                .map(|(name, _)| name.to_owned())
+                .collect(),
+        }
+    }
+
+    /// Fires what is due, a batch at a time; returns how long until the next timer. Nothing
+    /// due costs one query (an idle bot's only work, once per `poll_s`).
+    async fn round(&self) -> Result<Duration, DbError> {
+        let served = self.served();
+        while !self.stopped() {
             let now = now_ms();
-            let due = self.timers.claim(now).await?;
-            if due.is_empty() {
-                break;
+            match self.timers.next_due(now, &served).await? {
+                None => return Ok(Duration::MAX),
+                Some(next) if next > now => {
+                    return Ok(Duration::from_millis(
+                        u64::try_from(next - now).unwrap_or(0),
+                    ));
+                }
+                Some(_) => {}
             }
-            let delivered: Vec<Timer> = stream::iter(due)
-                .map(|timer| self.fire(timer))
-                .buffer_unordered(CONCURRENCY)
-                .filter_map(|delivered| async move { delivered })
+            let due = self.timers.claim(now, &served).await?;
+            let fired: Vec<(Timer, bool)> = stream::iter(due)
+                .map(|timer| async move {
+                    let taken = self.fire(&timer).await;
+                    (timer, taken)
+                })
+                .buffer_unordered(self.timers.config().batch as usize)
                 .collect()
                 .await;
+            let (delivered, left): (Vec<_>, Vec<_>) =
+                fired.into_iter().partition(|(_, taken)| *taken);
+            let delivered: Vec<Timer> = delivered.into_iter().map(|(timer, _)| timer).collect();
+            let left: Vec<Timer> = left.into_iter().map(|(timer, _)| timer).collect();
             self.timers.delivered(&delivered, now_ms()).await?;
+            self.timers.unclaim(&left).await?;
         }
-        let next = self.timers.next_due().await?;
-        Ok(next.map_or(Duration::MAX, |next| {
-            Duration::from_millis(u64::try_from(next - now_ms()).unwrap_or(0))
-        }))
+        Ok(Duration::ZERO)
     }
 
-    /// Hands one timer to its plugin; returns it once done with (delivered, or failed in
-    /// the plugin: a failing plugin is not called again and again). A timer whose plugin
-    /// is not loaded here is left for later.
-    async fn fire(&self, timer: Timer) -> Option<Timer> {
+    /// Hands one timer to its plugin; false when this host could not take it (the plugin
+    /// was unloaded meanwhile, or the host is shutting down), so it is left for later. A
+    /// plugin that failed on it is done with it: it is not called again and again.
+    async fn fire(&self, timer: &Timer) -> bool {
         let snapshot = self.dispatcher.registry().snapshot();
         let Some(plugin) = snapshot.plugin(&timer.plugin).cloned() else {
-            let later = now_ms() + 1000 * i64::try_from(self.timers.config().poll_s).unwrap_or(60);
-            let first = (self.absent.lock().unwrap_or_else(|e| e.into_inner()))
-                .insert(timer.plugin.clone());
-            if first {
-                tracing::info!(
-                    plugin = %timer.plugin,
-                    "a timer of a plugin that is not loaded waits for it"
-                );
-            }
-            if let Err(error) = self.timers.postpone(&timer, later).await {
-                tracing::warn!(timer = %timer.id, "timer not postponed: {error}");
-            }
-            return None;
+            return false;
         };
-        self.absent
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&timer.plugin);
-        let event = self.event(&timer);
-        self.dispatcher.dispatch_timer(plugin, event).await;
-        Some(timer)
+        let event = self.event(timer);
+        self.dispatcher
+            .dispatch_timer(plugin, event)
+            .await
+            .is_some()
     }
 
     fn event(&self, timer: &Timer) -> Event {

@@ -464,10 +464,10 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
             ));
         }
         if let Some(cooldown) = &command.cooldown
-            && (cooldown.limit == 0 || cooldown.window_ms == 0)
+            && (cooldown.limit == 0 || !(1..=MAX_COOLDOWN_MS).contains(&cooldown.window_ms))
         {
             return bad(format!(
-                "command {:?}: a cooldown needs a limit and a window of at least 1",
+                "command {:?}: a cooldown needs a limit of at least 1 and a window of 1 ms to 30 days",
                 command.name
             ));
         }
@@ -542,6 +542,8 @@ fn check_manifest(manifest: &Manifest) -> Result<(), LoadError> {
 const MAX_COMMANDS: usize = 100;
 const MAX_OPTIONS: usize = 25;
 const MAX_DESCRIPTION: usize = 100;
+/// The longest cooldown window: thirty days.
+const MAX_COOLDOWN_MS: u64 = 30 * 24 * 3600 * 1000;
 /// The locales Discord localizes commands in (its list, which `help` follows too).
 const LOCALES: &[&str] = &[
     "id", "da", "de", "en-GB", "en-US", "es-ES", "es-419", "fr", "hr", "it", "lt", "hu", "nl",

@@ -114,30 +114,29 @@ pub struct GuildSettings {
 }
 
 impl GuildSettings {
-    /// Reads a guild's settings (field by field: the AI role prompt, which can be long, is
-    /// not copied on every message); the configured prefix where the stored one is unusable
-    /// (a row edited outside the bot).
+    /// Reads a guild's settings in one lookup of its cached document (fields not stored
+    /// take their defaults: the configured prefix, no staff, nothing switched); the AI role
+    /// prompt, which can be long, is not copied. A stored value that is unusable (a row
+    /// edited outside the bot) is its default too.
     pub async fn read(store: &ConfigStore, guild: &str, default_prefix: &str) -> Self {
-        let scope = Scope::Guild(guild.to_owned());
-        let prefix = match store.get(HOST, &scope, PREFIX).await {
-            Ok(Value::String(prefix)) if usable_prefix(&prefix) => prefix,
+        let stored = store
+            .stored_fields(HOST, &Scope::Guild(guild.to_owned()))
+            .await;
+        let prefix = match stored.get(PREFIX) {
+            Some(Value::String(prefix)) if usable_prefix(prefix) => prefix.clone(),
             _ => default_prefix.to_owned(),
         };
-        let staff_roles = match store.get(HOST, &scope, STAFF_ROLES).await {
-            Ok(Value::Array(roles)) => roles
-                .into_iter()
-                .filter_map(|role| match role {
-                    Value::String(id) => Some(id),
-                    _ => None,
-                })
+        let staff_roles = match stored.get(STAFF_ROLES) {
+            Some(Value::Array(roles)) => roles
+                .iter()
+                .filter_map(|role| role.as_str().map(str::to_owned))
                 .collect(),
             _ => Vec::new(),
         };
-        // An unreadable value (edited outside the bot) switches nothing.
-        let switches = match store.get(HOST, &scope, SWITCHES).await {
-            Ok(value) => Switches::parse(&value).unwrap_or_default(),
-            Err(_) => Switches::default(),
-        };
+        let switches = stored
+            .get(SWITCHES)
+            .and_then(Switches::parse)
+            .unwrap_or_default();
         Self {
             prefix,
             staff_roles,

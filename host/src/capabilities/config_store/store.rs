@@ -423,6 +423,12 @@ impl ConfigStore {
             .map(|value| take(&value))
     }
 
+    /// What is stored of a document, without its defaults: one cache lookup for several
+    /// fields (the dispatcher reads a guild's host settings so on every event).
+    pub async fn stored_fields(&self, plugin: &str, scope: &Scope) -> Arc<Document> {
+        self.stored(plugin, scope).await
+    }
+
     /// The whole document: defaults overlaid with what is stored.
     pub async fn document(&self, plugin: &str, scope: &Scope) -> Document {
         let mut document = self.defaults_for(plugin, scope.kind());

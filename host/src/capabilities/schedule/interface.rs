@@ -60,6 +60,9 @@ impl Context {
             .await
             .map_err(|error| match error {
                 ScheduleError::TooMany(text) => wit::ScheduleError::TooMany(text),
+                ScheduleError::NoId => {
+                    wit::ScheduleError::Unavailable("no free timer id was found".into())
+                }
                 ScheduleError::Db(error) => wit::ScheduleError::Unavailable(error.to_string()),
             })
     }
@@ -107,9 +110,9 @@ impl wit::Host for Context {
             wit::Repeat::IntervalMs(every) => Repeat::Interval(ms(every)),
             wit::Repeat::Cron(expression) => Repeat::Cron(expression),
         };
-        let shortest = self.timers.backend().map_or(0, |timers| {
-            ms(timers.config().min_interval_s.saturating_mul(1000))
-        });
+        // Refused as the plugin may not, before the rule is judged.
+        let (timers, _) = self.reach()?;
+        let shortest = ms(timers.config().min_interval_s.saturating_mul(1000));
         let first = repeat
             .first(now_ms(), shortest)
             .map_err(wit::ScheduleError::Invalid)?;

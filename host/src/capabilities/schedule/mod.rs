@@ -40,10 +40,11 @@ pub struct ScheduleConfig {
     /// How often a host looks for timers other hosts set, in seconds; it is woken at once by
     /// its own.
     pub poll_s: u64,
-    /// How long a host holds a due timer it is delivering, in seconds; a host that stops
-    /// meanwhile leaves it to another once the claim runs out.
+    /// How long a host holds the due timers it is delivering, in seconds; a host that
+    /// stops meanwhile leaves them to another once the claim runs out. Longer than a
+    /// plugin's wall-clock budget, so a batch is recorded before its claim runs out.
     pub claim_s: u64,
-    /// Due timers claimed at once.
+    /// Due timers claimed at once, and delivered side by side.
     pub batch: u32,
 }
 
@@ -56,7 +57,7 @@ impl Default for ScheduleConfig {
             max_payload_bytes: 4 * 1024,
             poll_s: 30,
             claim_s: 60,
-            batch: 500,
+            batch: 64,
         }
     }
 }
@@ -71,9 +72,22 @@ impl ScheduleConfig {
             self.max_per_guild > 0,
             "schedule.max_per_guild must be at least 1"
         );
-        anyhow::ensure!(self.poll_s > 0, "schedule.poll_s must be at least 1");
-        anyhow::ensure!(self.claim_s > 0, "schedule.claim_s must be at least 1");
-        anyhow::ensure!(self.batch > 0, "schedule.batch must be at least 1");
+        anyhow::ensure!(
+            self.min_interval_s > 0,
+            "schedule.min_interval_s must be at least 1"
+        );
+        anyhow::ensure!(
+            (1..=3600).contains(&self.poll_s),
+            "schedule.poll_s must be between 1 and 3600"
+        );
+        anyhow::ensure!(
+            (1..=86_400).contains(&self.claim_s),
+            "schedule.claim_s must be between 1 and 86400"
+        );
+        anyhow::ensure!(
+            (1..=1000).contains(&self.batch),
+            "schedule.batch must be between 1 and 1000"
+        );
         Ok(())
     }
 }
@@ -116,6 +130,9 @@ pub enum ScheduleError {
     /// Over one of the operator's limits.
     #[error("{0}")]
     TooMany(String),
+    /// Every id drawn was taken (with eight letters from 31, never in practice).
+    #[error("no free timer id was found")]
+    NoId,
     /// The database could not be reached.
     #[error(transparent)]
     Db(#[from] DbError),
@@ -254,7 +271,7 @@ impl Timers {
                 return Ok(id);
             }
         }
-        Err(ScheduleError::TooMany("no free timer id was found".into()))
+        Err(ScheduleError::NoId)
     }
 
     /// Refuses a timer over the plugin's limits.
@@ -336,9 +353,9 @@ impl Timers {
         Ok(rows.into_iter().map(row).collect())
     }
 
-    /// Claims up to `batch` timers due at `now_ms` for this host, soonest first; no other
-    /// host gets them until their claim runs out.
-    pub async fn claim(&self, now_ms: i64) -> Result<Vec<Timer>, DbError> {
+    /// Claims up to `batch` timers due at `now_ms` of the plugins and platforms this host
+    /// serves (`here`), soonest first; no other host gets them until their claim runs out.
+    pub async fn claim(&self, now_ms: i64, here: &Served) -> Result<Vec<Timer>, DbError> {
         let lock = match self.db.backend() {
             // Hosts claiming at once each take other rows rather than wait for a lock.
             Backend::Postgres => " FOR UPDATE SKIP LOCKED",
@@ -348,20 +365,23 @@ impl Timers {
         // the same row, only the first one's update matches.
         let sql = format!(
             "UPDATE timers SET claimed_until = $1, claimed_by = $2 WHERE id IN \
-             (SELECT id FROM timers WHERE due_ms <= $3 AND claimed_until <= $3 \
-             ORDER BY due_ms LIMIT $4{lock}) AND claimed_until <= $3 RETURNING {COLUMNS}"
+             (SELECT id FROM timers WHERE due_ms <= $3 AND claimed_until <= $3{} \
+             ORDER BY due_ms LIMIT $4{lock}) AND claimed_until <= $3 RETURNING {COLUMNS}",
+            here.filter(5)
         );
         let until = now_ms + duration_ms(Duration::from_secs(self.config.claim_s));
         let batch = i64::from(self.config.batch);
         let rows: Vec<Row> = self
             .db
             .run("schedule.claim", || {
-                sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
-                    .bind(until)
-                    .bind(&self.host)
-                    .bind(now_ms)
-                    .bind(batch)
-                    .fetch_all(self.db.pool())
+                here.bind(
+                    sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str()))
+                        .bind(until)
+                        .bind(&self.host)
+                        .bind(now_ms)
+                        .bind(batch),
+                )
+                .fetch_all(self.db.pool())
             })
             .await?;
         let mut timers: Vec<Timer> = rows.into_iter().map(row).collect();
@@ -430,18 +450,24 @@ impl Timers {
         Ok(())
     }
 
-    /// Leaves a claimed timer for later: held until `until_ms`, then due again (its plugin
-    /// is not loaded now, or a guild turned it off).
-    pub async fn postpone(&self, timer: &Timer, until_ms: i64) -> Result<(), DbError> {
+    /// Frees the claims of `timers` this host holds, for another host to deliver.
+    pub async fn unclaim(&self, timers: &[Timer]) -> Result<(), DbError> {
+        if timers.is_empty() {
+            return Ok(());
+        }
+        let sql = format!(
+            "UPDATE timers SET claimed_until = 0 WHERE claimed_by = $1 AND id IN ({})",
+            placeholders(2, timers.len())
+        );
         self.db
-            .run("schedule.postpone", || {
-                sqlx::query(
-                    "UPDATE timers SET claimed_until = $1 WHERE id = $2 AND claimed_by = $3",
-                )
-                .bind(until_ms)
-                .bind(&timer.id)
-                .bind(&self.host)
-                .execute(self.db.pool())
+            .run("schedule.unclaim", || {
+                timers
+                    .iter()
+                    .fold(
+                        sqlx::query(sqlx::AssertSqlSafe(sql.as_str())).bind(&self.host),
+                        |query, timer| query.bind(&timer.id),
+                    )
+                    .execute(self.db.pool())
             })
             .await?;
         Ok(())
@@ -459,16 +485,19 @@ impl Timers {
         Ok(())
     }
 
-    /// When the soonest timer that no host holds is due, or a held one's claim runs out.
-    pub async fn next_due(&self) -> Result<Option<i64>, DbError> {
+    /// When the soonest timer this host could claim at `now_ms` is due (of the plugins and
+    /// platforms it serves, held by no host). Timers another host holds are not waited for:
+    /// that host delivers them, or the next poll finds them once its claim ran out.
+    pub async fn next_due(&self, now_ms: i64, here: &Served) -> Result<Option<i64>, DbError> {
+        let sql = format!(
+            "SELECT MIN(due_ms) FROM timers WHERE claimed_until <= $1{}",
+            here.filter(2)
+        );
         let (next,): (Option<i64>,) = self
             .db
             .run("schedule.next", || {
-                sqlx::query_as(
-                    "SELECT MIN(CASE WHEN claimed_until > due_ms THEN claimed_until \
-                     ELSE due_ms END) FROM timers",
-                )
-                .fetch_one(self.db.pool())
+                here.bind(sqlx::query_as(sqlx::AssertSqlSafe(sql.as_str())).bind(now_ms))
+                    .fetch_one(self.db.pool())
             })
             .await?;
         Ok(next)
@@ -485,6 +514,47 @@ impl Timers {
             })
             .await?;
         Ok(done.rows_affected())
+    }
+}
+
+/// What one host can deliver: timers of the plugins loaded on it, on the platforms it is
+/// connected to. Others are left to the hosts that can.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Served {
+    /// Plugin names.
+    pub plugins: Vec<String>,
+    /// Platform names.
+    pub platforms: Vec<String>,
+}
+
+impl Served {
+    /// ` AND plugin IN (...) AND platform IN (...)`, numbered from `$first`.
+    fn filter(&self, first: usize) -> String {
+        let (plugins, platforms) = (self.plugins.len().max(1), self.platforms.len().max(1));
+        format!(
+            " AND plugin IN ({}) AND platform IN ({})",
+            placeholders(first, plugins),
+            placeholders(first + plugins, platforms)
+        )
+    }
+
+    /// Binds the filter's values (a list never empty: `''` matches nothing).
+    fn bind<'q, O>(
+        &'q self,
+        query: sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::QueryAs<'q, sqlx::Any, O, sqlx::any::AnyArguments> {
+        let list = |values: &'q [String]| -> Vec<&'q str> {
+            match values.is_empty() {
+                true => vec![""],
+                false => values.iter().map(String::as_str).collect(),
+            }
+        };
+        let query = list(&self.plugins)
+            .into_iter()
+            .fold(query, |query, plugin| query.bind(plugin));
+        list(&self.platforms)
+            .into_iter()
+            .fold(query, |query, platform| query.bind(platform))
     }
 }
 
