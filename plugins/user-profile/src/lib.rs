@@ -39,7 +39,7 @@
 
 use serde::Deserialize;
 use serde_json::{Value, json};
-use wasmbot_sdk::{Platform, config, counters, prelude::*};
+use wasmbot_sdk::{Platform, config, counters, prelude::*, time};
 
 /// Activity is written at most this often per user.
 const ACTIVITY_EVERY_MS: u64 = 5 * 60 * 1000;
@@ -166,7 +166,7 @@ fn render(event: &Event, profile: &Profile) -> Result<String, PluginError> {
     let since = profile
         .thread
         .parse::<u64>()
-        .map_or_else(|_| "now".to_owned(), date);
+        .map_or_else(|_| "now".to_owned(), time::format_utc);
     Ok(format!(
         "Profile of {name}\n\
          Chat: {chat} ({platform})\n\
@@ -182,7 +182,7 @@ fn render(event: &Event, profile: &Profile) -> Result<String, PluginError> {
         },
         chat = profile.chat_id,
         platform = profile.platform,
-        active = date(profile.last_active_ms),
+        active = time::format_utc(profile.last_active_ms),
     ))
 }
 
@@ -206,38 +206,6 @@ fn normalize(text: &str) -> String {
         .trim_end_matches(['!', '.', '?'])
         .trim()
         .to_lowercase()
-}
-
-/// `2024-05-01 09:30 UTC`.
-fn date(ms: u64) -> String {
-    let seconds = ms / 1000;
-    let (year, month, day) = civil_from_days(i64::try_from(seconds / 86_400).unwrap_or(0));
-    let minutes = seconds % 86_400 / 60;
-    format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        minutes / 60,
-        minutes % 60
-    )
-}
-
-/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard Hinnant's
-/// algorithm).
-fn civil_from_days(days: i64) -> (i64, i64, i64) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1_460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let shifted_month = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * shifted_month + 2) / 5 + 1;
-    let month = if shifted_month < 10 {
-        shifted_month + 3
-    } else {
-        shifted_month - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 export_plugin!(UserProfile);
