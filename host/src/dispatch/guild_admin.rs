@@ -14,9 +14,6 @@ use crate::{
     runtime::registry::Snapshot,
 };
 
-/// The names of the guild admins' commands.
-pub const NAMES: [&str; 3] = ["plugins", "plugin", "command"];
-
 /// What Discord calls the permission that may run them (beside a staff role).
 const MANAGE_GUILD: &str = "manage-guild";
 
