@@ -141,7 +141,7 @@ impl Here<'_> {
     }
 
     fn is_staff(&self) -> bool {
-        (self.event.author.roles.iter()).any(|role| self.settings.staff_roles.contains(role))
+        is_staff(self.event, &self.settings.staff_roles)
     }
 }
 
@@ -793,13 +793,7 @@ fn authorize(
     if event.platform == Platform::Console {
         return Ok(());
     }
-    let staff = || {
-        event
-            .author
-            .roles
-            .iter()
-            .any(|role| staff_roles.contains(role))
-    };
+    let staff = || is_staff(event, staff_roles);
     let permitted = || {
         spec.permissions.is_empty() || permissions.is_some_and(|held| held.grant(&spec.permissions))
     };
@@ -807,6 +801,11 @@ fn authorize(
         return Err(format!("You are not allowed to use `{}` here.", spec.name));
     }
     Ok(())
+}
+
+/// Whether the event's author holds one of the guild's staff roles.
+fn is_staff(event: &Event, staff_roles: &[String]) -> bool {
+    (event.author.roles.iter()).any(|role| staff_roles.contains(role))
 }
 
 /// `!roll 2 6` → `("roll", " 2 6")` when the text starts with the prefix and a name.

@@ -107,6 +107,17 @@ pub struct Origin {
     pub user_name: String,
 }
 
+impl Origin {
+    /// The place a timer counts and is listed in, as the `timers` columns match it: the
+    /// guild, or outside a guild (`''`) its chat; the channel is `''` within a guild.
+    fn place(&self) -> (String, String) {
+        match &self.guild {
+            Some(guild) => (guild.clone(), String::new()),
+            None => (String::new(), self.channel.clone()),
+        }
+    }
+}
+
 /// One stored timer.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Timer {
@@ -276,12 +287,7 @@ impl Timers {
 
     /// Refuses a timer over the plugin's limits.
     async fn check_counts(&self, plugin: &str, origin: &Origin) -> Result<(), ScheduleError> {
-        let guild = origin.guild.clone().unwrap_or_default();
-        // Outside a guild, a chat is the place a timer counts against.
-        let channel = match &origin.guild {
-            Some(_) => String::new(),
-            None => origin.channel.clone(),
-        };
+        let (guild, channel) = origin.place();
         let (all, here): (i64, i64) = self
             .db
             .run_once("schedule.count", || {
@@ -331,11 +337,7 @@ impl Timers {
 
     /// `plugin`'s timers in `origin`'s guild (outside a guild: its channel), soonest first.
     pub async fn list(&self, plugin: &str, origin: &Origin) -> Result<Vec<Timer>, DbError> {
-        let guild = origin.guild.clone().unwrap_or_default();
-        let channel = match &origin.guild {
-            Some(_) => String::new(),
-            None => origin.channel.clone(),
-        };
+        let (guild, channel) = origin.place();
         let sql = format!(
             "SELECT {COLUMNS} FROM timers WHERE plugin = $1 AND guild_id = $2 \
              AND (channel_id = $3 OR $3 = '') ORDER BY due_ms, id"
