@@ -24,7 +24,7 @@ use wasmbot::{
         discord::{Discord, interactions},
         whatsapp::WhatsApp,
     },
-    runtime::{Registry, watch},
+    runtime::{Registry, registry, watch},
 };
 
 #[derive(Parser)]
@@ -50,9 +50,10 @@ enum Commands {
     Run,
     /// Apply the database migrations and exit.
     Migrate,
-    /// Load plugin files and print their manifests, or why they cannot load.
+    /// Load plugin files and print their manifests, or why they cannot load. Their compiled
+    /// form goes into the cache, so a start-up that follows does not compile them.
     Check {
-        /// `.wasm` files.
+        /// `.wasm` files [default: every plugin in the plugins folder].
         files: Vec<PathBuf>,
     },
     /// Package, sign and publish plugins; search, install, update, approve, pin, roll back
@@ -91,7 +92,15 @@ enum Commands {
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
     wasmbot::telemetry::init();
-    match run(Cli::parse()).await {
+    // On a worker thread, like every task the bot spawns: the thread blocked on `main` is
+    // not one of the runtime's, and each wake-up of a future it drives (every database or
+    // Redis round trip of a console event) would cross threads, which costs more than the
+    // round trip.
+    let outcome = match tokio::spawn(run(Cli::parse())).await {
+        Ok(outcome) => outcome,
+        Err(join) => Err(anyhow::anyhow!("the bot's task ended abnormally: {join}")),
+    };
+    match outcome {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             tracing::error!("{error:#}");
@@ -131,7 +140,10 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Commands::Key { command } => packages::key(command),
         Commands::Index { command } => packages::index(&config, command).await,
-        Commands::Check { files } => {
+        Commands::Check { mut files } => {
+            if files.is_empty() {
+                files = registry::plugin_files(&config.runtime.plugins_dir)?;
+            }
             let runtime = config.build_runtime(Backends::default())?;
             check(&config.registry(runtime), &files).await
         }
@@ -280,18 +292,14 @@ fn stop_requested() -> anyhow::Result<impl std::future::Future<Output = ()>> {
 }
 
 async fn check(registry: &Registry, files: &[PathBuf]) -> anyhow::Result<()> {
-    let mut failed = 0;
+    let loaded = registry.load_files(files).await;
+    let snapshot = registry.snapshot();
     for file in files {
-        match registry.load_file(file).await {
-            Ok(_) => {
-                let snapshot = registry.snapshot();
-                if let Some(plugin) = snapshot.plugins().find(|p| p.source() == file) {
-                    println!("{}: {:#?}", file.display(), plugin.manifest());
-                }
-            }
-            Err(_) => failed += 1,
+        if let Some(plugin) = snapshot.plugins().find(|p| p.source() == file) {
+            println!("{}: {:#?}", file.display(), plugin.manifest());
         }
     }
+    let failed = loaded.iter().filter(|result| result.is_err()).count();
     anyhow::ensure!(
         failed == 0,
         "{failed} of {} file(s) cannot be loaded",

@@ -76,11 +76,8 @@ impl TestHost {
     ) -> anyhow::Result<Self> {
         let backends = config.backends(store)?;
         let registry = config.registry(config.build_runtime(backends)?);
-        for file in files {
-            registry
-                .load_file(file)
-                .await
-                .map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
+        for (file, loaded) in files.iter().zip(registry.load_files(files).await) {
+            loaded.map_err(|error| anyhow::anyhow!("{}: {error}", file.display()))?;
         }
         let outlet = Arc::new(Recorder::default());
         let dispatcher = Arc::new(config.dispatcher(registry).with_outlet(outlet.clone()));

@@ -11,6 +11,7 @@ use std::{
 };
 
 use arc_swap::ArcSwap;
+use futures::StreamExt;
 use tokio::sync::broadcast;
 
 use crate::{
@@ -39,6 +40,18 @@ pub struct HostCommand {
     pub key: &'static str,
     /// Whether it is also a Discord slash command.
     pub slash: bool,
+}
+
+/// A plugin file read and checked, not serving yet.
+enum Prepared {
+    /// Loaded and checked.
+    Plugin(Box<Plugin>),
+    /// Nothing to do (the same bytes already serve).
+    Done(Change),
+    /// Refused, with the digest of the bytes when they could be read.
+    Refused(LoadError, Option<String>),
+    /// The same bytes as last refused.
+    StillRefused,
 }
 
 impl Snapshot {
@@ -251,41 +264,87 @@ impl Registry {
         &self.latency
     }
 
-    /// Loads every `*.wasm` in `dir`. A file that fails is logged and skipped.
+    /// Loads every `*.wasm` in `dir` ([`Registry::load_files`]). A file that fails is
+    /// logged and skipped.
     pub async fn load_dir(&self, dir: &Path) -> anyhow::Result<Vec<Change>> {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-            .map_err(|e| anyhow::anyhow!("cannot read plugins folder {}: {e}", dir.display()))?
-            .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-            .filter(|path| is_plugin_file(path))
-            .collect();
-        files.sort();
-        let mut changes = Vec::new();
-        for file in files {
-            if let Ok(change) = self.load_file(&file).await {
-                changes.push(change);
-            }
+        let files = plugin_files(dir)?;
+        let loaded = self.load_files(&files).await;
+        Ok(loaded.into_iter().filter_map(Result::ok).collect())
+    }
+
+    /// Loads `files`, in their order, as [`Registry::load_file`] does each.
+    ///
+    /// Compiling is most of a load, and one plugin's compilation keeps the cores busy only
+    /// part of the time: as many files as there are cores are prepared side by side. Each
+    /// serves as soon as it and the files before it are in, so a clash of names or
+    /// commands is decided by the files' order, as when they load one by one.
+    pub async fn load_files(&self, files: &[PathBuf]) -> Vec<Result<Change, LoadError>> {
+        let side_by_side = std::thread::available_parallelism().map_or(1, usize::from);
+        // Owned paths: a closure over borrowed ones makes the future not `Send` for any
+        // lifetime (rust-lang/rust#64552).
+        let mut prepared = futures::stream::iter(files.to_vec())
+            .map(|file| async move {
+                let prepared = self.prepare_file(&file).await;
+                (file, prepared)
+            })
+            .buffered(side_by_side);
+        let mut loaded = Vec::with_capacity(files.len());
+        while let Some((file, prepared)) = prepared.next().await {
+            loaded.push(self.finish_file(&file, prepared).await);
         }
-        Ok(changes)
+        loaded
     }
 
     /// Loads or reloads the plugin in `path`. On failure the previous version (if any) keeps
     /// serving and the reason is logged once, naming the file: the same bytes are refused
     /// again without a word ([`LoadError::StillRefused`]) until the file changes.
     pub async fn load_file(&self, path: &Path) -> Result<Change, LoadError> {
+        let prepared = self.prepare_file(path).await;
+        self.finish_file(path, prepared).await
+    }
+
+    /// Reads, compiles and checks the plugin in `path`, without making it serve.
+    async fn prepare_file(&self, path: &Path) -> Prepared {
         self.loads.fetch_add(1, Ordering::Relaxed);
-        let (result, digest) = match tokio::fs::read(path).await {
-            Ok(wasm) => {
-                let digest = digest(&wasm);
-                if self.refused_before(path, &digest) {
-                    tracing::debug!(file = %path.display(), "plugin unchanged since it was refused");
-                    return Err(LoadError::StillRefused);
-                }
-                (
-                    self.try_load(path, wasm, digest.clone()).await,
-                    Some(digest),
-                )
+        let wasm = match tokio::fs::read(path).await {
+            Ok(wasm) => wasm,
+            Err(error) => return Prepared::Refused(error.into(), None),
+        };
+        let digest = digest(&wasm);
+        if self.refused_before(path, &digest) {
+            tracing::debug!(file = %path.display(), "plugin unchanged since it was refused");
+            return Prepared::StillRefused;
+        }
+        // Watchers report one write as several events: the same bytes are not reloaded.
+        let current = self.snapshot();
+        if let Some(name) = current.files.get(path)
+            && let Some(plugin) = current.plugin(name)
+            && plugin.digest() == digest
+        {
+            return Prepared::Done(Change::Unchanged {
+                plugin: name.clone(),
+            });
+        }
+        match self
+            .runtime
+            .load(path, wasm, digest.clone(), |name| self.stats(name), None)
+            .await
+        {
+            Ok(plugin) => Prepared::Plugin(Box::new(plugin)),
+            Err(error) => Prepared::Refused(error, Some(digest)),
+        }
+    }
+
+    /// Makes a prepared plugin serve, and logs and announces what changed.
+    async fn finish_file(&self, path: &Path, prepared: Prepared) -> Result<Change, LoadError> {
+        let (result, digest) = match prepared {
+            Prepared::StillRefused => return Err(LoadError::StillRefused),
+            Prepared::Done(change) => (Ok(change), None),
+            Prepared::Plugin(plugin) => {
+                let digest = plugin.digest().to_owned();
+                (self.swap_in(*plugin).await, Some(digest))
             }
-            Err(error) => (Err(error.into()), None),
+            Prepared::Refused(error, digest) => (Err(error), digest),
         };
         let mut refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         match &result {
@@ -314,29 +373,6 @@ impl Registry {
     fn refused_before(&self, path: &Path, digest: &str) -> bool {
         let refused = self.refused.lock().unwrap_or_else(|e| e.into_inner());
         refused.get(path).is_some_and(|refused| refused == digest)
-    }
-
-    async fn try_load(
-        &self,
-        path: &Path,
-        wasm: Vec<u8>,
-        digest: String,
-    ) -> Result<Change, LoadError> {
-        // Watchers report one write as several events: the same bytes are not reloaded.
-        let current = self.snapshot();
-        if let Some(name) = current.files.get(path)
-            && let Some(plugin) = current.plugin(name)
-            && plugin.digest() == digest
-        {
-            return Ok(Change::Unchanged {
-                plugin: name.clone(),
-            });
-        }
-        let plugin = self
-            .runtime
-            .load(path, wasm, digest, |name| self.stats(name), None)
-            .await?;
-        self.swap_in(plugin).await
     }
 
     /// Makes `plugin` serve in place of its previous version, if any: events in flight
@@ -496,6 +532,17 @@ fn holds(source: &Path) -> bool {
 /// Plugins are the `*.wasm` files of the folder; anything else there is ignored.
 pub fn is_plugin_file(path: &Path) -> bool {
     path.extension().is_some_and(|ext| ext == "wasm")
+}
+
+/// The plugin files of `dir`, in name order.
+pub fn plugin_files(dir: &Path) -> anyhow::Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map_err(|e| anyhow::anyhow!("cannot read plugins folder {}: {e}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| is_plugin_file(path))
+        .collect();
+    files.sort();
+    Ok(files)
 }
 
 impl std::fmt::Display for Change {
