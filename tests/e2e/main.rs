@@ -16,6 +16,7 @@ mod packages;
 mod plugin_config;
 mod plugins;
 mod reload;
+mod reuse;
 mod sandbox;
 mod seed_bots;
 mod state;

@@ -27,6 +27,12 @@ impl Context {
         }
     }
 
+    /// A whole event's allowance again, for a kept instance's next event.
+    pub(super) fn next_event(&mut self, lines: u32) {
+        self.lines_left = lines;
+        self.limit_noted = false;
+    }
+
     /// Counts one log line against the per-event allowance; says so once when it runs out.
     fn take_line(&mut self) -> bool {
         if self.lines_left > 0 {

@@ -94,6 +94,12 @@ impl Context {
         self.messenger = Some(messenger);
     }
 
+    /// No event's way out and a whole event's allowance, for a kept instance's next event.
+    pub(crate) fn next_event(&mut self, actions: usize) {
+        self.messenger = None;
+        self.acts_left = actions;
+    }
+
     fn messenger(&mut self) -> Result<Arc<dyn Messenger>, String> {
         self.grant.check()?;
         self.messenger

@@ -300,6 +300,16 @@ impl Contexts {
         self.metrics.declared = Some(Vec::new());
     }
 
+    /// Readies a kept instance's contexts for its next event: each per-event allowance
+    /// whole again, nothing of the last event's place or way out. What the instance holds
+    /// (its queue tickets) stays with it. `log_lines` and `actions` as in [`Instance`].
+    pub fn next_event(&mut self, log_lines: u32, actions: usize) {
+        self.log.next_event(log_lines);
+        self.messaging.next_event(actions);
+        self.metrics.next_event();
+        self.schedule.next_event();
+    }
+
     /// What the plugin declared while it described itself.
     pub fn registrations(&mut self) -> Registrations {
         Registrations {

@@ -51,6 +51,11 @@ impl InstanceData {
         self.wasi.stderr.contents()
     }
 
+    /// Forgets what the plugin wrote to stderr, for a kept instance's next event.
+    pub(crate) fn clear_stderr(&self) {
+        self.wasi.stderr.clear();
+    }
+
     /// Gives back the WASI context for another event.
     pub(crate) fn into_wasi(self) -> Wasi {
         self.wasi

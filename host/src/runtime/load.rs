@@ -213,6 +213,7 @@ impl Runtime {
             config_fields,
             migrations,
             metrics,
+            warm: Default::default(),
         })
     }
 

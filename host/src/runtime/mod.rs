@@ -25,7 +25,7 @@ pub use instance::InstanceData;
 use instance::{CpuClock, MemoryCap, WasiPool};
 pub use load::LoadError;
 pub use plugin::{Packaged, Plugin};
-pub use policy::{Asks, PluginPolicy, Policies, RuntimeConfig};
+pub use policy::{Asks, Instances, PluginPolicy, Policies, RuntimeConfig};
 pub use registry::Registry;
 pub use stats::PluginStats;
 
@@ -39,7 +39,10 @@ pub struct Runtime {
     cache: ComponentCache,
     config: RuntimeConfig,
     policies: Policies,
-    slots: Semaphore,
+    slots: Arc<Semaphore>,
+    /// The most instances a plugin keeps between events (`instances = "reuse"`): as many
+    /// as can run at once.
+    warm_per_plugin: usize,
     wasi: WasiPool,
     backends: Backends,
 }
@@ -58,7 +61,8 @@ impl Runtime {
         let mut linker = Linker::new(&engine);
         capabilities::link(&mut linker)?;
         let cache = ComponentCache::new(&engine, &config.cache_dir);
-        let slots = Semaphore::new(config.max_instances as usize);
+        let slots = Arc::new(Semaphore::new(config.max_instances as usize));
+        let warm_per_plugin = std::thread::available_parallelism().map_or(1, usize::from);
         let wasi = WasiPool::new(config.max_instances as usize);
         Ok(Arc::new(Self {
             engine,
@@ -67,6 +71,7 @@ impl Runtime {
             config,
             policies,
             slots,
+            warm_per_plugin,
             wasi,
             backends,
         }))
@@ -140,5 +145,16 @@ impl Runtime {
             Ok(())
         });
         store
+    }
+
+    /// A kept instance's budgets, whole again for its next event; its memory stays, and
+    /// stays capped.
+    fn restart_clocks(&self, store: &mut Store<InstanceData>, policy: &PluginPolicy) {
+        let tick = Duration::from_millis(self.config.epoch_tick_ms);
+        let data = store.data_mut();
+        data.cpu = CpuClock::new(policy.cpu_budget(), tick);
+        data.memory.exceeded = false;
+        data.memory.peak = data.memory.used;
+        store.set_epoch_deadline(1);
     }
 }

@@ -3,11 +3,15 @@
 
 use std::{
     path::{Path, PathBuf},
-    sync::Arc,
+    sync::{Arc, Mutex},
     time::Instant,
 };
 
-use wasmtime::component::{ComponentExportIndex, InstancePre, TypedFunc};
+use tokio::sync::OwnedSemaphorePermit;
+use wasmtime::{
+    Store,
+    component::{ComponentExportIndex, Func, InstancePre, TypedFunc},
+};
 
 use crate::{
     bindings::{
@@ -21,7 +25,10 @@ use crate::{
         metrics::MetricSpec,
         storage::Migration,
     },
-    runtime::{Asks, Failure, InstanceData, LoadError, PluginPolicy, PluginStats, Runtime, output},
+    runtime::{
+        Asks, Failure, InstanceData, Instances, LoadError, PluginPolicy, PluginStats, Runtime,
+        output,
+    },
 };
 
 /// What a plugin installed from a package carries of it.
@@ -77,6 +84,18 @@ pub struct Plugin {
     pub(super) migrations: Vec<Migration>,
     /// The metrics it declared, registered when it is installed.
     pub(super) metrics: Vec<MetricSpec>,
+    /// Instances between two events (`instances = "reuse"`); they go with this version.
+    pub(super) warm: Mutex<Vec<Warm>>,
+}
+
+/// An instance kept for its plugin's next event, with its `handle` export and the pool
+/// slot it holds while it lives.
+pub(super) struct Warm {
+    store: Store<InstanceData>,
+    handle: Func,
+    /// Events it has served.
+    served: u32,
+    slot: OwnedSemaphorePermit,
 }
 
 impl Plugin {
@@ -213,70 +232,125 @@ impl Plugin {
         messenger: Option<Arc<dyn Messenger>>,
     ) -> (Result<Vec<Action>, Failure>, usize) {
         let runtime = &*self.runtime;
-        let stats = Some(Arc::clone(&self.stats));
-        let mut store = runtime.store(Arc::clone(&self.name), self.allowed, &self.policy, stats);
+        let kept = match self.policy.instances {
+            Instances::Reuse => self.warm.lock().unwrap_or_else(|e| e.into_inner()).pop(),
+            Instances::Fresh => None,
+        };
+        let (mut store, handle, slot, served) = match kept {
+            Some(warm) => {
+                let mut store = warm.store;
+                runtime.restart_clocks(&mut store, &self.policy);
+                (store, Some(warm.handle), warm.slot, warm.served)
+            }
+            None => {
+                let stats = Some(Arc::clone(&self.stats));
+                let store =
+                    runtime.store(Arc::clone(&self.name), self.allowed, &self.policy, stats);
+                let Ok(slot) = Arc::clone(&runtime.slots).acquire_owned().await else {
+                    return (
+                        Err(Failure::Instantiate("the runtime is shutting down".into())),
+                        0,
+                    );
+                };
+                (store, None, slot, 0)
+            }
+        };
         if let Some(messenger) = messenger {
             store.data_mut().capabilities.messaging.attach(messenger);
         }
         if self.allowed.contains(Capability::Schedule) {
             store.data_mut().capabilities.schedule.set_origin(event);
         }
-        let Ok(_slot) = runtime.slots.acquire().await else {
-            return (
-                Err(Failure::Instantiate("the runtime is shutting down".into())),
-                0,
-            );
-        };
         let call = async {
-            let instance = match self.pre.instantiate_async(&mut store).await {
-                Ok(instance) => instance,
-                Err(error) => {
-                    let memory_mib = self.policy.memory_mib;
-                    return Err(Failure::of_instantiation(error, store.data(), memory_mib));
-                }
-            };
-            let Some(func) = instance.get_func(&mut store, self.handle) else {
-                return Err(Failure::Instantiate(
-                    "the `handle` export is missing".into(),
-                ));
+            let handle = match handle {
+                Some(handle) => handle,
+                None => self.instantiate(&mut store).await?,
             };
             // SAFETY: the export's type was checked against the signature of its contract
             // when the component was loaded (`Plugin::new` of its bindings in `describe`),
             // and every instance of a component has the same export types.
             let called = match self.abi {
                 Abi::Newest => {
-                    let handle = unsafe { HandleFn::new_unchecked(func) };
-                    handle
+                    let typed = unsafe { HandleFn::new_unchecked(handle) };
+                    typed
                         .call_async(&mut store, (event,))
                         .await
                         .map(|(result,)| result)
                 }
                 Abi::V0_1 => match v0_1::event(event) {
                     Some(event) => {
-                        let handle = unsafe { HandleFnV0_1::new_unchecked(func) };
-                        let called = handle.call_async(&mut store, (&event,)).await;
+                        let typed = unsafe { HandleFnV0_1::new_unchecked(handle) };
+                        let called = typed.call_async(&mut store, (&event,)).await;
                         called.map(|(result,)| v0_1::outcome(result))
                     }
                     // Nothing it could have asked for.
                     None => Ok(Ok(Vec::new())),
                 },
             };
-            called.map_err(|error| Failure::of_call(error, store.data(), self.policy.memory_mib))
+            called
+                .map(|result| (handle, result))
+                .map_err(|error| Failure::of_call(error, store.data(), self.policy.memory_mib))
         };
-        let outcome = match tokio::time::timeout(self.policy.wall_budget(), call).await {
-            Err(_) => Err(Failure::WallClock(self.policy.wall_budget())),
-            Ok(Err(failure)) => Err(failure),
-            Ok(Ok(Err(error))) => Err(Failure::Plugin(bounded(error))),
-            Ok(Ok(Ok(actions))) => {
+        // A trap, a timeout (the call cut short wherever it was) or the memory cap leave
+        // no instance fit for another event.
+        let (outcome, fit) = match tokio::time::timeout(self.policy.wall_budget(), call).await {
+            Err(_) => (Err(Failure::WallClock(self.policy.wall_budget())), None),
+            Ok(Err(failure)) => (Err(failure), None),
+            Ok(Ok((handle, Err(error)))) => (Err(Failure::Plugin(bounded(error))), Some(handle)),
+            Ok(Ok((handle, Ok(actions)))) => {
                 let limits = &runtime.config;
-                output::check(&actions, limits.max_actions, limits.max_output_bytes)
+                let checked = output::check(&actions, limits.max_actions, limits.max_output_bytes)
                     .map(|()| actions)
-                    .map_err(Failure::Malformed)
+                    .map_err(Failure::Malformed);
+                (checked, Some(handle))
             }
         };
         let peak = store.data().memory.peak;
-        runtime.wasi.give(store.into_data().into_wasi());
+        let served = served + 1;
+        match fit {
+            Some(handle)
+                if self.policy.instances == Instances::Reuse
+                    && served < self.policy.reuse_events
+                    && !store.data().memory.exceeded =>
+            {
+                self.keep(Warm {
+                    store,
+                    handle,
+                    served,
+                    slot,
+                });
+            }
+            _ => runtime.wasi.give(store.into_data().into_wasi()),
+        }
         (outcome, peak)
+    }
+
+    /// A new instance in `store`, and its `handle` export.
+    async fn instantiate(&self, store: &mut Store<InstanceData>) -> Result<Func, Failure> {
+        let instance = match self.pre.instantiate_async(&mut *store).await {
+            Ok(instance) => instance,
+            Err(error) => {
+                let memory_mib = self.policy.memory_mib;
+                return Err(Failure::of_instantiation(error, store.data(), memory_mib));
+            }
+        };
+        instance
+            .get_func(&mut *store, self.handle)
+            .ok_or_else(|| Failure::Instantiate("the `handle` export is missing".into()))
+    }
+
+    /// Keeps an instance that served an event for the next one, holding nothing of the
+    /// last event; beyond one per core (as many as can run at once), it goes.
+    fn keep(&self, mut warm: Warm) {
+        let config = &self.runtime.config;
+        let data = warm.store.data_mut();
+        data.capabilities
+            .next_event(config.max_log_lines, config.max_actions);
+        data.clear_stderr();
+        let mut kept = self.warm.lock().unwrap_or_else(|e| e.into_inner());
+        if kept.len() < self.runtime.warm_per_plugin {
+            kept.push(warm);
+        }
     }
 }
 

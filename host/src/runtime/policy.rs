@@ -75,6 +75,10 @@ pub struct PluginPolicy {
     /// Environment variables the plugin sees (an AI endpoint's URL, say). A value
     /// `$NAME` is the host's variable `NAME`, read at start-up, so secrets stay out of files.
     pub env: BTreeMap<String, String>,
+    /// A fresh instance per event (the default), or instances kept warm between events.
+    pub instances: Instances,
+    /// With `instances = "reuse"`: events one instance serves before it is replaced.
+    pub reuse_events: u32,
     /// Each capability's own keys.
     #[serde(flatten)]
     pub capabilities: capabilities::Policy,
@@ -90,9 +94,25 @@ impl Default for PluginPolicy {
             enabled: true,
             guild_default: None,
             env: BTreeMap::new(),
+            instances: Instances::Fresh,
+            reuse_events: 1_000,
             capabilities: capabilities::Policy::default(),
         }
     }
+}
+
+/// How a plugin's events get their instance.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Instances {
+    /// Every event on an instance of its own, which starts from the plugin's initial
+    /// state: nothing one event leaves in memory reaches another.
+    #[default]
+    Fresh,
+    /// An instance serves several events of its plugin, one at a time, under the same
+    /// limits per event: what the plugin keeps in memory persists between them. For
+    /// plugins whose instantiation costs more than their events (an interpreter's).
+    Reuse,
 }
 
 /// What a packaged plugin asks for, and once the operator approves it, what it is granted.
@@ -220,6 +240,10 @@ impl PluginPolicy {
             runtime.epoch_tick_ms
         );
         anyhow::ensure!(self.wall_ms > 0, "{section}.wall_ms must be at least 1");
+        anyhow::ensure!(
+            self.reuse_events > 0,
+            "{section}.reuse_events must be at least 1"
+        );
         anyhow::ensure!(
             (1..=runtime.max_memory_mib).contains(&self.memory_mib),
             "{section}.memory_mib must be between 1 and runtime.max_memory_mib ({})",

@@ -45,6 +45,11 @@ impl Context {
         }
     }
 
+    /// Logs a capped metric again, for a kept instance's next event.
+    pub(crate) fn next_event(&mut self) {
+        self.series_capped_noted = false;
+    }
+
     fn plugin_metrics(&mut self) -> Result<&PluginMetrics, MetricsError> {
         self.metrics.get(MetricsError::Denied, MetricsError::Denied)
     }

@@ -25,6 +25,11 @@ impl Context {
         }
     }
 
+    /// Forgets the last event's place, for a kept instance's next event.
+    pub(crate) fn next_event(&mut self) {
+        self.origin = None;
+    }
+
     /// Where the timers this instance sets answer: the event it handles.
     pub fn set_origin(&mut self, event: &Event) {
         self.origin = Some(Origin {

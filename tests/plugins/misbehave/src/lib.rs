@@ -1,6 +1,14 @@
 //! Every way a plugin can go wrong, one command each. The host must contain each to its event.
+//! `count` and `hoard` keep what they did in globals: an instance reused between events
+//! (`instances = "reuse"`) remembers it, a fresh one does not.
 
-use std::time::Duration;
+use std::{
+    sync::{
+        Mutex,
+        atomic::{AtomicU32, Ordering},
+    },
+    time::Duration,
+};
 
 use wasmbot_sdk::{ChannelRef, Destination, Platform, Send, prelude::*};
 
@@ -19,8 +27,16 @@ const COMMANDS: &[(&str, &str)] = &[
         "Sends to WhatsApp, which this host may not reach",
     ),
     ("chatty", "Writes a thousand log lines"),
+    ("count", "How many events this instance has counted"),
+    (
+        "hoard",
+        "Keeps 6 MiB more for good, and says how much it holds",
+    ),
     ("fine", "Behaves"),
 ];
+
+static COUNTED: AtomicU32 = AtomicU32::new(0);
+static HOARD: Mutex<Vec<Vec<u8>>> = Mutex::new(Vec::new());
 
 impl Plugin for Misbehave {
     fn manifest() -> Manifest {
@@ -73,6 +89,15 @@ impl Plugin for Misbehave {
                     log::info(&format!("line {i}"));
                 }
                 Ok(vec![Action::reply("said a lot")])
+            }
+            "count" => {
+                let counted = COUNTED.fetch_add(1, Ordering::Relaxed) + 1;
+                Ok(vec![Action::reply(counted.to_string())])
+            }
+            "hoard" => {
+                let mut hoard = HOARD.lock().unwrap_or_else(|e| e.into_inner());
+                hoard.push(vec![1u8; 6 << 20]);
+                Ok(vec![Action::reply(format!("{} MiB", hoard.len() * 6))])
             }
             _ => Ok(vec![Action::reply("fine")]),
         }
