@@ -10,10 +10,10 @@
 
 use std::{
     sync::{
-        Arc,
+        Arc, Mutex,
         atomic::{AtomicBool, AtomicU64, Ordering},
     },
-    time::Duration,
+    time::{Duration, Instant},
 };
 
 use sqlx::AnyPool;
@@ -41,6 +41,9 @@ pub struct Health {
     /// Outages that ended, since the start: a call that started before the last one ended
     /// and failed after it (its pool wait timing out) belongs to that outage, not a new one.
     recoveries: AtomicU64,
+    /// When a call last failed with an outage class: connections older than that are
+    /// suspect.
+    last_failure: Mutex<Option<Instant>>,
 }
 
 impl Health {
@@ -59,6 +62,13 @@ impl Health {
     /// Outages that started (each logged once), since the start.
     pub fn outages(&self) -> u64 {
         self.outages.load(Ordering::Relaxed)
+    }
+
+    /// Whether a call failed with an outage class after `since`: a connection idle since
+    /// then may have been cut.
+    pub(crate) fn failed_after(&self, since: Instant) -> bool {
+        let last = *self.last_failure.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_some_and(|failed| failed > since)
     }
 
     /// Where the database's health stands, to note a call's outcome with
@@ -86,6 +96,7 @@ impl Health {
             return;
         }
         self.failures.fetch_add(1, Ordering::Relaxed);
+        *self.last_failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(Instant::now());
         if epoch != self.epoch() {
             tracing::debug!("a database call made during the last outage failed: {error}");
             return;

@@ -4,20 +4,27 @@
 
 pub mod admin;
 mod health;
+pub mod kept;
 mod retry;
 
 pub use health::Health;
 pub use retry::{DbError, ErrorClass, RetryPolicy};
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 use sqlx::{
-    AnyPool,
+    AnyPool, Connection,
     any::{AnyPoolOptions, install_default_drivers},
     migrate::Migrator,
 };
+
+/// A pooled connection idle for longer is pinged before it is handed out.
+const IDLE_CHECK: Duration = Duration::from_secs(1);
 
 static SQLITE: Migrator = sqlx::migrate!("../migrations/sqlite");
 static POSTGRES: Migrator = sqlx::migrate!("../migrations/postgres");
@@ -82,11 +89,32 @@ impl Database {
         if backend == Backend::Sqlite {
             create_sqlite_folder(&config.url)?;
         }
+        let health = Arc::<Health>::default();
+        let (watched, released) = (Arc::clone(&health), Arc::clone(&health));
         let mut options = AnyPoolOptions::new()
             .max_connections(config.max_connections)
             .min_connections(config.min_connections)
             .acquire_timeout(Duration::from_millis(config.acquire_timeout_ms))
             .idle_timeout(Duration::from_millis(config.idle_timeout_ms))
+            // sqlx pings every connection it hands out: a round trip before each call. One
+            // used within the last second is taken as alive, unless the database has failed
+            // since (or is known to be down): then it is checked, and a dead one is closed
+            // and another taken, quietly (the outage has its one line), rather than fail
+            // its call.
+            .test_before_acquire(false)
+            .before_acquire(move |connection, meta| {
+                let idle_since = Instant::now().checked_sub(meta.idle_for);
+                let check = meta.idle_for > IDLE_CHECK
+                    || watched.is_down()
+                    || idle_since.is_none_or(|since| watched.failed_after(since));
+                Box::pin(async move { Ok(!check || connection.ping().await.is_ok()) })
+            })
+            // Coming back while the database is known to be down, a connection is closed
+            // rather than pinged (the ping would fail with a warning of its own).
+            .after_release(move |_, _| {
+                let keep = !released.is_down();
+                Box::pin(async move { Ok(keep) })
+            })
             // sqlx warns of every acquire slower than 2 s: when the database comes back,
             // that is one line per call that waited (hundreds a second), while the outage
             // has been logged once already. At info, other crates' level hides it unless
@@ -113,7 +141,7 @@ impl Database {
             pool,
             backend,
             retry: config.retry,
-            health: Arc::default(),
+            health,
         })
     }
 

@@ -2,8 +2,14 @@
 //!
 //! Statements are checked and rewritten into the plugin's namespace ([`sql`]), run with the
 //! plugin's parameters bound (never spliced into the text), under its statement timeout
-//! and row / byte limits, each call in one transaction. Migrations ([`migrate`]) create the
-//! tables when the plugin loads.
+//! and row / byte limits; a call that writes, or runs several statements, in one
+//! transaction. Migrations ([`migrate`]) create the tables when the plugin loads.
+//!
+//! A call waits for one round trip to the database and little else: checked statements
+//! are cached by plugin and text, the connections are kept between calls (`db::kept`:
+//! no pool pings) with the statement timeout set on their session (Postgres cancels a
+//! statement that runs over), and the server's prepared statements are cached per
+//! connection by sqlx.
 
 mod interface;
 mod migrate;
@@ -16,15 +22,16 @@ pub use migrate::{Migration, MigrationError};
 use std::{sync::Arc, time::Duration};
 
 use futures::TryStreamExt;
+use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 use sqlx::{
-    Any, AssertSqlSafe, Column, Row, ValueRef,
+    Any, AnyConnection, AssertSqlSafe, Column, Connection, Row, ValueRef,
     any::{AnyArguments, AnyRow, AnyTypeInfoKind},
     query::Query,
 };
 
 use crate::capabilities::{Build, Lifecycle, Sections, config_store::ConfigStore};
-use crate::db::{Backend, Database, DbError};
+use crate::db::{Backend, Database, DbError, kept::Kept};
 use crate::telemetry::memory::Relief;
 use sql::{Checked, SqlError};
 
@@ -69,7 +76,15 @@ impl Policy {
     }
 }
 
-impl Relief for Storage {}
+impl Relief for Storage {
+    fn shrink(&self) -> BoxFuture<'_, ()> {
+        Box::pin(async {
+            self.checked.invalidate_all();
+            self.kept.release();
+        })
+    }
+}
+
 impl Lifecycle for Storage {}
 
 impl Build for Storage {
@@ -158,7 +173,17 @@ pub struct Statement {
 /// The plugins' storage, on the host's pool.
 pub struct Storage {
     db: Database,
+    /// Connections kept between calls.
+    kept: Kept,
+    /// Checked statements by plugin, text and NULL parameters.
+    checked: moka::future::Cache<CheckKey, Arc<Checked>>,
 }
+
+/// What a statement's check depends on (the backend is the storage's own).
+type CheckKey = (String, String, Vec<bool>);
+
+/// Bytes of statements' texts the check cache holds.
+const CHECKED_BYTES: u64 = 4 << 20;
 
 /// Postgres' SQLSTATE for a statement cancelled by `statement_timeout`.
 const QUERY_CANCELED: &str = "57014";
@@ -166,7 +191,18 @@ const QUERY_CANCELED: &str = "57014";
 impl Storage {
     /// Storage on `db`, whose migrations (the `plugin_migrations` table) have run.
     pub fn new(db: Database) -> Self {
-        Self { db }
+        // As many as the pool keeps open anyway, so an idle bot holds no more.
+        let kept = Kept::new(
+            db.pool().clone(),
+            db.pool().options().get_min_connections().max(1) as usize,
+        );
+        let checked = moka::future::Cache::builder()
+            .max_capacity(CHECKED_BYTES)
+            .weigher(|(plugin, sql, _): &CheckKey, checked: &Arc<Checked>| {
+                u32::try_from(plugin.len() + sql.len() + checked.sql.len()).unwrap_or(u32::MAX)
+            })
+            .build();
+        Self { db, kept, checked }
     }
 
     /// The database behind it.
@@ -181,7 +217,7 @@ impl Storage {
         limits: &Limits,
         statement: Statement,
     ) -> Result<Rows, StorageError> {
-        let checked = self.prepare(plugin, vec![statement])?;
+        let checked = self.prepare(plugin, vec![statement]).await?;
         match self.run(limits, "storage.query", checked, true).await? {
             Outcome::Rows(rows) => Ok(rows),
             Outcome::Counts(_) => Ok(Rows::default()),
@@ -196,76 +232,79 @@ impl Storage {
         limits: &Limits,
         statements: Vec<Statement>,
     ) -> Result<Vec<u64>, StorageError> {
-        let checked = self.prepare(plugin, statements)?;
+        let checked = self.prepare(plugin, statements).await?;
         match self.run(limits, "storage.execute", checked, false).await? {
             Outcome::Counts(counts) => Ok(counts),
             Outcome::Rows(_) => Ok(Vec::new()),
         }
     }
 
-    /// Checks and rewrites each statement for its parameters.
-    fn prepare(
+    /// Checks and rewrites each statement for its parameters (once per plugin, text and
+    /// NULL parameters: the check is a parse and a rewrite, longer than the round trip).
+    async fn prepare(
         &self,
         plugin: &str,
         statements: Vec<Statement>,
-    ) -> Result<Vec<(Checked, Vec<Value>)>, StorageError> {
-        statements
-            .into_iter()
-            .map(|statement| {
-                let nulls: Vec<bool> = statement.params.iter().map(|p| *p == Value::Null).collect();
-                let checked = sql::check_data(plugin, &statement.sql, self.backend(), &nulls)?;
-                // NULLs are written into the statement: bound, they would carry a type.
-                let params = statement
-                    .params
-                    .into_iter()
-                    .filter(|param| *param != Value::Null)
-                    .collect();
-                Ok((checked, params))
-            })
-            .collect()
+    ) -> Result<Vec<(Arc<Checked>, Vec<Value>)>, StorageError> {
+        let mut prepared = Vec::with_capacity(statements.len());
+        for statement in statements {
+            let nulls: Vec<bool> = statement.params.iter().map(|p| *p == Value::Null).collect();
+            let key = (plugin.to_owned(), statement.sql, nulls);
+            let checked = match self.checked.get(&key).await {
+                Some(checked) => checked,
+                None => {
+                    let checked =
+                        Arc::new(sql::check_data(plugin, &key.1, self.backend(), &key.2)?);
+                    self.checked.insert(key, Arc::clone(&checked)).await;
+                    checked
+                }
+            };
+            // NULLs are written into the statement: bound, they would carry a type.
+            let params = statement
+                .params
+                .into_iter()
+                .filter(|param| *param != Value::Null)
+                .collect();
+            prepared.push((checked, params));
+        }
+        Ok(prepared)
     }
 
-    /// Runs statements in one transaction under the plugin's timeout: on Postgres the
-    /// server cancels the statement (`SET LOCAL statement_timeout`); everywhere the host
-    /// stops waiting. Errors are classified; a plugin's call is not retried (it must not
-    /// wait out a backoff: it may retry itself, the error says whether that can help).
+    /// Runs statements under the plugin's timeout: on Postgres the server cancels the
+    /// statement (the session's `statement_timeout`); everywhere the host stops waiting.
+    /// Several statements, or one that writes and returns rows (which the limits may
+    /// refuse), run in one transaction; one statement alone is atomic without. Errors are
+    /// classified; a plugin's call is not retried (it must not wait out a backoff: it may
+    /// retry itself, the error says whether that can help).
     async fn run(
         &self,
         limits: &Limits,
         what: &'static str,
-        statements: Vec<(Checked, Vec<Value>)>,
+        statements: Vec<(Arc<Checked>, Vec<Value>)>,
         want_rows: bool,
     ) -> Result<Outcome, StorageError> {
         let timeout = limits.timeout;
         let epoch = self.db.health().epoch();
+        let transaction =
+            statements.len() > 1 || (want_rows && statements.iter().any(|(s, _)| !s.reads_only));
         let work = async {
-            let mut tx = match self.backend() {
-                Backend::Postgres => {
-                    let begin = format!(
-                        "BEGIN; SET LOCAL statement_timeout = {}",
-                        timeout.as_millis().max(1)
-                    );
-                    self.db.pool().begin_with(AssertSqlSafe(begin)).await?
+            let mut lease = self.kept.take().await?;
+            if self.backend() == Backend::Postgres {
+                lease.statement_timeout(timeout).await?;
+            }
+            let outcome = if transaction {
+                let mut tx = lease.connection().begin().await?;
+                let outcome = run_each(&mut tx, statements, want_rows, limits).await?;
+                // A refused result is not committed: dropping the transaction rolls it back.
+                if outcome.is_ok() {
+                    tx.commit().await?;
                 }
-                Backend::Sqlite => self.db.pool().begin().await?,
-            };
-            let outcome = if want_rows {
-                let mut rows = Ok(Rows::default());
-                for (statement, params) in statements {
-                    rows = read(bind(&statement.sql, params).fetch(&mut *tx), limits).await?;
-                }
-                rows.map(Outcome::Rows)
+                outcome
             } else {
-                let mut counts = Vec::with_capacity(statements.len());
-                for (statement, params) in statements {
-                    let done = bind(&statement.sql, params).execute(&mut *tx).await?;
-                    counts.push(done.rows_affected());
-                }
-                Ok(Outcome::Counts(counts))
+                run_each(lease.connection(), statements, want_rows, limits).await?
             };
-            // A refused result is not committed: dropping the transaction rolls it back.
             if outcome.is_ok() {
-                tx.commit().await?;
+                lease.done();
             }
             Ok(outcome)
         };
@@ -274,7 +313,7 @@ impl Storage {
         else {
             return Err(StorageError::Timeout(timeout));
         };
-        // The transaction is made on the pool directly: its health is told here.
+        // The statements run on a connection of the pool's: its health is told here.
         match result {
             Ok(outcome) => {
                 self.db.note_success();
@@ -296,6 +335,31 @@ impl Storage {
     ) -> Result<Vec<u32>, MigrationError> {
         migrate::apply(&self.db, plugin, migrations).await
     }
+}
+
+/// Runs each statement on `connection`: the last one's rows, or every one's changed-row
+/// count.
+async fn run_each(
+    connection: &mut AnyConnection,
+    statements: Vec<(Arc<Checked>, Vec<Value>)>,
+    want_rows: bool,
+    limits: &Limits,
+) -> Result<Result<Outcome, StorageError>, sqlx::Error> {
+    if want_rows {
+        let mut rows = Ok(Rows::default());
+        for (statement, params) in statements {
+            rows = read(bind(&statement.sql, params).fetch(&mut *connection), limits).await?;
+        }
+        return Ok(rows.map(Outcome::Rows));
+    }
+    let mut counts = Vec::with_capacity(statements.len());
+    for (statement, params) in statements {
+        let done = bind(&statement.sql, params)
+            .execute(&mut *connection)
+            .await?;
+        counts.push(done.rows_affected());
+    }
+    Ok(Ok(Outcome::Counts(counts)))
 }
 
 fn is_cancelled(error: &sqlx::Error) -> bool {

@@ -78,6 +78,9 @@ pub struct Checked {
     pub sql: String,
     /// How many parameters it binds: the non-NULL ones, renumbered.
     pub params: usize,
+    /// Whether it only reads: a query (its checks leave no way to write from one), which
+    /// needs no transaction around it.
+    pub reads_only: bool,
 }
 
 /// Checks one data statement of `plugin` and rewrites it for `backend`. `nulls` says, for
@@ -110,6 +113,7 @@ pub fn check_data(
     Ok(Checked {
         sql: print(&statement, backend),
         params: nulls.iter().filter(|null| !**null).count(),
+        reads_only: matches!(statement, Statement::Query(_)),
     })
 }
 
