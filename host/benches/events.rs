@@ -1,5 +1,6 @@
-//! Events through a trivial plugin (`echo`), each on a fresh pooled instance, against the
-//! same logic as a native Rust handler, in one run.
+//! Events through a trivial plugin (`echo`), each on a fresh pooled instance and then on a
+//! kept one (`instances = "reuse"`), against the same logic as a native Rust handler, in
+//! one run.
 //!
 //! `cargo bench -p wasmbot-host --bench events` prints events/s, p50 and p99 per event for
 //! both, and the ratios. `EVENTS=N` changes the number of events per measurement.
@@ -16,7 +17,7 @@ use wasmbot::{
     bindings::types::{Action, Command, CommandSource, Event, EventKind, Outgoing, Platform, User},
     capabilities::Backends,
     config::Config,
-    runtime::{Plugin, Registry},
+    runtime::{Instances, Plugin, Registry},
 };
 use wasmbot_sdk::build::PluginBuild;
 
@@ -115,6 +116,18 @@ fn build_echo() -> PathBuf {
     }
 }
 
+/// `echo` loaded on a runtime of its own, its instances `fresh` or reused.
+async fn echo_plugin(wasm: &Path, instances: Instances) -> Arc<Plugin> {
+    let mut config = Config::default();
+    config.runtime.cache_dir = PathBuf::new();
+    config.plugin_defaults.instances = instances;
+    // Kept instances are replaced now and then; the figure is of the events between.
+    config.plugin_defaults.reuse_events = 10_000;
+    let registry = Registry::new(config.build_runtime(Backends::default()).expect("runtime"));
+    registry.load_file(wasm).await.expect("echo loads");
+    Arc::clone(registry.snapshot().plugin("echo").expect("echo"))
+}
+
 fn main() {
     let events = common::env_or("EVENTS", 50_000);
     let workers = std::thread::available_parallelism().map_or(2, |n| n.get() as u64);
@@ -125,41 +138,50 @@ fn main() {
         .build()
         .expect("tokio runtime");
     runtime.block_on(async move {
-        let mut config = Config::default();
-        config.runtime.cache_dir = PathBuf::new();
-        let registry =
-            Registry::new(config.build_runtime(Backends::default()).expect("runtime"));
-        registry.load_file(&wasm).await.expect("echo loads");
-        let plugin: Arc<Plugin> = Arc::clone(registry.snapshot().plugin("echo").expect("echo"));
+        let fresh = echo_plugin(&wasm, Instances::Fresh).await;
+        let reused = echo_plugin(&wasm, Instances::Reuse).await;
 
-        // Warm up both paths (allocator pools, caches).
+        // Warm up every path (allocator pools, caches).
         for n in 0..2_000 {
-            let _ = plugin.handle(&event(n)).await;
+            let _ = fresh.handle(&event(n)).await;
+            let _ = reused.handle(&event(n)).await;
             std::hint::black_box(native_echo(&event(n)));
         }
 
-        let wasm_plugin = Arc::clone(&plugin);
-        let sandboxed = measure(events, workers, move |event| {
-            let plugin = Arc::clone(&wasm_plugin);
-            async move { plugin.handle(&event).await.map_or(0, |actions| actions.len()) }
-        })
-        .await;
+        let through = |plugin: &Arc<Plugin>| {
+            let plugin = Arc::clone(plugin);
+            move |event: Event| {
+                let plugin = Arc::clone(&plugin);
+                async move {
+                    plugin
+                        .handle(&event)
+                        .await
+                        .map_or(0, |actions| actions.len())
+                }
+            }
+        };
+        let sandboxed = measure(events, workers, through(&fresh)).await;
+        let kept = measure(events, workers, through(&reused)).await;
         let native = measure(events, workers, |event| async move {
             std::hint::black_box(native_echo(std::hint::black_box(&event))).len()
         })
         .await;
 
-        let overhead = sandboxed.p50.saturating_sub(native.p50);
         println!("events per measurement: {events}, concurrent workers: {workers}");
-        println!("| path | events/s | p50 | p99 |");
-        println!("|---|---|---|---|");
-        for (name, f) in [("wasm plugin, fresh instance per event", &sandboxed), ("native Rust handler", &native)] {
-            println!("| {name} | {:.0} | {:.2?} | {:.2?} |", f.per_second, f.p50, f.p99);
+        println!("| path | events/s | p50 | p99 | p50 host overhead (p50 - native p50) |");
+        println!("|---|---|---|---|---|");
+        for (name, f) in [
+            ("wasm plugin, fresh instance per event", &sandboxed),
+            ("wasm plugin, instance reused", &kept),
+            ("native Rust handler", &native),
+        ] {
+            println!(
+                "| {name} | {:.0} | {:.2?} | {:.2?} | {:.2?} |",
+                f.per_second,
+                f.p50,
+                f.p99,
+                f.p50.saturating_sub(native.p50)
+            );
         }
-        println!(
-            "p50 host overhead (wasm p50 - native p50): {overhead:.2?}; p50 ratio wasm/native: {:.1}x; throughput ratio native/wasm: {:.1}x",
-            sandboxed.p50.as_secs_f64() / native.p50.as_secs_f64().max(1e-9),
-            native.per_second / sandboxed.per_second
-        );
     });
 }

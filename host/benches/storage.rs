@@ -1,11 +1,13 @@
-//! A plugin's storage call against a direct sqlx call, on Postgres and SQLite.
+//! A plugin's storage call against a direct sqlx call and the database's own client, on
+//! Postgres and SQLite.
 //!
 //! `cargo bench -p wasmbot-host --bench storage` (Postgres from `DATABASE_URL`, default the
 //! local server's `test` database): the `storage-probe` plugin reads one row of its own
-//! table 500 times per event, 20 events, timing each call inside the plugin; beside it, the same read
-//! through the host's storage natively (check, rewrite, transaction, limits: what the plugin
-//! call includes but the wasm boundary), and the printed statement run directly on the pool
-//! with sqlx (no check, no transaction): the baseline.
+//! table 500 times per event, 20 events, timing each call inside the plugin; beside it, the
+//! same read through the host's storage natively (check, rewrite, limits: what the plugin
+//! call includes but the wasm boundary), the printed statement run directly on the pool
+//! with sqlx (a prepared statement, no check), and on Postgres the same statement through
+//! `pgbench -M prepared` (the physical limit: libpq, one client, loopback).
 
 mod common;
 
@@ -22,7 +24,7 @@ use wasmbot::{
         storage::{Statement, Storage, Value, sql},
     },
     config::Config,
-    db::{Database, DatabaseConfig},
+    db::{Backend, Database, DatabaseConfig},
     platforms::console,
     runtime::Registry,
 };
@@ -116,18 +118,69 @@ async fn measure(url: &str, label: &str, probe: &Path) {
         direct.push(started.elapsed().as_nanos() as u64);
     }
 
-    let (direct_p50, direct_p99) = common::percentiles(direct);
+    let physical = match db.backend() {
+        Backend::Postgres => pgbench(url, &printed.replace("$1", &format!("'{AUTHOR}'"))),
+        Backend::Sqlite => None,
+    };
+    let (direct_p50, _) = common::percentiles(direct.clone());
+    let to = |p50: f64| match physical {
+        Some((pgbench, _)) => format!("{:.2}×", p50 / pgbench),
+        None => "—".to_owned(),
+    };
     for (path, nanos) in [
         ("storage.query from the plugin", plugin),
         ("the host's storage, native", native),
+        ("direct sqlx, prepared", direct),
     ] {
         let (p50, p99) = common::percentiles(nanos);
         println!(
-            "| {label} | {path} | {p50:.1} µs | {p99:.1} µs | {:.2}× |",
+            "| {label} | {path} | {p50:.1} µs | {p99:.1} µs | {:.2}× | {} |",
+            p50 / direct_p50,
+            to(p50)
+        );
+    }
+    if let Some((p50, p99)) = physical {
+        println!(
+            "| {label} | pgbench -M prepared | {p50:.1} µs | {p99:.1} µs | {:.2}× | 1× |",
             p50 / direct_p50
         );
     }
-    println!("| {label} | direct sqlx (baseline) | {direct_p50:.1} µs | {direct_p99:.1} µs | 1× |");
+}
+
+/// `pgbench -M prepared`'s p50 and p99 of `statement`, one client for 5 s, in µs; none when
+/// it cannot run.
+fn pgbench(url: &str, statement: &str) -> Option<(f64, f64)> {
+    let folder = tempfile::tempdir().ok()?;
+    let script = folder.path().join("read.sql");
+    std::fs::write(&script, format!("{statement};\n")).ok()?;
+    let prefix = folder.path().join("log");
+    let status = std::process::Command::new("pgbench")
+        .args(["-M", "prepared", "-n", "-c", "1", "-T", "5", "-l"])
+        .arg(format!("--log-prefix={}", prefix.display()))
+        .arg("-f")
+        .arg(&script)
+        .arg(url)
+        .stdout(std::process::Stdio::null())
+        .status()
+        .ok()?;
+    if !status.success() {
+        return None;
+    }
+    // One line per transaction: client, number, latency in µs, script, epoch, µs.
+    let mut nanos = Vec::new();
+    for entry in std::fs::read_dir(folder.path()).ok()?.flatten() {
+        if entry.file_name().to_string_lossy().starts_with("log") {
+            let text = std::fs::read_to_string(entry.path()).ok()?;
+            nanos.extend(text.lines().filter_map(|line| {
+                line.split(' ')
+                    .nth(2)?
+                    .parse::<u64>()
+                    .ok()
+                    .map(|us| us * 1000)
+            }));
+        }
+    }
+    (!nanos.is_empty()).then(|| common::percentiles(nanos))
 }
 
 fn main() {
@@ -141,10 +194,9 @@ fn main() {
         .remove(0);
     let folder = tempfile::tempdir().expect("a folder");
     let sqlite = format!("sqlite://{}/bench.db?mode=rwc", folder.path().display());
-    let runtime = common::runtime();
-    runtime.block_on(async {
-        println!("| database | path | p50 | p99 | p50 / direct |");
-        println!("|---|---|---|---|---|");
+    common::on_worker(async move {
+        println!("| database | path | p50 | p99 | / direct sqlx | / pgbench |");
+        println!("|---|---|---|---|---|---|");
         measure(&url, "postgres", &probe).await;
         measure(&sqlite, "sqlite", &probe).await;
     });

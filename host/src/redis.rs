@@ -210,6 +210,15 @@ impl Redis {
             .await
     }
 
+    /// One PING through the link: the round trip every call through it costs at least.
+    pub async fn ping(&self) -> Result<(), RedisError> {
+        let mut connection = self.try_connection().await?;
+        let answer = redis::cmd("PING")
+            .query_async::<String>(&mut connection)
+            .await;
+        self.try_outcome(answer).map(drop)
+    }
+
     /// Notes how a call went.
     pub(crate) fn outcome<T>(&self, result: redis::RedisResult<T>) -> Option<T> {
         self.try_outcome(result).ok()

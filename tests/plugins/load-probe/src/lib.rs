@@ -4,7 +4,9 @@
 //!   then answers `done`; or `err:busy` / `err:shedding`;
 //! - `!metric OP NAME VALUE [LABEL]`: `add`, `set` or `observe`; answers `ok` or
 //!   `err:KIND`;
-//! - `!mem`: the memory figures as `mem:RESIDENT:PRESSURE:INSTANCE`.
+//! - `!mem`: the memory figures as `mem:RESIDENT:PRESSURE:INSTANCE`;
+//! - `!bench-limit N`: N rate-limit checks of one generous key, each timed; answers their
+//!   nanoseconds (for the Redis benchmark: one host call that awaits one round trip).
 
 use std::time::Duration;
 
@@ -42,6 +44,10 @@ impl Plugin for Probe {
                     .option(OptionSpec::new("label", "A label value", OptionKind::Text)),
             )
             .command(CommandSpec::new("mem", "Memory figures"))
+            .command(
+                CommandSpec::new("bench-limit", "Times rate-limit checks")
+                    .option(OptionSpec::new("n", "How many", OptionKind::Number).required()),
+            )
             .capability("log")
             .capability("config")
             .capability("rate-limit")
@@ -73,6 +79,17 @@ impl Plugin for Probe {
                 Err(QueueError::Shedding(_)) => "err:shedding".to_owned(),
                 Err(other) => format!("err:{other:?}"),
             },
+            "bench-limit" => {
+                let checks = command.number("n").unwrap_or(1.0) as usize;
+                let mut nanos = Vec::with_capacity(checks);
+                for _ in 0..checks {
+                    // std's clock on wasm32-wasip2 is WASI's monotonic clock.
+                    let started = std::time::Instant::now();
+                    rate_limit::check("bench", 1_000_000_000, Duration::from_secs(60))?;
+                    nanos.push(started.elapsed().as_nanos().to_string());
+                }
+                nanos.join(" ")
+            }
             "metric" => {
                 let name = command.text("name").unwrap_or_default();
                 let value = command.number("value").unwrap_or_default();
