@@ -89,8 +89,19 @@ enum Commands {
     },
 }
 
-#[tokio::main]
-async fn main() -> std::process::ExitCode {
+fn main() -> std::process::ExitCode {
+    // Before the runtime's threads start allocating.
+    wasmbot::telemetry::memory::cap_allocator_arenas();
+    match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime.block_on(bot()),
+        Err(error) => {
+            eprintln!("cannot start the async runtime: {error}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn bot() -> std::process::ExitCode {
     wasmbot::telemetry::init();
     // On a worker thread, like every task the bot spawns: the thread blocked on `main` is
     // not one of the runtime's, and each wake-up of a future it drives (every database or

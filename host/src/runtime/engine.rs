@@ -15,6 +15,13 @@ const MEMORIES_PER_COMPONENT: u32 = 2;
 const TABLES_PER_COMPONENT: u32 = 4;
 /// Bytes per memory or table reset in place rather than returned to the kernel.
 const KEEP_RESIDENT: usize = 1 << 20;
+/// Slots of each kind (instance, memory, table, stack) that stay warm while unused: enough
+/// for the last instance of a few dozen plugins. wasmtime's default (100) picks a slot
+/// never used before over a warm one until it holds 100 warm, and every slot used keeps
+/// up to `KEEP_RESIDENT` per memory and its stack's touched pages: a host's memory then
+/// grows with every slot it has ever touched. Beyond this many, the least recently used
+/// warm slot is taken instead.
+const WARM_SLOTS: u32 = 32;
 
 /// Builds the engine. Every instance comes from a fixed pool of `max_instances` slots sized
 /// for the largest memory cap, so instantiation is a few microseconds and memory is bounded.
@@ -36,6 +43,7 @@ pub fn build(config: &RuntimeConfig) -> anyhow::Result<Engine> {
         .max_core_instances_per_component(CORE_INSTANCES_PER_COMPONENT)
         .max_tables_per_component(TABLES_PER_COMPONENT)
         .max_memory_size(mib(config.max_memory_mib)?)
+        .max_unused_warm_slots(WARM_SLOTS)
         // Returning a slot with `madvise` costs a TLB shootdown on every core and page
         // faults on the next event; instead the pages an event dirtied (found with
         // PAGEMAP_SCAN where the kernel has it) are reset in place and stay resident.
