@@ -21,7 +21,7 @@ use std::{
 
 use futures::future::join_all;
 use wasmbot::{
-    bindings::types::{Action, Platform},
+    bindings::types::Platform,
     capabilities::{
         Backends,
         config_store::{ConfigStore, Document, Scope, ScopeKind, StoreConfig},
@@ -115,17 +115,7 @@ async fn plugin_reads(db: &Database, probe: &Path, run_id: &str) {
                 let line = format!("!cfg {op} guild greeting {READS}");
                 let mut event = console::event_for_line(dispatcher, &line).expect("event");
                 event.guild_id = Some(guild.clone());
-                let outcomes = dispatcher.dispatch(event).await;
-                let actions = outcomes[0].result.as_ref().expect("the probe answers");
-                let Action::Reply(reply) = &actions[0] else {
-                    panic!("a reply")
-                };
-                nanos.extend(
-                    reply
-                        .text
-                        .split(' ')
-                        .map(|n| n.parse::<u64>().expect(&reply.text)),
-                );
+                nanos.extend(common::plugin_timings(dispatcher, event).await);
             }
             nanos
         }

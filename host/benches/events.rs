@@ -14,7 +14,7 @@ use std::{
 };
 
 use wasmbot::{
-    bindings::types::{Action, Command, CommandSource, Event, EventKind, Outgoing, Platform, User},
+    bindings::types::{Action, Event, EventKind, Outgoing},
     capabilities::Backends,
     config::Config,
     runtime::{Instances, Plugin, Registry},
@@ -28,32 +28,6 @@ fn native_echo(event: &Event) -> Vec<Action> {
         _ => String::new(),
     };
     vec![Action::Reply(Outgoing::text_only(text))]
-}
-
-fn event(n: u64) -> Event {
-    Event {
-        id: format!("bench-{n}"),
-        platform: Platform::Console,
-        guild_id: Some("local".into()),
-        channel_id: "console".into(),
-        author: User {
-            id: "you".into(),
-            name: "you".into(),
-            is_bot: false,
-            roles: Vec::new(),
-            locale: None,
-        },
-        timestamp_ms: 0,
-        received_ms: 0,
-        guild_locale: None,
-        kind: EventKind::Command(Command {
-            name: "echo".into(),
-            args: vec![],
-            raw_args: "hello benchmark".into(),
-            source: CommandSource::Prefix("!".into()),
-            message_id: None,
-        }),
-    }
 }
 
 struct Figures {
@@ -74,7 +48,7 @@ where
 {
     let mut latencies = Vec::with_capacity(events as usize);
     for n in 0..events {
-        let event = event(n);
+        let event = common::echo_event(n);
         let started = Instant::now();
         let actions = handle(event).await;
         latencies.push(started.elapsed());
@@ -88,7 +62,7 @@ where
             let handle = handle.clone();
             tokio::spawn(async move {
                 for n in 0..events / workers {
-                    assert_eq!(handle(event(w * events + n)).await, 1);
+                    assert_eq!(handle(common::echo_event(w * events + n)).await, 1);
                 }
             })
         })
@@ -143,9 +117,9 @@ fn main() {
 
         // Warm up every path (allocator pools, caches).
         for n in 0..2_000 {
-            let _ = fresh.handle(&event(n)).await;
-            let _ = reused.handle(&event(n)).await;
-            std::hint::black_box(native_echo(&event(n)));
+            let _ = fresh.handle(&common::echo_event(n)).await;
+            let _ = reused.handle(&common::echo_event(n)).await;
+            std::hint::black_box(native_echo(&common::echo_event(n)));
         }
 
         let through = |plugin: &Arc<Plugin>| {

@@ -109,28 +109,43 @@ fn main() {
     let plugins = tempfile::tempdir().expect("tempdir");
     std::fs::copy(&built[0], plugins.path().join("ping.wasm")).expect("copy");
 
-    common::runtime().block_on(async {
+    let folder = plugins.path().to_owned();
+    // On a runtime worker, as the bot's events run (see `common::on_worker`).
+    common::on_worker(async move {
         let local = Arc::new(RateLimiter::new(1_000_000, None, OnRedisError::Allow));
         let (sequential, concurrent) = checks_per_second(local, checks, 8).await;
-        println!("in-process checks/s: {sequential:.0} one at a time, {concurrent:.0} with 8 tasks");
+        println!(
+            "in-process checks/s: {sequential:.0} one at a time, {concurrent:.0} with 8 tasks"
+        );
         let redis = Redis::new(&common::redis_url()).expect("redis url");
         let shared = Arc::new(RateLimiter::new(1, Some(redis), OnRedisError::Deny));
         let redis_checks = (checks / 10).max(1_000);
         let (sequential, concurrent) = checks_per_second(shared, redis_checks, 8).await;
-        println!("Redis checks/s:      {sequential:.0} one at a time, {concurrent:.0} with 8 tasks");
+        println!(
+            "Redis checks/s:      {sequential:.0} one at a time, {concurrent:.0} with 8 tasks"
+        );
 
         // Warm the plugin's code and the config cache before measuring; then alternate
         // the three setups, three rounds each, and keep each one's median round, so a
         // noisy moment of the shared machine does not land on one setup only.
-        per_event(plugins.path(), false, false, 200).await;
-        let setups = [("limits off", false, false), ("limits in-process", true, false), ("limits in Redis", true, true)];
+        per_event(&folder, false, false, 200).await;
+        let setups = [
+            ("limits off", false, false),
+            ("limits in-process", true, false),
+            ("limits in Redis", true, true),
+        ];
         let mut rounds: Vec<Vec<(Duration, f64, f64)>> = vec![Vec::new(); setups.len()];
         for _ in 0..3 {
             for (setup, (_, enabled, redis)) in setups.iter().enumerate() {
-                rounds[setup].push(per_event(plugins.path(), *enabled, *redis, events).await);
+                rounds[setup].push(per_event(&folder, *enabled, *redis, events).await);
             }
         }
+        let physical = common::redis_benchmark(&common::redis_url(), 20_000);
         println!("per event (!ping from Discord users, {events} events, median of 3 rounds):");
+        match physical {
+            Some(p50) => println!("  a Redis round trip now: redis-benchmark PING p50 {p50:.0} µs"),
+            None => println!("  redis-benchmark could not run"),
+        }
         let mut baseline = None;
         for ((label, _, _), mut measured) in setups.iter().zip(rounds) {
             measured.sort_by_key(|(mean, _, _)| *mean);

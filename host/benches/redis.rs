@@ -14,14 +14,12 @@ mod common;
 
 use std::{
     path::{Path, PathBuf},
-    process::Command,
     sync::{Arc, atomic::Ordering},
     time::{Duration, Instant},
 };
 
 use serde_json::json;
 use wasmbot::{
-    bindings::types::Action,
     capabilities::{
         config_store::{ConfigStore, Scope, ScopeKind, StoreConfig},
         rate_limit::{Rate, RateLimiter},
@@ -39,34 +37,7 @@ use wasmbot_sdk::build::PluginBuild;
 const PLUGIN_KEY: &str = "plugin:load-probe:bench";
 
 fn rate() -> Rate {
-    Rate::new(1_000_000_000, Duration::from_secs(60)).expect("rate")
-}
-
-/// `redis-benchmark`'s p50 of a PING, one client, in µs; none when it cannot run.
-fn redis_benchmark(url: &str, calls: u64) -> Option<f64> {
-    let address = url.trim_start_matches("redis://");
-    let (host, port) = address.split_once(':').unwrap_or((address, "6379"));
-    let port = port.trim_end_matches('/');
-    let output = Command::new("redis-benchmark")
-        .args([
-            "-h",
-            host,
-            "-p",
-            port,
-            "-t",
-            "ping_mbulk",
-            "-c",
-            "1",
-            "--csv",
-        ])
-        .args(["-n", &calls.to_string()])
-        .output()
-        .ok()?;
-    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
-    let text = String::from_utf8_lossy(&output.stdout);
-    let row = text.lines().find(|line| line.starts_with("\"PING"))?;
-    let p50_ms: f64 = row.split(',').nth(4)?.trim_matches('"').parse().ok()?;
-    Some(p50_ms * 1000.0)
+    Rate::new(50_000_000, Duration::from_secs(60)).expect("rate")
 }
 
 /// Times `calls` calls of `call`, one at a time; their nanoseconds.
@@ -92,17 +63,7 @@ async fn from_plugin(dispatcher: &Dispatcher, calls: u64) -> Vec<u64> {
         let batch = (calls - nanos.len() as u64).min(1_000);
         let event = console::event_for_line(dispatcher, &format!("!bench-limit {batch}"))
             .expect("an event");
-        let outcomes = dispatcher.dispatch(event).await;
-        let actions = outcomes[0].result.as_ref().expect("the probe answers");
-        let Action::Reply(reply) = &actions[0] else {
-            panic!("a reply")
-        };
-        nanos.extend(
-            reply
-                .text
-                .split(' ')
-                .map(|n| n.parse::<u64>().expect(&reply.text)),
-        );
+        nanos.extend(common::plugin_timings(dispatcher, event).await);
     }
     nanos
 }
@@ -224,7 +185,7 @@ fn main() {
         // Warm connections, caches and the plugin's code.
         from_plugin(&paths.dispatcher, 500).await;
         for _ in 0..3 {
-            let physical = redis_benchmark(&url, calls * 4);
+            let physical = common::redis_benchmark(&url, calls * 4);
             rounds[0].push(physical.unwrap_or(f64::NAN));
             let redis = &paths.redis;
             let ping = timed(calls, |_| async { redis.ping().await.expect("PING") }).await;

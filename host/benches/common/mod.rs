@@ -7,9 +7,9 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use sqlx::Row;
 use wasmbot::{
-    bindings::types::{Action, Event, Platform},
+    bindings::types::{Action, Command, CommandSource, Event, EventKind, Platform, User},
     db::Database,
-    dispatch::{Outlet, SendFailure},
+    dispatch::{Dispatcher, Outlet, SendFailure},
 };
 
 /// `NAME` from the environment as a number, else `default`.
@@ -23,6 +23,33 @@ pub fn env_or(name: &str, default: u64) -> u64 {
 /// `REDIS_URL`, else the machine's Redis.
 pub fn redis_url() -> String {
     std::env::var("REDIS_URL").unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned())
+}
+
+/// `redis-benchmark`'s p50 of a PING, one client, in µs; none when it cannot run.
+pub fn redis_benchmark(url: &str, calls: u64) -> Option<f64> {
+    let address = url.trim_start_matches("redis://");
+    let (host, port) = address.split_once(':').unwrap_or((address, "6379"));
+    let port = port.trim_end_matches('/');
+    let output = std::process::Command::new("redis-benchmark")
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-t",
+            "ping_mbulk",
+            "-c",
+            "1",
+            "--csv",
+        ])
+        .args(["-n", &calls.to_string()])
+        .output()
+        .ok()?;
+    // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms",...
+    let text = String::from_utf8_lossy(&output.stdout);
+    let row = text.lines().find(|line| line.starts_with("\"PING"))?;
+    let p50_ms: f64 = row.split(',').nth(4)?.trim_matches('"').parse().ok()?;
+    Some(p50_ms * 1000.0)
 }
 
 /// Drops every action for its platform: a benchmark measures the way in.
@@ -63,9 +90,8 @@ pub fn runtime() -> tokio::runtime::Runtime {
 /// one of the runtime's: every wake-up (each I/O round trip) then crosses threads, and on
 /// these machines that costs more than the round trip itself.
 pub fn on_worker<T: Send + 'static>(work: impl Future<Output = T> + Send + 'static) -> T {
-    let runtime = runtime();
-    runtime
-        .block_on(tokio::spawn(work))
+    runtime()
+        .block_on(async { tokio::spawn(work).await })
         .expect("the benchmark's task finished")
 }
 
@@ -88,4 +114,45 @@ pub fn percentiles(mut nanos: Vec<u64>) -> (f64, f64) {
     nanos.sort_unstable();
     let at = |q: f64| nanos[((nanos.len() - 1) as f64 * q) as usize] as f64 / 1000.0;
     (at(0.50), at(0.99))
+}
+
+/// What a probe plugin timed itself: `event`'s reply, nanoseconds separated by spaces.
+pub async fn plugin_timings(dispatcher: &Dispatcher, event: Event) -> Vec<u64> {
+    let outcomes = dispatcher.dispatch(event).await;
+    let actions = outcomes[0].result.as_ref().expect("the probe answers");
+    let Action::Reply(reply) = &actions[0] else {
+        panic!("a reply")
+    };
+    reply
+        .text
+        .split(' ')
+        .map(|n| n.parse::<u64>().expect(&reply.text))
+        .collect()
+}
+
+/// `!echo hello benchmark` from the console, numbered `n`: the trivial plugin's event.
+pub fn echo_event(n: u64) -> Event {
+    Event {
+        id: format!("bench-{n}"),
+        platform: Platform::Console,
+        guild_id: Some("local".into()),
+        channel_id: "console".into(),
+        author: User {
+            id: "you".into(),
+            name: "you".into(),
+            is_bot: false,
+            roles: Vec::new(),
+            locale: None,
+        },
+        timestamp_ms: 0,
+        received_ms: 0,
+        guild_locale: None,
+        kind: EventKind::Command(Command {
+            name: "echo".into(),
+            args: vec![],
+            raw_args: "hello benchmark".into(),
+            source: CommandSource::Prefix("!".into()),
+            message_id: None,
+        }),
+    }
 }

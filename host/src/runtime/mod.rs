@@ -1,5 +1,6 @@
 //! The sandbox: one engine, plugins compiled once into a pre-linked `InstancePre`, a fresh
-//! pooled instance per event with CPU, wall-clock and memory budgets.
+//! pooled instance per event (or a kept one, for a plugin set to reuse them) with CPU,
+//! wall-clock and memory budgets.
 
 mod cache;
 mod engine;

@@ -1,5 +1,6 @@
 //! A loaded plugin: its manifest, its policy and its pre-linked instance; each event runs on
-//! a fresh instance from the pool.
+//! a fresh instance from the pool, or on one kept from its last event when the operator
+//! chose `instances = "reuse"` for it.
 
 use std::{
     path::{Path, PathBuf},
@@ -185,8 +186,8 @@ impl Plugin {
         }
     }
 
-    /// Handles one event on a fresh instance. A failure is logged with the plugin's name and
-    /// the reason, counted, and returned; nothing else is affected.
+    /// Handles one event on a fresh (or kept) instance. A failure is logged with the
+    /// plugin's name and the reason, counted, and returned; nothing else is affected.
     pub async fn handle(&self, event: &Event) -> Result<Vec<Action>, Failure> {
         self.handle_with(event, None).await
     }
