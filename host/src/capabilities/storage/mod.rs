@@ -2,8 +2,8 @@
 //!
 //! Statements are checked and rewritten into the plugin's namespace ([`sql`]), run with the
 //! plugin's parameters bound (never spliced into the text), under its statement timeout
-//! and row / byte limits; a call that writes, or runs several statements, in one
-//! transaction. Migrations ([`migrate`]) create the tables when the plugin loads.
+//! and row / byte limits; several statements, or one that writes and returns rows, run in
+//! one transaction. Migrations ([`migrate`]) create the tables when the plugin loads.
 //!
 //! A call waits for one round trip to the database and little else: checked statements
 //! are cached by plugin and text, the connections are kept between calls (`db::kept`:
@@ -21,8 +21,7 @@ pub use migrate::{Migration, MigrationError};
 
 use std::{sync::Arc, time::Duration};
 
-use futures::TryStreamExt;
-use futures::future::BoxFuture;
+use futures::{TryStreamExt, future::BoxFuture};
 use serde::{Deserialize, Serialize};
 use sqlx::{
     Any, AnyConnection, AssertSqlSafe, Column, Connection, Row, ValueRef,
