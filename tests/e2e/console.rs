@@ -37,3 +37,26 @@ async fn a_console_session_talks_to_the_plugins() {
     assert!(lines[4].starts_with("dice> 1d4: "), "{output}");
     assert_eq!(lines.len(), 6, "nothing after /quit:\n{output}");
 }
+
+#[tokio::test]
+async fn a_line_that_is_not_utf8_does_not_end_the_session() {
+    let dir = tempfile::tempdir().unwrap();
+    install(dir.path(), &["ping"]);
+    let config: Config = config(dir.path());
+    let registry = Registry::new(config.build_runtime(Backends::default()).unwrap());
+    registry.load_dir(dir.path()).await.unwrap();
+
+    let (writer, mut reader) = tokio::io::duplex(64 * 1024);
+    let dispatcher = config
+        .dispatcher(registry)
+        .with_outlet(ConsoleOutlet::new(writer));
+    let input: &[u8] = b"\x00\xff garbage\n!ping\r\n";
+    console::run(&dispatcher, BufReader::new(input))
+        .await
+        .unwrap();
+    drop(dispatcher);
+
+    let mut output = String::new();
+    reader.read_to_string(&mut output).await.unwrap();
+    assert!(output.contains("ping> pong ("), "{output}");
+}

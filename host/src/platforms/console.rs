@@ -194,17 +194,23 @@ pub async fn run(dispatcher: &Dispatcher, input: impl AsyncBufRead + Unpin) -> a
 /// the input is not read.
 pub async fn run_until(
     dispatcher: &Dispatcher,
-    input: impl AsyncBufRead + Unpin,
+    mut input: impl AsyncBufRead + Unpin,
     stop: impl std::future::Future<Output = ()>,
 ) -> anyhow::Result<()> {
-    let mut lines = input.lines();
+    let mut buffer = Vec::new();
     let mut stop = std::pin::pin!(stop);
     loop {
-        let line = tokio::select! {
-            line = lines.next_line() => line?,
+        buffer.clear();
+        let read = tokio::select! {
+            read = input.read_until(b'\n', &mut buffer) => read?,
             () = &mut stop => break,
         };
-        let Some(line) = line else { break };
+        if read == 0 {
+            break;
+        }
+        // A line that is not UTF-8 (a stray byte from a terminal or a pipe) is read as well
+        // as it can be, not taken for the end of the session.
+        let line = String::from_utf8_lossy(&buffer);
         if line.trim() == "/quit" {
             break;
         }
