@@ -9,10 +9,10 @@ use wasmbot::{
 };
 use wasmbot_tests::{config, install};
 
-#[tokio::test]
-async fn a_console_session_talks_to_the_plugins() {
+/// What the console shows for `input` typed to a host of `packages`.
+async fn session(packages: &[&str], input: &[u8]) -> String {
     let dir = tempfile::tempdir().unwrap();
-    install(dir.path(), &["ping", "dice"]);
+    install(dir.path(), packages);
     let config: Config = config(dir.path());
     let registry = Registry::new(config.build_runtime(Backends::default()).unwrap());
     registry.load_dir(dir.path()).await.unwrap();
@@ -21,14 +21,20 @@ async fn a_console_session_talks_to_the_plugins() {
     let dispatcher = config
         .dispatcher(registry)
         .with_outlet(ConsoleOutlet::new(writer));
-    let input = "!ping\n\n!roll 2 6\n/press dice/again:1:4\n/quit\n!ping\n";
-    console::run(&dispatcher, BufReader::new(input.as_bytes()))
+    console::run(&dispatcher, BufReader::new(input))
         .await
         .unwrap();
     drop(dispatcher);
 
     let mut output = String::new();
     reader.read_to_string(&mut output).await.unwrap();
+    output
+}
+
+#[tokio::test]
+async fn a_console_session_talks_to_the_plugins() {
+    let input = "!ping\n\n!roll 2 6\n/press dice/again:1:4\n/quit\n!ping\n";
+    let output = session(&["ping", "dice"], input.as_bytes()).await;
     let lines: Vec<&str> = output.lines().collect();
     assert!(lines[0].starts_with("ping> pong ("), "{output}");
     assert_eq!(lines[1], "dice reacted 🎲");
@@ -40,23 +46,6 @@ async fn a_console_session_talks_to_the_plugins() {
 
 #[tokio::test]
 async fn a_line_that_is_not_utf8_does_not_end_the_session() {
-    let dir = tempfile::tempdir().unwrap();
-    install(dir.path(), &["ping"]);
-    let config: Config = config(dir.path());
-    let registry = Registry::new(config.build_runtime(Backends::default()).unwrap());
-    registry.load_dir(dir.path()).await.unwrap();
-
-    let (writer, mut reader) = tokio::io::duplex(64 * 1024);
-    let dispatcher = config
-        .dispatcher(registry)
-        .with_outlet(ConsoleOutlet::new(writer));
-    let input: &[u8] = b"\x00\xff garbage\n!ping\r\n";
-    console::run(&dispatcher, BufReader::new(input))
-        .await
-        .unwrap();
-    drop(dispatcher);
-
-    let mut output = String::new();
-    reader.read_to_string(&mut output).await.unwrap();
+    let output = session(&["ping"], b"\x00\xff garbage\n!ping\r\n").await;
     assert!(output.contains("ping> pong ("), "{output}");
 }
