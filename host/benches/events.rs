@@ -3,7 +3,8 @@
 //! one run.
 //!
 //! `cargo bench -p wasmbot-host --bench events` prints events/s, p50 and p99 per event for
-//! both, and the ratios. `EVENTS=N` changes the number of events per measurement.
+//! both, and the ratios. `EVENTS=N` changes the number of events per measurement;
+//! `ONLY=fresh|reuse|native` measures one path alone (for `perf record`).
 
 mod common;
 
@@ -28,6 +29,10 @@ fn native_echo(event: &Event) -> Vec<Action> {
         _ => String::new(),
     };
     vec![Action::Reply(Outgoing::text_only(text))]
+}
+
+async fn native_handler(event: Event) -> usize {
+    std::hint::black_box(native_echo(std::hint::black_box(&event))).len()
 }
 
 struct Figures {
@@ -134,12 +139,18 @@ fn main() {
                 }
             }
         };
+        if let Ok(only) = std::env::var("ONLY") {
+            let figures = match only.as_str() {
+                "fresh" => measure(events, workers, through(&fresh)).await,
+                "reuse" => measure(events, workers, through(&reused)).await,
+                _ => measure(events, workers, native_handler).await,
+            };
+            println!("{only}: p50 {:.2?}, p99 {:.2?}", figures.p50, figures.p99);
+            return;
+        }
         let sandboxed = measure(events, workers, through(&fresh)).await;
         let kept = measure(events, workers, through(&reused)).await;
-        let native = measure(events, workers, |event| async move {
-            std::hint::black_box(native_echo(std::hint::black_box(&event))).len()
-        })
-        .await;
+        let native = measure(events, workers, native_handler).await;
 
         println!("events per measurement: {events}, concurrent workers: {workers}");
         println!("| path | events/s | p50 | p99 | p50 host overhead (p50 - native p50) |");

@@ -4,7 +4,6 @@
 use std::{
     collections::BTreeMap,
     sync::{Arc, Mutex},
-    time::{Duration, Instant},
 };
 
 use wasmtime::ResourceLimiter;
@@ -13,7 +12,7 @@ use wasmtime_wasi_http::{WasiHttpCtxView, WasiHttpView};
 
 use crate::{
     capabilities::{Contexts, HasContexts, InstanceMemory},
-    runtime::{PluginStats, stderr::CappedStderr},
+    runtime::{PluginStats, budget::CpuClock, stderr::CappedStderr},
 };
 
 /// Bytes of a plugin's stderr kept per event (a panic message fits).
@@ -224,59 +223,6 @@ impl ResourceLimiter for MemoryCap {
     }
 }
 
-/// Measures the CPU time of an event's guest code: at each epoch tick (the callback runs
-/// only while guest code runs), the wall-clock time since the last one less the time spent
-/// in host calls, which wasmtime's call hook reports: a plugin waiting on the database is
-/// not spending its budget. At most one tick counts per callback: the guest yields at each
-/// one, and the time it then waits for a thread is not its own either.
-pub(crate) struct CpuClock {
-    used: Duration,
-    tick: Duration,
-    pub(crate) budget: Duration,
-    pub(crate) exceeded: bool,
-    last_tick: Instant,
-    in_host_since: Option<Instant>,
-    in_host: Duration,
-}
-
-impl CpuClock {
-    pub(crate) fn new(budget: Duration, tick: Duration) -> Self {
-        Self {
-            used: Duration::ZERO,
-            tick,
-            budget,
-            exceeded: false,
-            last_tick: Instant::now(),
-            in_host_since: None,
-            in_host: Duration::ZERO,
-        }
-    }
-
-    /// Adds the guest time since the last tick; false (and marked exceeded) once the
-    /// budget is spent.
-    pub(crate) fn tick(&mut self) -> bool {
-        let now = Instant::now();
-        let since = now.duration_since(self.last_tick);
-        let guest = since.saturating_sub(std::mem::take(&mut self.in_host));
-        self.used += guest.min(self.tick);
-        self.last_tick = now;
-        self.exceeded = self.used >= self.budget;
-        !self.exceeded
-    }
-
-    /// The guest called the host.
-    pub(crate) fn entering_host(&mut self) {
-        self.in_host_since = Some(Instant::now());
-    }
-
-    /// The host call returned to the guest.
-    pub(crate) fn leaving_host(&mut self) {
-        if let Some(since) = self.in_host_since.take() {
-            self.in_host += since.elapsed();
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -291,22 +237,5 @@ mod tests {
         assert_eq!(cap.peak, 90);
         assert!(cap.memory_growing(60, 70, None).unwrap());
         assert_eq!(cap.peak, 100);
-    }
-
-    #[test]
-    fn cpu_time_is_guest_time_less_host_calls() {
-        let mut clock = CpuClock::new(Duration::from_millis(10), Duration::from_millis(5));
-        clock.entering_host();
-        std::thread::sleep(Duration::from_millis(30));
-        clock.leaving_host();
-        assert!(clock.tick(), "30 ms in a host call cost the guest nothing");
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(clock.tick(), "a tick counts at most its own length");
-        std::thread::sleep(Duration::from_millis(30));
-        assert!(
-            !clock.tick(),
-            "two ticks of guest time spend a 10 ms budget"
-        );
-        assert!(clock.exceeded);
     }
 }

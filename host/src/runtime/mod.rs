@@ -2,6 +2,7 @@
 //! pooled instance per event (or a kept one, for a plugin set to reuse them) with CPU,
 //! wall-clock and memory budgets.
 
+mod budget;
 mod cache;
 mod engine;
 mod failure;
@@ -18,12 +19,13 @@ pub mod watch;
 use std::{sync::Arc, time::Duration};
 
 use tokio::sync::Semaphore;
-use wasmtime::{CallHook, Engine, Store, UpdateDeadline, component::Linker};
+use wasmtime::{Engine, Store, UpdateDeadline, component::Linker};
 
+use budget::CpuClock;
 pub use cache::ComponentCache;
 pub use failure::Failure;
 pub use instance::InstanceData;
-use instance::{CpuClock, MemoryCap, WasiPool};
+use instance::{MemoryCap, WasiPool};
 pub use load::LoadError;
 pub use plugin::{Packaged, Plugin};
 pub use policy::{Asks, Instances, PluginPolicy, Policies, RuntimeConfig};
@@ -135,25 +137,14 @@ impl Runtime {
                 false => UpdateDeadline::Interrupt,
             })
         });
-        // Time in host calls (a database round trip) is not the plugin's CPU time.
-        store.call_hook(|mut context, hook| {
-            let cpu = &mut context.data_mut().cpu;
-            match hook {
-                CallHook::CallingHost => cpu.entering_host(),
-                CallHook::ReturningFromHost => cpu.leaving_host(),
-                CallHook::CallingWasm | CallHook::ReturningFromWasm => {}
-            }
-            Ok(())
-        });
         store
     }
 
     /// A kept instance's budgets, whole again for its next event; its memory stays, and
     /// stays capped.
     fn restart_clocks(&self, store: &mut Store<InstanceData>, policy: &PluginPolicy) {
-        let tick = Duration::from_millis(self.config.epoch_tick_ms);
         let data = store.data_mut();
-        data.cpu = CpuClock::new(policy.cpu_budget(), tick);
+        data.cpu.restart(policy.cpu_budget());
         data.memory.exceeded = false;
         data.memory.peak = data.memory.used;
         store.set_epoch_deadline(1);

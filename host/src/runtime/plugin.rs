@@ -28,7 +28,7 @@ use crate::{
     },
     runtime::{
         Asks, Failure, InstanceData, Instances, LoadError, PluginPolicy, PluginStats, Runtime,
-        output,
+        budget::Budgeted, output,
     },
 };
 
@@ -200,7 +200,7 @@ impl Plugin {
         messenger: Option<Arc<dyn Messenger>>,
     ) -> Result<Vec<Action>, Failure> {
         let started = Instant::now();
-        let (result, peak_memory) = self.run(event, messenger).await;
+        let (result, peak_memory) = self.run(event, messenger, started).await;
         let failure = result.as_ref().err().map(Failure::kind);
         self.stats.record(started.elapsed(), peak_memory, failure);
         if let Err(failure) = &result {
@@ -231,6 +231,7 @@ impl Plugin {
         &self,
         event: &Event,
         messenger: Option<Arc<dyn Messenger>>,
+        started: Instant,
     ) -> (Result<Vec<Action>, Failure>, usize) {
         let runtime = &*self.runtime;
         let kept = match self.policy.instances {
@@ -262,6 +263,8 @@ impl Plugin {
         if self.allowed.contains(Capability::Schedule) {
             store.data_mut().capabilities.schedule.set_origin(event);
         }
+        let deadline = started + self.policy.wall_budget();
+        let suspensions = store.data().cpu.suspensions();
         let call = async {
             let handle = match handle {
                 Some(handle) => handle,
@@ -294,7 +297,11 @@ impl Plugin {
         };
         // A trap, a timeout (the call cut short wherever it was) or the memory cap leave
         // no instance fit for another event.
-        let (outcome, fit) = match tokio::time::timeout(self.policy.wall_budget(), call).await {
+        let called = {
+            let call = std::pin::pin!(call);
+            Budgeted::new(call, deadline, suspensions).await
+        };
+        let (outcome, fit) = match called {
             Err(_) => (Err(Failure::WallClock(self.policy.wall_budget())), None),
             Ok(Err(failure)) => (Err(failure), None),
             Ok(Ok((handle, Err(error)))) => (Err(Failure::Plugin(bounded(error))), Some(handle)),
