@@ -200,7 +200,7 @@ impl Plugin {
         messenger: Option<Arc<dyn Messenger>>,
     ) -> Result<Vec<Action>, Failure> {
         let started = Instant::now();
-        let (result, peak_memory) = self.run(event, messenger, started).await;
+        let (result, peak_memory) = self.run(event, messenger).await;
         let failure = result.as_ref().err().map(Failure::kind);
         self.stats.record(started.elapsed(), peak_memory, failure);
         if let Err(failure) = &result {
@@ -231,7 +231,6 @@ impl Plugin {
         &self,
         event: &Event,
         messenger: Option<Arc<dyn Messenger>>,
-        started: Instant,
     ) -> (Result<Vec<Action>, Failure>, usize) {
         let runtime = &*self.runtime;
         let kept = match self.policy.instances {
@@ -263,7 +262,8 @@ impl Plugin {
         if self.allowed.contains(Capability::Schedule) {
             store.data_mut().capabilities.schedule.set_origin(event);
         }
-        let deadline = started + self.policy.wall_budget();
+        // From here: waiting for a pool slot is not the plugin's time.
+        let deadline = Instant::now() + self.policy.wall_budget();
         let suspensions = store.data().cpu.suspensions();
         let call = async {
             let handle = match handle {
