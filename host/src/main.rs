@@ -91,7 +91,7 @@ enum Commands {
 
 fn main() -> std::process::ExitCode {
     // Before the runtime's threads start allocating.
-    wasmbot::telemetry::memory::cap_allocator_arenas();
+    wasmbot::telemetry::allocator::cap_glibc_arenas();
     match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime.block_on(bot()),
         Err(error) => {

@@ -181,7 +181,7 @@ fn main() {
     let rate = env_or("RATE", 200);
     let guilds = env_or("GUILDS", 10_000);
     // As the binary does before its runtime starts.
-    wasmbot::telemetry::memory::cap_allocator_arenas();
+    wasmbot::telemetry::allocator::cap_glibc_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

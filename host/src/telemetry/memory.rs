@@ -140,18 +140,19 @@ pub struct ProcessMemory {
     pub resident_bytes: u64,
     /// Virtual size.
     pub virtual_bytes: u64,
-    /// The allocator's figures, where the platform gives them (glibc).
+    /// The allocator's figures (jemalloc's, for what Rust allocates).
     pub allocator: Option<AllocatorMemory>,
 }
 
-/// What the allocator (glibc malloc) reports.
+/// What the allocator reports.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
 pub struct AllocatorMemory {
     /// Bytes in use by the program.
     pub allocated_bytes: u64,
-    /// Bytes held by the allocator but free.
+    /// Bytes resident in the allocator but not in use (free pages not yet returned, its
+    /// own bookkeeping).
     pub free_bytes: u64,
-    /// Bytes in blocks mapped on their own (large allocations).
+    /// Bytes the allocator has mapped from the system.
     pub mapped_bytes: u64,
 }
 
@@ -162,54 +163,10 @@ impl ProcessMemory {
         Self {
             resident_bytes: stats.map_or(0, |s| s.physical_mem as u64),
             virtual_bytes: stats.map_or(0, |s| s.virtual_mem as u64),
-            allocator: allocator(),
+            allocator: crate::telemetry::allocator::figures(),
         }
     }
 }
-
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn allocator() -> Option<AllocatorMemory> {
-    // SAFETY: mallinfo2 only reads the allocator's counters; it takes no pointers.
-    let info = unsafe { libc::mallinfo2() };
-    Some(AllocatorMemory {
-        allocated_bytes: (info.uordblks + info.hblkhd) as u64,
-        free_bytes: info.fordblks as u64,
-        mapped_bytes: info.hblkhd as u64,
-    })
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn allocator() -> Option<AllocatorMemory> {
-    None
-}
-
-/// Caps glibc's malloc arenas at one per core; call it first thing in `main`. glibc makes
-/// up to eight arenas per core, one more for each thread that meets contention, and memory
-/// freed into an arena stays there: a host's threads (the runtime's workers and blocking
-/// pool, SQLite's) then keep tens of MiB of free memory apart. Measured with the soak
-/// benchmark: 118 MiB resident with glibc's default, 92 MiB with one arena per core.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-pub fn cap_allocator_arenas() {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
-    let arenas = libc::c_int::try_from(cores).unwrap_or(libc::c_int::MAX);
-    // SAFETY: mallopt only sets one of the allocator's parameters; it takes no pointers.
-    unsafe { libc::mallopt(libc::M_ARENA_MAX, arenas) };
-}
-
-/// Nothing to cap where the allocator is not glibc's.
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-pub fn cap_allocator_arenas() {}
-
-/// Hands the allocator's free memory back to the system, so what shedding freed shows in
-/// the resident figure the levels are judged on.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn give_back() {
-    // SAFETY: malloc_trim only releases free heap pages; it takes no pointers.
-    unsafe { libc::malloc_trim(0) };
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn give_back() {}
 
 /// Watches memory against the limit and sheds load at critical.
 pub struct MemoryWatch {
@@ -340,7 +297,7 @@ impl MemoryWatch {
         for relief in self.relief() {
             relief.shrink().await;
         }
-        give_back();
+        crate::telemetry::allocator::give_back();
     }
 
     /// Samples every `check_ms` and logs a memory line every `log_every_secs`, until

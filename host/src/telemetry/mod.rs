@@ -2,6 +2,7 @@
 //! layer below the HTTP server may use it; the host's metrics, which read those layers, are
 //! gathered above them, in the HTTP layer's `report`.
 
+pub mod allocator;
 mod logs;
 pub mod memory;
 
