@@ -27,6 +27,8 @@ struct Idle {
     since: Instant,
     /// The session's statement timeout, once set.
     timeout: Option<Duration>,
+    /// Whether the session was changed (a statement timeout set, or tried).
+    changed: bool,
 }
 
 impl Kept {
@@ -65,9 +67,13 @@ impl Kept {
                 connection: self.pool.acquire().await?,
                 since: Instant::now(),
                 timeout: None,
+                changed: false,
             },
         };
-        Ok(Lease { kept: self, idle })
+        Ok(Lease {
+            kept: self,
+            idle: Some(idle),
+        })
     }
 
     /// Gives the kept connections up (under memory pressure).
@@ -87,29 +93,34 @@ impl Kept {
 }
 
 /// A connection taken from [`Kept`]. It is kept again only when [`Lease::done`] says the
-/// call ended cleanly; after an error, or a call cut short, it goes back to the pool, and
-/// one whose session was changed is closed rather than handed to anyone else.
+/// call ended cleanly; one that cannot be kept goes back to the pool with its session as
+/// the pool gave it. After an error, or a call cut short, one whose session was changed is
+/// closed rather than handed to anyone else.
 pub struct Lease<'a> {
     kept: &'a Kept,
-    idle: Idle,
+    /// Taken by [`Lease::done`].
+    idle: Option<Idle>,
 }
 
 impl Lease<'_> {
+    fn idle(&mut self) -> &mut Idle {
+        // Only `done` takes it, and `done` consumes the lease.
+        self.idle.as_mut().unwrap_or_else(|| unreachable!())
+    }
+
     /// The connection.
     pub fn connection(&mut self) -> &mut AnyConnection {
-        &mut self.idle.connection
+        &mut self.idle().connection
     }
 
     /// Sets the session's statement timeout (Postgres' `statement_timeout`) unless it
     /// already is `timeout`.
     pub async fn statement_timeout(&mut self, timeout: Duration) -> Result<(), sqlx::Error> {
-        let idle = &mut self.idle;
+        let idle = self.idle();
         if idle.timeout == Some(timeout) {
             return Ok(());
         }
-        // The session is this storage's own from now on: the pool's other users must
-        // never get it.
-        idle.connection.close_on_drop();
+        idle.changed = true;
         idle.timeout = None;
         let set = format!("SET statement_timeout = {}", timeout.as_millis().max(1));
         sqlx::raw_sql(AssertSqlSafe(set))
@@ -119,14 +130,44 @@ impl Lease<'_> {
         Ok(())
     }
 
-    /// The call ended cleanly: the connection is kept for the next one.
-    pub fn done(self) {
-        let Lease { kept, mut idle } = self;
+    /// The call ended cleanly: the connection is kept for the next one, or, when as many
+    /// are kept as may be, goes back to the pool with its session reset (one round trip;
+    /// closing it instead would cost the next caller a new connection, and the server
+    /// would count the closing one beside it for a moment).
+    pub async fn done(mut self) {
+        let Some(mut idle) = self.idle.take() else {
+            return;
+        };
         idle.since = Instant::now();
-        let mut list = kept.idle.lock().unwrap_or_else(|e| e.into_inner());
-        // Under the lock: the pool is marked closed before the watcher empties the list.
-        if list.len() < kept.most && !kept.pool.is_closed() {
-            list.push(idle);
+        let kept = self.kept;
+        let mut idle = {
+            let mut list = kept.idle.lock().unwrap_or_else(|e| e.into_inner());
+            // Under the lock: the pool is marked closed before the watcher empties the list.
+            if list.len() < kept.most && !kept.pool.is_closed() {
+                list.push(idle);
+                return;
+            }
+            idle
+        };
+        if idle.changed {
+            let reset = sqlx::raw_sql(AssertSqlSafe("SET statement_timeout = DEFAULT"))
+                .execute(&mut *idle.connection)
+                .await;
+            if reset.is_err() {
+                idle.connection.close_on_drop();
+            }
+        }
+    }
+}
+
+impl Drop for Lease<'_> {
+    fn drop(&mut self) {
+        // An error or a call cut short: a changed session must never reach the pool's
+        // other users.
+        if let Some(idle) = &mut self.idle
+            && idle.changed
+        {
+            idle.connection.close_on_drop();
         }
     }
 }
@@ -166,14 +207,14 @@ mod tests {
             .execute(lease.connection())
             .await
             .unwrap();
-        lease.done();
+        lease.done().await;
         assert_eq!(kept.len(), 1);
         let mut again = kept.take().await.unwrap();
         sqlx::query("SELECT count(*) FROM mark")
             .fetch_one(again.connection())
             .await
             .expect("the same connection");
-        again.done();
+        again.done().await;
         let closing = tokio::time::timeout(Duration::from_secs(30), pool.close()).await;
         assert!(closing.is_ok(), "closing waited for a kept connection");
         assert!(kept.is_empty());
@@ -191,7 +232,7 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(statement_timeout(lease.connection()).await, "250ms");
-        lease.done();
+        lease.done().await;
         let mut again = kept.take().await.unwrap();
         assert_eq!(statement_timeout(again.connection()).await, "250ms");
         again
@@ -206,5 +247,50 @@ mod tests {
             let mut other = pool.acquire().await.unwrap();
             assert_eq!(statement_timeout(&mut other).await, "0");
         }
+    }
+
+    async fn backend(connection: &mut AnyConnection) -> i32 {
+        let row = sqlx::query("SELECT pg_backend_pid()")
+            .fetch_one(connection)
+            .await
+            .expect("pg_backend_pid");
+        row.get(0)
+    }
+
+    #[tokio::test]
+    async fn one_more_than_is_kept_goes_back_to_the_pool_reset_not_closed() {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        let pool = pool(&url).await;
+        let kept = Kept::new(pool.clone(), 1);
+        let (mut first, mut second) = (kept.take().await.unwrap(), kept.take().await.unwrap());
+        for lease in [&mut first, &mut second] {
+            lease
+                .statement_timeout(Duration::from_millis(250))
+                .await
+                .unwrap();
+        }
+        let pid = backend(second.connection()).await;
+        first.done().await;
+        second.done().await;
+        assert_eq!(kept.len(), 1);
+        // sqlx returns a connection to its pool in a task of its own: wait for it. A
+        // closed one would never be idle.
+        let returned = tokio::time::timeout(Duration::from_secs(10), async {
+            while pool.num_idle() < 1 {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        });
+        assert!(
+            returned.await.is_ok(),
+            "the second connection went back idle"
+        );
+        let mut again = pool.acquire().await.unwrap();
+        assert_eq!(
+            backend(&mut again).await,
+            pid,
+            "the connection was not closed"
+        );
+        assert_eq!(statement_timeout(&mut again).await, "0");
     }
 }

@@ -303,7 +303,7 @@ impl Storage {
                 run_each(lease.connection(), statements, want_rows, limits).await?
             };
             if outcome.is_ok() {
-                lease.done();
+                lease.done().await;
             }
             Ok(outcome)
         };
