@@ -46,12 +46,12 @@ impl CpuClock {
         }
     }
 
-    /// The whole budget again, for a kept instance's next event.
-    pub(crate) fn restart(&mut self, budget: Duration) {
+    /// The whole budget again from `now`, for a kept instance's next event.
+    pub(crate) fn restart(&mut self, budget: Duration, now: Instant) {
         self.used = Duration::ZERO;
         self.budget = budget;
         self.exceeded = false;
-        self.last_tick = Instant::now();
+        self.last_tick = now;
         self.suspended.store(0, Ordering::Relaxed);
     }
 
@@ -153,7 +153,7 @@ mod tests {
             "two ticks of guest time spend a 10 ms budget"
         );
         assert!(clock.exceeded);
-        clock.restart(Duration::from_millis(10));
+        clock.restart(Duration::from_millis(10), Instant::now());
         assert!(!clock.exceeded);
         assert!(clock.tick(), "a restarted clock has its whole budget");
     }

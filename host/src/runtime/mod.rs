@@ -16,7 +16,10 @@ mod stats;
 mod stderr;
 pub mod watch;
 
-use std::{sync::Arc, time::Duration};
+use std::{
+    sync::Arc,
+    time::{Duration, Instant},
+};
 
 use tokio::sync::Semaphore;
 use wasmtime::{Engine, Store, UpdateDeadline, component::Linker};
@@ -142,9 +145,9 @@ impl Runtime {
 
     /// A kept instance's budgets, whole again for its next event; its memory stays, and
     /// stays capped.
-    fn restart_clocks(&self, store: &mut Store<InstanceData>, policy: &PluginPolicy) {
+    fn restart_clocks(&self, store: &mut Store<InstanceData>, policy: &PluginPolicy, now: Instant) {
         let data = store.data_mut();
-        data.cpu.restart(policy.cpu_budget());
+        data.cpu.restart(policy.cpu_budget(), now);
         data.memory.exceeded = false;
         data.memory.peak = data.memory.used;
         store.set_epoch_deadline(1);

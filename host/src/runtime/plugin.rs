@@ -238,11 +238,7 @@ impl Plugin {
             Instances::Fresh => None,
         };
         let (mut store, handle, slot, served) = match kept {
-            Some(warm) => {
-                let mut store = warm.store;
-                runtime.restart_clocks(&mut store, &self.policy);
-                (store, Some(warm.handle), warm.slot, warm.served)
-            }
+            Some(warm) => (warm.store, Some(warm.handle), warm.slot, warm.served),
             None => {
                 let stats = Some(Arc::clone(&self.stats));
                 let store =
@@ -256,14 +252,18 @@ impl Plugin {
                 (store, None, slot, 0)
             }
         };
+        // From here: waiting for a pool slot is not the plugin's time.
+        let now = Instant::now();
+        if handle.is_some() {
+            runtime.restart_clocks(&mut store, &self.policy, now);
+        }
         if let Some(messenger) = messenger {
             store.data_mut().capabilities.messaging.attach(messenger);
         }
         if self.allowed.contains(Capability::Schedule) {
             store.data_mut().capabilities.schedule.set_origin(event);
         }
-        // From here: waiting for a pool slot is not the plugin's time.
-        let deadline = Instant::now() + self.policy.wall_budget();
+        let deadline = now + self.policy.wall_budget();
         let suspensions = store.data().cpu.suspensions();
         let call = async {
             let handle = match handle {

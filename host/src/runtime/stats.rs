@@ -12,9 +12,7 @@ use std::{
 /// What a plugin has done since the host started.
 #[derive(Debug)]
 pub struct PluginStats {
-    events: AtomicU64,
     failures: Mutex<BTreeMap<&'static str, u64>>,
-    busy_nanos: AtomicU64,
     peak_memory: AtomicU64,
     live_memory: AtomicU64,
     latency: prometheus::Histogram,
@@ -24,9 +22,7 @@ impl PluginStats {
     /// Counters that also observe each event's time into `latency`.
     pub(crate) fn new(latency: prometheus::Histogram) -> Self {
         Self {
-            events: AtomicU64::new(0),
             failures: Mutex::default(),
-            busy_nanos: AtomicU64::new(0),
             peak_memory: AtomicU64::new(0),
             live_memory: AtomicU64::new(0),
             latency,
@@ -71,12 +67,13 @@ impl PluginStats {
         peak_memory: usize,
         failure: Option<&'static str>,
     ) {
-        self.events.fetch_add(1, Ordering::Relaxed);
+        // The histogram counts the events and sums their time too: each atomic here is
+        // paid on every event.
         self.latency.observe(elapsed.as_secs_f64());
-        let nanos = u64::try_from(elapsed.as_nanos()).unwrap_or(u64::MAX);
-        self.busy_nanos.fetch_add(nanos, Ordering::Relaxed);
-        self.peak_memory
-            .fetch_max(peak_memory as u64, Ordering::Relaxed);
+        let peak_memory = peak_memory as u64;
+        if peak_memory > self.peak_memory.load(Ordering::Relaxed) {
+            self.peak_memory.fetch_max(peak_memory, Ordering::Relaxed);
+        }
         if let Some(kind) = failure {
             let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
             *failures.entry(kind).or_default() += 1;
@@ -85,7 +82,7 @@ impl PluginStats {
 
     /// Events handled, failed ones included.
     pub fn events(&self) -> u64 {
-        self.events.load(Ordering::Relaxed)
+        self.latency.get_sample_count()
     }
 
     /// Failed events by [`Failure::kind`](crate::runtime::Failure::kind).
@@ -103,7 +100,7 @@ impl PluginStats {
 
     /// Time spent in the plugin, instantiation included.
     pub fn busy(&self) -> Duration {
-        Duration::from_nanos(self.busy_nanos.load(Ordering::Relaxed))
+        Duration::try_from_secs_f64(self.latency.get_sample_sum()).unwrap_or_default()
     }
 
     /// The most memory one instance has used, in bytes.
