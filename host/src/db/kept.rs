@@ -187,12 +187,23 @@ mod tests {
             .expect("the test database")
     }
 
-    async fn statement_timeout(connection: &mut AnyConnection) -> String {
-        let row = sqlx::query("SHOW statement_timeout")
-            .fetch_one(connection)
-            .await
-            .expect("SHOW");
+    /// The one value `sql` answers on `connection`.
+    async fn one<T>(connection: &mut AnyConnection, sql: &'static str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, Any> + sqlx::Type<Any>,
+    {
+        let row = sqlx::query(sql).fetch_one(connection).await.expect(sql);
         row.get(0)
+    }
+
+    async fn statement_timeout(connection: &mut AnyConnection) -> String {
+        one(connection, "SHOW statement_timeout").await
+    }
+
+    async fn postgres() -> AnyPool {
+        let url = std::env::var("DATABASE_URL")
+            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
+        pool(&url).await
     }
 
     #[tokio::test]
@@ -222,9 +233,7 @@ mod tests {
 
     #[tokio::test]
     async fn the_statement_timeout_is_set_once_and_never_reaches_the_pool() {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let pool = pool(&url).await;
+        let pool = postgres().await;
         let kept = Kept::new(pool.clone(), 1);
         let mut lease = kept.take().await.unwrap();
         lease
@@ -250,18 +259,12 @@ mod tests {
     }
 
     async fn backend(connection: &mut AnyConnection) -> i32 {
-        let row = sqlx::query("SELECT pg_backend_pid()")
-            .fetch_one(connection)
-            .await
-            .expect("pg_backend_pid");
-        row.get(0)
+        one(connection, "SELECT pg_backend_pid()").await
     }
 
     #[tokio::test]
     async fn one_more_than_is_kept_goes_back_to_the_pool_reset_not_closed() {
-        let url = std::env::var("DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".to_owned());
-        let pool = pool(&url).await;
+        let pool = postgres().await;
         let kept = Kept::new(pool.clone(), 1);
         let (mut first, mut second) = (kept.take().await.unwrap(), kept.take().await.unwrap());
         for lease in [&mut first, &mut second] {
