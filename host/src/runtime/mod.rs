@@ -145,7 +145,7 @@ impl Runtime {
 
     /// A kept instance's budgets, whole again for its next event; its memory stays, and
     /// stays capped.
-    fn restart_clocks(&self, store: &mut Store<InstanceData>, policy: &PluginPolicy, now: Instant) {
+    fn restart_clocks(store: &mut Store<InstanceData>, policy: &PluginPolicy, now: Instant) {
         let data = store.data_mut();
         data.cpu.restart(policy.cpu_budget(), now);
         data.memory.exceeded = false;

@@ -255,7 +255,7 @@ impl Plugin {
         // From here: waiting for a pool slot is not the plugin's time.
         let now = Instant::now();
         if handle.is_some() {
-            runtime.restart_clocks(&mut store, &self.policy, now);
+            Runtime::restart_clocks(&mut store, &self.policy, now);
         }
         if let Some(messenger) = messenger {
             store.data_mut().capabilities.messaging.attach(messenger);
