@@ -5,6 +5,11 @@
 //! 1. One message at a time (`SEQUENTIAL`, 1 000): latency per message, unloaded.
 //! 2. A burst of `MESSAGES` (10 000) across 100 guilds: messages/s, latency per message
 //!    under load, and the config store's statements in Postgres' own statistics.
+//!
+//! `FAKE=apart` runs the fake Discord on a runtime of its own (one thread, `fake-discord`)
+//! and reports the CPU time of the burst on each side of the wire, from the kernel's
+//! per-thread accounting: the host's share alone, with the fake's taken out.
+//! `PING_INSTANCES=reuse` keeps `ping`'s instances between messages.
 
 use std::{
     collections::HashMap,
@@ -23,6 +28,33 @@ fn env_or(name: &str, default: usize) -> usize {
         .ok()
         .and_then(|value| value.parse().ok())
         .unwrap_or(default)
+}
+
+/// CPU time each part has run so far, from `/proc/self/task/*/schedstat`: the fake's
+/// threads (`fake-discord`), this driver (the main thread, which makes the gateway's
+/// messages) and all others (the host and its runtime).
+fn cpu_time() -> (Duration, Duration, Duration) {
+    let (mut fake, mut driver, mut host) = (Duration::ZERO, Duration::ZERO, Duration::ZERO);
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (fake, driver, host);
+    };
+    let main = std::process::id().to_string();
+    for task in tasks.flatten() {
+        let path = task.path();
+        let name = std::fs::read_to_string(path.join("comm")).unwrap_or_default();
+        let ran = std::fs::read_to_string(path.join("schedstat"))
+            .ok()
+            .and_then(|stat| stat.split_whitespace().next()?.parse().ok())
+            .map_or(Duration::ZERO, Duration::from_nanos);
+        if name.trim() == "fake-discord" {
+            fake += ran;
+        } else if task.file_name() == main.as_str() {
+            driver += ran;
+        } else {
+            host += ran;
+        }
+    }
+    (fake, driver, host)
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> Duration {
@@ -64,10 +96,34 @@ fn latencies(
 async fn main() {
     let sequential = env_or("SEQUENTIAL", 1_000);
     let burst = env_or("MESSAGES", 10_000);
-    let fake = FakeDiscord::start().await;
+    let apart = std::env::var("FAKE").is_ok_and(|v| v == "apart");
+    // Kept for the whole run: dropped at the end, off the host's runtime.
+    let fake_runtime = apart.then(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("fake-discord")
+            .enable_all()
+            .build()
+            .expect("the fake's runtime")
+    });
+    let fake = match &fake_runtime {
+        Some(runtime) => runtime
+            .spawn(FakeDiscord::start())
+            .await
+            .expect("the fake starts"),
+        None => FakeDiscord::start().await,
+    };
     let folder = plugins(&["ping"]);
     let database = fresh_postgres("discord_bench").await;
-    let host = Host::start(&fake, folder.path(), measured(database.clone())).await;
+    let reuse = std::env::var("PING_INSTANCES").is_ok_and(|v| v == "reuse");
+    let configure = measured(database.clone());
+    let host = Host::start(&fake, folder.path(), move |config| {
+        configure(config);
+        if reuse {
+            config.plugin_defaults.instances = wasmbot::runtime::Instances::Reuse;
+        }
+    })
+    .await;
     fake.wait_connected(1).await;
     let guilds: Vec<u64> = (0..100).map(|_| fake.id()).collect();
     let channel = fake.id();
@@ -88,6 +144,7 @@ async fn main() {
     // A burst: all messages at once, as a busy gateway delivers them.
     let from = fake.sent_count();
     let mut dispatched = HashMap::new();
+    let cpu_before = cpu_time();
     let started = Instant::now();
     for i in 0..burst {
         let at = Instant::now();
@@ -104,6 +161,7 @@ async fn main() {
         .await
         - sequential;
     let elapsed = started.elapsed();
+    let cpu_after = cpu_time();
     let latencies = latencies(&fake, from, &dispatched);
     let last = latencies.iter().max().copied().unwrap_or_default();
     println!(
@@ -112,6 +170,24 @@ async fn main() {
         answered as f64 / last.max(Duration::from_micros(1)).as_secs_f64()
     );
     report("burst", latencies);
+    if apart {
+        let fake_cpu = cpu_after.0 - cpu_before.0;
+        let driver_cpu = cpu_after.1 - cpu_before.1;
+        let host_cpu = cpu_after.2 - cpu_before.2;
+        let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / answered.max(1) as f64;
+        let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
+        println!(
+            "burst CPU: fake {:.2} s ({:.1} µs a message), driver {:.2} s ({:.1} µs), host {:.2} s \
+             ({:.1} µs a message): the host alone would answer {:.0} messages/s on {cores} cores",
+            fake_cpu.as_secs_f64(),
+            per(fake_cpu),
+            driver_cpu.as_secs_f64(),
+            per(driver_cpu),
+            host_cpu.as_secs_f64(),
+            per(host_cpu),
+            cores * 1e6 / per(host_cpu)
+        );
+    }
 
     host.stop().await;
     let statements = config_statements(&database).await;
@@ -121,4 +197,8 @@ async fn main() {
          ({:.1} per 10 000)",
         statements as f64 * 10_000.0 / messages as f64
     );
+    drop(fake);
+    if let Some(runtime) = fake_runtime {
+        runtime.shutdown_background();
+    }
 }
