@@ -66,6 +66,9 @@ impl Sent {
     }
 }
 
+/// Frames a session writes at once at most, when a burst has them waiting.
+const BATCH_FRAMES: usize = 256;
+
 enum Control {
     Frame(String),
     Drop,
@@ -737,7 +740,24 @@ async fn session(inner: Arc<Inner>, stream: tokio::net::TcpStream) {
         tokio::select! {
             command = control.recv() => match command {
                 Some(Control::Frame(frame)) => {
-                    if out.send(Frame::text(frame)).await.is_err() {
+                    // Frames already waiting go out together, one write for all, as a
+                    // busy gateway's do: a burst is not a system call per event.
+                    let mut written = out.feed(Frame::text(frame)).await.is_ok();
+                    let mut dropped = false;
+                    for _ in 1..BATCH_FRAMES {
+                        match control.try_recv() {
+                            Ok(Control::Frame(next)) if written => {
+                                written = out.feed(Frame::text(next)).await.is_ok();
+                            }
+                            Ok(Control::Frame(_)) => {}
+                            Ok(Control::Drop) => {
+                                dropped = true;
+                                break;
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    if !written || out.flush().await.is_err() || dropped {
                         break;
                     }
                 }
