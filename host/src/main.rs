@@ -93,7 +93,14 @@ fn main() -> std::process::ExitCode {
     // Before the runtime's threads start allocating.
     wasmbot::telemetry::allocator::cap_glibc_arenas();
     match tokio::runtime::Runtime::new() {
-        Ok(runtime) => runtime.block_on(bot()),
+        Ok(runtime) => {
+            let code = runtime.block_on(bot());
+            // Everything was stopped in order by now. What may be left is the console's
+            // read of a terminal nobody types in, a blocking read no signal ends: dropping
+            // the runtime would wait for it forever.
+            runtime.shutdown_background();
+            code
+        }
         Err(error) => {
             eprintln!("cannot start the async runtime: {error}");
             std::process::ExitCode::FAILURE

@@ -19,21 +19,7 @@ fn the_console_answers_ping_and_exits_on_quit() {
     let plugins = tempfile::tempdir().unwrap();
     std::fs::copy(&built[0], plugins.path().join("ping.wasm")).unwrap();
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
-        .arg("--plugins-dir")
-        .arg(plugins.path())
-        .env("WASMBOT_RUNTIME__CACHE_DIR", "")
-        .env("WASMBOT_RUNTIME__HOT_RELOAD", "false")
-        .env(
-            "WASMBOT_DATABASE__URL",
-            format!("sqlite://{}/bot.db?mode=rwc", plugins.path().display()),
-        )
-        .env_remove("DATABASE_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = console_bot(plugins.path()).spawn().unwrap();
     child
         .stdin
         .take()
@@ -46,6 +32,69 @@ fn the_console_answers_ping_and_exits_on_quit() {
     assert!(output.status.success(), "{stderr}");
     assert!(stdout.contains("\nping> pong ("), "{stdout}\n{stderr}");
     assert!(stderr.contains("plugin ping 0.1.0 loaded"), "{stderr}");
+}
+
+/// The bot in console mode on the plugins of `folder`, SQLite beside them.
+fn console_bot(folder: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_wasmbot"));
+    command
+        .arg("--plugins-dir")
+        .arg(folder)
+        .env("WASMBOT_RUNTIME__CACHE_DIR", "")
+        .env("WASMBOT_RUNTIME__HOT_RELOAD", "false")
+        .env(
+            "WASMBOT_DATABASE__URL",
+            format!("sqlite://{}/bot.db?mode=rwc", folder.display()),
+        )
+        .env_remove("DATABASE_URL")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    command
+}
+
+/// SIGTERM stops a console bot that waits for its next line (a terminal nobody types in):
+/// the read of its input does not hold the process.
+#[test]
+fn sigterm_stops_a_console_waiting_for_input() {
+    use std::io::{BufRead, BufReader};
+
+    let folder = tempfile::tempdir().unwrap();
+    let mut child = console_bot(folder.path()).spawn().unwrap();
+    // Held open and never written: the console's read waits.
+    let input = child.stdin.take().unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("wasmbot console:") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no console");
+    }
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    // A bound on a hang, not a measure of speed: the stop itself takes milliseconds.
+    let mut waited = 0;
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if waited == 600 {
+            let _ = child.kill();
+            panic!("still running a minute after SIGTERM, its console waiting for input");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        waited += 1;
+    };
+    drop(input);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    assert!(status.success(), "{stderr}");
+    assert!(
+        stderr.lines().any(|line| line.ends_with(" stopped")),
+        "{stderr}"
+    );
 }
 
 #[test]
