@@ -97,7 +97,7 @@ async fn main() {
     let sequential = env_or("SEQUENTIAL", 1_000);
     let burst = env_or("MESSAGES", 10_000);
     let apart = std::env::var("FAKE").is_ok_and(|v| v == "apart");
-    // Kept for the whole run: dropped at the end, off the host's runtime.
+    // Shut down at the end without waiting: a runtime cannot be dropped inside another.
     let fake_runtime = apart.then(|| {
         tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
@@ -171,9 +171,10 @@ async fn main() {
     );
     report("burst", latencies);
     if apart {
-        let fake_cpu = cpu_after.0 - cpu_before.0;
-        let driver_cpu = cpu_after.1 - cpu_before.1;
-        let host_cpu = cpu_after.2 - cpu_before.2;
+        // Saturating: a thread that ended in between takes its time with it.
+        let fake_cpu = cpu_after.0.saturating_sub(cpu_before.0);
+        let driver_cpu = cpu_after.1.saturating_sub(cpu_before.1);
+        let host_cpu = cpu_after.2.saturating_sub(cpu_before.2);
         let per = |cpu: Duration| cpu.as_secs_f64() * 1e6 / answered.max(1) as f64;
         let cores = std::thread::available_parallelism().map_or(2, |n| n.get()) as f64;
         println!(

@@ -745,11 +745,13 @@ async fn session(inner: Arc<Inner>, stream: tokio::net::TcpStream) {
                     let mut written = out.feed(Frame::text(frame)).await.is_ok();
                     let mut dropped = false;
                     for _ in 1..BATCH_FRAMES {
+                        if !written {
+                            break;
+                        }
                         match control.try_recv() {
-                            Ok(Control::Frame(next)) if written => {
+                            Ok(Control::Frame(next)) => {
                                 written = out.feed(Frame::text(next)).await.is_ok();
                             }
-                            Ok(Control::Frame(_)) => {}
                             Ok(Control::Drop) => {
                                 dropped = true;
                                 break;
