@@ -225,21 +225,9 @@ fn sigterm_under_load_loses_nothing() {
         std::fs::copy(file, folder.path().join(format!("{name}.wasm"))).unwrap();
     }
     let db = folder.path().join("bot.db");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_wasmbot"))
-        .arg("--plugins-dir")
-        .arg(folder.path())
-        .env("WASMBOT_RUNTIME__HOT_RELOAD", "false")
-        .env("WASMBOT_RUNTIME__CACHE_DIR", "")
+    let mut child = console_bot(folder.path())
         .env("WASMBOT_ADMIN__LISTEN", "127.0.0.1:0")
-        .env(
-            "WASMBOT_DATABASE__URL",
-            format!("sqlite://{}?mode=rwc", db.display()),
-        )
-        .env_remove("DATABASE_URL")
         .env_remove("REDIS_URL")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
         .spawn()
         .unwrap();
     // Far more input than it handles before the signal: it is still busy when it comes.
